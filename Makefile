@@ -1,0 +1,46 @@
+# Two entry points (README): `make run` and `make test`. Each bootstraps .venv itself.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+export PYTHONUNBUFFERED := 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export DO_NOT_TRACK := 1
+
+.PHONY: run test install bench lock clean-venv ui-mlflow ui-prefect
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# requirements.lock pins every transitive version (pip freeze of a known-good venv);
+# bfcl-eval is test-only and installed --no-deps (its full tree is ~6 GB of CUDA + SDKs).
+$(STAMP): $(BIN)/python pyproject.toml requirements.lock
+	$(BIN)/pip install -q -c requirements.lock -e '.[test]'
+	$(BIN)/pip install -q --no-deps bfcl-eval==2026.3.23
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	@if [ ! -d .dvc ]; then $(BIN)/dvc init -q $$(git rev-parse --git-dir >/dev/null 2>&1 || echo --no-scm); fi
+	TOOLKILN_PIPELINE_ID=$${TOOLKILN_PIPELINE_ID:-run-$$(date +%Y%m%d-%H%M%S)} PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
+
+test: install
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests
+
+bench: install
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m bench
+
+lock: $(BIN)/python
+	$(BIN)/pip freeze --exclude-editable | grep -v '^bfcl-eval==' > requirements.lock
+
+ui-mlflow: install
+	$(BIN)/mlflow ui --host 127.0.0.1 --backend-store-uri sqlite:///mlflow.db
+
+ui-prefect: install
+	$(BIN)/prefect server start --host 127.0.0.1
+
+clean-venv:
+	rm -rf $(VENV)

