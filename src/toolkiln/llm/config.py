@@ -23,4 +23,6 @@ class LLMConfig(Section):
     max_backoff_s: float = Field(30.0, ge=0, description="Cap on one backoff sleep.")
     temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature for generation agents.")
     max_tokens: int = Field(1024, ge=1, description="Completion token limit per request.")
-    cache_dir: str = Field("cache/llm", description="On-disk response cache (keyed by request) so reruns resume.")
+    cache_dir: str = Field("cache/llm", description="On-disk response cache (keyed by request) so reruns resume; '' disables it.")
+    device: str = Field("cpu", description="Torch device for the 'transformers' backend (cpu, cuda, cuda:1, mps).")
+    batch_size: int = Field(8, ge=1, le=4096, description="Prompts generated together by the 'transformers' backend.")
