@@ -1,0 +1,256 @@
+"""Chat backend on a local Hugging Face causal LM folder (DESIGN.md §3, §7 "model generation batched").
+
+Serves the same :class:`ChatBackend` contract as the HTTP backend for runs with
+no endpoint at all, e.g. letting the iTool policy (arXiv 2501.09766 §3) or a
+small open model play the ToolACE agents (arXiv 2409.00920 §2). Nothing is ever
+downloaded (``local_files_only=True``). Messages are rendered with the
+tokenizer's chat template, or a plain role-tagged fallback when it has none.
+Prompts are generated in left-padded batches: greedy when ``temperature == 0``,
+otherwise sampled under the request's seed, ``n`` samples per request. Answers
+go through the same on-disk cache and trace as the HTTP backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from tqdm.auto import tqdm
+
+from toolkiln.llm.base import ChatRequest, ChatResult
+from toolkiln.llm.cache import ResponseCache, TraceWriter
+
+log = logging.getLogger(__name__)
+
+
+def render_fallback(messages: Sequence[dict]) -> str:
+    """Role-tagged prompt for tokenizers without a chat template; ends where the assistant speaks."""
+    parts = [f"<|{m.get('role', 'user')}|>\n{m.get('content') or ''}\n" for m in messages]
+    return "".join(parts) + "<|assistant|>\n"
+
+
+class TransformersBackend:
+    """Batched generation with a local ``AutoModelForCausalLM`` folder."""
+
+    def __init__(self, model_path: str | Path, *, device: str = "cpu", batch_size: int = 8, max_new_tokens: int = 256,
+                 dtype: str | None = None, default_seed: int = 0, cache_dir: str | Path | None = None,
+                 trace_path: str | Path | None = None) -> None:
+        path = Path(model_path)
+        if not (path / "config.json").is_file():
+            raise ValueError(f"llm.model: {str(model_path)!r} is not a local model folder (no config.json there); "
+                             "the transformers backend loads local folders only and never downloads")
+        if batch_size < 1:
+            raise ValueError(f"TransformersBackend.batch_size: got {batch_size}; expected >= 1")
+        if max_new_tokens < 1:
+            raise ValueError(f"TransformersBackend.max_new_tokens: got {max_new_tokens}; expected >= 1")
+        self.model_path = path
+        self.model_name = str(model_path)  # what fills ChatRequest.model, hence part of the cache key
+        self.device = device
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.dtype = dtype
+        self.default_seed = default_seed
+        self.cache = ResponseCache(cache_dir) if cache_dir is not None else None
+        self.trace = TraceWriter(trace_path) if trace_path is not None else None
+        self._model: Any = None
+        self._tok: Any = None
+
+    def __repr__(self) -> str:
+        return f"TransformersBackend(model_path={self.model_name!r}, device={self.device!r}, batch_size={self.batch_size})"
+
+    # -- loading -----------------------------------------------------------------
+    def _load(self) -> None:
+        # Loaded on first use so that make_backend() (and a fully cached rerun) stays cheap.
+        if self._model is not None:
+            return
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
+        tok.padding_side = "left"  # generated tokens must follow every prompt directly
+        if tok.pad_token is None:
+            if tok.eos_token is None:
+                raise ValueError(f"{self.model_path}: tokenizer has neither a pad nor an eos token; cannot batch")
+            tok.pad_token = tok.eos_token
+        kwargs: dict[str, Any] = {"local_files_only": True}
+        if self.dtype:
+            kwargs["dtype"] = getattr(torch, self.dtype)
+        model = AutoModelForCausalLM.from_pretrained(self.model_path, **kwargs)
+        model.to(self.device)
+        model.eval()
+        self._model, self._tok = model, tok
+
+    def render(self, messages: Sequence[dict]) -> tuple[str, bool]:
+        """Prompt text and whether the tokenizer should add its own special tokens."""
+        self._load()
+        if getattr(self._tok, "chat_template", None):
+            text = self._tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+            return text, False  # the template already places BOS etc.
+        return render_fallback(messages), True
+
+    # -- public API --------------------------------------------------------------
+    def chat_many(self, requests: Sequence[ChatRequest], *, desc: str | None = None) -> list[ChatResult]:
+        requests = list(requests)
+        results: list[ChatResult | None] = [None] * len(requests)
+        effective = [r if r.model else dataclasses.replace(r, model=self.model_name) for r in requests]
+        todo: list[int] = []
+        for i, (req, eff) in enumerate(zip(requests, effective)):
+            entry = self.cache.get(eff.key()) if self.cache is not None else None
+            if entry is not None:
+                results[i] = ChatResult(key=req.key(), ok=True, texts=list(entry["texts"]), cached=True,
+                                        usage=entry.get("usage"))
+                self._trace(req, eff, results[i], entry.get("response"))
+            else:
+                todo.append(i)
+        bar = tqdm(total=len(requests), initial=len(requests) - len(todo), desc=desc, disable=desc is None, unit="req")
+        rendered: dict[int, tuple[str, bool]] = {}
+        fits: list[int] = []
+        for i in todo:
+            rendered[i] = self.render(effective[i].messages)
+            reason = self._context_problem(rendered[i], effective[i])
+            if reason is None:
+                fits.append(i)
+            else:
+                results[i] = ChatResult(key=requests[i].key(), ok=False, error=reason, attempts=0)
+                self._trace(requests[i], effective[i], results[i], None)
+                bar.update(1)
+        for idx in self._batches(fits, effective):
+            batch = self._generate([effective[i] for i in idx], [requests[i] for i in idx], [rendered[i] for i in idx])
+            for i, res in zip(idx, batch):
+                results[i] = res
+                if res.ok and self.cache is not None:
+                    try:
+                        self.cache.put(effective[i].key(), request=effective[i].payload(), texts=res.texts,
+                                       usage=res.usage, response={"texts": res.texts, "usage": res.usage})
+                    except OSError as exc:
+                        log.warning("could not write LLM cache entry %s: %s", effective[i].key()[:12], exc)
+                self._trace(requests[i], effective[i], res, {"texts": res.texts, "usage": res.usage} if res.ok else None)
+            bar.update(len(idx))
+        bar.close()
+        return results  # type: ignore[return-value]
+
+    # -- internals -----------------------------------------------------------------
+    def _batches(self, todo: list[int], reqs: list[ChatRequest]) -> list[list[int]]:
+        """Group requests that can share one ``generate`` call, then cut groups to ``batch_size``.
+
+        Greedy requests share a call whatever their seed; sampled ones share it only
+        with the same temperature, seed and n, since the seed governs the whole call.
+        """
+        groups: dict[tuple, list[int]] = {}
+        for i in todo:
+            r = reqs[i]
+            max_new = r.max_tokens or self.max_new_tokens
+            if r.temperature == 0:
+                gkey: tuple = ("greedy", max_new)
+            else:
+                gkey = ("sample", max_new, r.temperature, r.seed, r.n)
+            groups.setdefault(gkey, []).append(i)
+        # Sorting by prompt size inside a group would cut padding; message length is a cheap proxy.
+        out = []
+        for members in groups.values():
+            members = sorted(members, key=lambda i: sum(len(str(m.get("content") or "")) for m in reqs[i].messages))
+            out.extend(members[s:s + self.batch_size] for s in range(0, len(members), self.batch_size))
+        return out
+
+    def _context_problem(self, rendered: tuple[str, bool], eff: ChatRequest) -> str | None:
+        """Why a prompt cannot be answered within the model's context, or None.
+
+        Past its trained positions a model still emits tokens (RoPE extrapolates),
+        just meaningless ones; refusing up front records the reason instead.
+        """
+        limit = getattr(self._model.config, "max_position_embeddings", None)
+        if not isinstance(limit, int):
+            return None
+        n_prompt = len(self._tok(rendered[0], add_special_tokens=rendered[1])["input_ids"])
+        max_new = eff.max_tokens or self.max_new_tokens
+        if n_prompt + max_new > limit:
+            return (f"prompt of {n_prompt} tokens + max_tokens {max_new} exceeds the model's context of {limit} "
+                    f"positions ({self.model_name})")
+        return None
+
+    def _generate(self, effs: list[ChatRequest], reqs: list[ChatRequest],
+                  rendered: list[tuple[str, bool]]) -> list[ChatResult]:
+        t0 = time.perf_counter()
+        try:
+            texts, usages = self._generate_texts(effs, rendered)
+        except Exception as exc:  # OOM, a prompt longer than the model's context: recorded per request
+            log.warning("local generation failed for a batch of %d: %s: %s", len(effs), type(exc).__name__, exc)
+            return [ChatResult(key=r.key(), ok=False, error=f"local generation failed: {type(exc).__name__}: {exc}",
+                               attempts=1, latency_s=time.perf_counter() - t0) for r in reqs]
+        dt = time.perf_counter() - t0
+        return [ChatResult(key=r.key(), ok=True, texts=t, attempts=1, latency_s=dt, usage=u)
+                for r, t, u in zip(reqs, texts, usages)]
+
+    def _generate_texts(self, effs: list[ChatRequest],
+                        rendered: list[tuple[str, bool]]) -> tuple[list[list[str]], list[dict]]:
+        import torch
+        from transformers import GenerationConfig
+
+        tok, model = self._tok, self._model
+        add_special = rendered[0][1]
+        enc = tok([t for t, _ in rendered], return_tensors="pt", padding=True, add_special_tokens=add_special)
+        enc = {k: v.to(self.device) for k, v in enc.items()}
+        first = effs[0]
+        greedy = first.temperature == 0
+        n = first.n
+        gen_n = 1 if greedy else n  # greedy samples are identical: decode once, copy
+        eos = tok.eos_token_id if tok.eos_token_id is not None else model.generation_config.eos_token_id
+        gc = GenerationConfig(max_new_tokens=first.max_tokens or self.max_new_tokens, do_sample=not greedy,
+                              temperature=None if greedy else first.temperature, top_p=None, top_k=None,
+                              num_return_sequences=gen_n, pad_token_id=tok.pad_token_id, eos_token_id=eos)
+        with torch.no_grad():
+            if greedy:
+                out = model.generate(**enc, generation_config=gc)
+            else:
+                seed = first.seed if first.seed is not None else self.default_seed
+                devices = [torch.device(self.device)] if torch.device(self.device).type == "cuda" else []
+                # fork_rng: seeding must not disturb the caller's global RNG stream.
+                with torch.random.fork_rng(devices=devices):
+                    torch.manual_seed(seed)
+                    out = model.generate(**enc, generation_config=gc)
+        prompt_len = enc["input_ids"].shape[1]
+        new = out[:, prompt_len:]  # left padding: every prompt ends at prompt_len
+        decoded = tok.batch_decode(new, skip_special_tokens=True)
+        eos_ids = set([eos] if isinstance(eos, int) else (eos or []))
+        texts: list[list[str]] = []
+        usages: list[dict] = []
+        prompt_tokens = enc["attention_mask"].sum(dim=1).tolist()
+        for b in range(len(effs)):
+            rows = range(b * gen_n, (b + 1) * gen_n)
+            seqs = [decoded[j].strip() for j in rows]
+            completion = sum(_generated_length(new[j].tolist(), eos_ids, tok.pad_token_id) for j in rows)
+            if greedy and n > 1:
+                seqs = seqs * n
+                completion *= n
+            texts.append(seqs)
+            usages.append({"prompt_tokens": int(prompt_tokens[b]), "completion_tokens": int(completion),
+                           "total_tokens": int(prompt_tokens[b] + completion)})
+        return texts, usages
+
+    def _trace(self, req: ChatRequest, eff: ChatRequest, result: ChatResult, response: Any) -> None:
+        if self.trace is None:
+            return
+        row = {"key": result.key, "cache_key": eff.key(), "tag": req.tag, "request": eff.payload(),
+               "attempts": result.attempts, "latency_s": round(result.latency_s, 6), "cached": result.cached}
+        if result.ok:
+            row["response"] = response
+        else:
+            row["error"] = result.error
+        try:
+            self.trace.write(row)
+        except OSError as exc:
+            log.warning("could not append to LLM trace %s: %s", self.trace.path, exc)
+
+
+def _generated_length(ids: list[int], eos_ids: set[int], pad_id: int | None) -> int:
+    """Tokens the model produced, counting the first EOS but not the padding after it."""
+    for k, t in enumerate(ids):
+        if t in eos_ids:
+            return k + 1
+    if pad_id is not None:
+        while ids and ids[-1] == pad_id:
+            ids = ids[:-1]
+    return len(ids)

@@ -1,0 +1,152 @@
+"""TransformersBackend on a tiny from-scratch Llama + WordLevel tokenizer saved to tmp_path."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from toolkiln.llm import make_backend
+from toolkiln.llm.base import ChatRequest
+from toolkiln.llm.config import LLMConfig
+from toolkiln.llm.local import TransformersBackend, render_fallback
+
+SENTENCES = [
+    "the user asks for the weather in paris",
+    "the assistant calls get_weather with city paris",
+    "the tool returns sunny and warm",
+    "book a table for two at noon",
+]
+TEMPLATE = ("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }} {% endfor %}"
+            "{% if add_generation_prompt %}[assistant] {% endif %}")
+
+
+def _build(folder, *, chat_template: str | None) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
+    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(SENTENCES + ["[user] [assistant] [system] < | > user assistant system"],
+                            trainers.WordLevelTrainer(special_tokens=specials))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]",
+                                   bos_token="[BOS]", eos_token="[EOS]")
+    if chat_template:
+        fast.chat_template = chat_template
+    fast.save_pretrained(folder)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
+                      pad_token_id=fast.pad_token_id, bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id)
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_llama")
+    _build(folder, chat_template=TEMPLATE)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def plain_model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_llama_plain")
+    _build(folder, chat_template=None)
+    return folder
+
+
+def _req(text: str, **kw) -> ChatRequest:
+    return ChatRequest(messages=({"role": "system", "content": "the assistant"}, {"role": "user", "content": text}), **kw)
+
+
+PROMPTS = ["weather in paris", "book a table for two at noon please", "the tool", "calls get_weather with city paris"]
+
+
+def test_greedy_batched_equals_one_by_one(model_dir):
+    reqs = [_req(p, max_tokens=6) for p in PROMPTS]
+    batched = TransformersBackend(model_dir, batch_size=4).chat_many(reqs)
+    single = TransformersBackend(model_dir, batch_size=1).chat_many(reqs)
+    assert all(r.ok for r in batched + single), [r.error for r in batched + single]
+    # Left padding must not change what greedy decoding produces.
+    assert [r.texts for r in batched] == [r.texts for r in single]
+    assert [r.key for r in batched] == [q.key() for q in reqs]
+    for r in batched:
+        assert len(r.texts) == 1 and r.attempts == 1 and not r.cached
+        assert 0 < r.usage["completion_tokens"] <= 6
+        assert r.usage["prompt_tokens"] > 0
+
+
+def test_sampling_n_and_seed(model_dir):
+    backend = TransformersBackend(model_dir, batch_size=4)
+    reqs = [_req(p, temperature=1.0, n=3, seed=7, max_tokens=8) for p in PROMPTS[:2]]
+    a = backend.chat_many(reqs)
+    b = backend.chat_many(reqs)
+    assert all(len(r.texts) == 3 for r in a)
+    assert [r.texts for r in a] == [r.texts for r in b]  # same seed, same samples (no cache here)
+    other = backend.chat_many([_req(p, temperature=1.0, n=3, seed=8, max_tokens=8) for p in PROMPTS[:2]])
+    # An untrained model samples near-uniformly over the vocabulary, so another seed changes something.
+    assert [r.texts for r in other] != [r.texts for r in a]
+
+
+def test_greedy_n_gives_n_copies(model_dir):
+    [r] = TransformersBackend(model_dir).chat_many([_req("the tool", n=2, max_tokens=4)])
+    assert r.ok and len(r.texts) == 2 and r.texts[0] == r.texts[1]
+
+
+def test_fallback_rendering_without_chat_template(plain_model_dir):
+    backend = TransformersBackend(plain_model_dir, batch_size=2)
+    text, add_special = backend.render([{"role": "user", "content": "hi"}])
+    assert text == render_fallback([{"role": "user", "content": "hi"}]) and add_special
+    assert text.endswith("<|assistant|>\n")
+    results = backend.chat_many([_req(p, max_tokens=4) for p in PROMPTS[:3]])
+    assert all(r.ok and len(r.texts) == 1 for r in results)
+
+
+def test_chat_template_is_used(model_dir):
+    text, add_special = TransformersBackend(model_dir).render([{"role": "user", "content": "hi"}])
+    assert text == "[user] hi [assistant] " and not add_special
+
+
+def test_cache_and_trace(model_dir, tmp_path):
+    cfg = LLMConfig(backend="transformers", model=str(model_dir), cache_dir=str(tmp_path / "cache"), max_tokens=5,
+                    batch_size=2)
+    backend = make_backend(cfg, trace_path=tmp_path / "trace.jsonl")
+    assert isinstance(backend, TransformersBackend)
+    reqs = [_req(p) for p in PROMPTS]
+    first = backend.chat_many(reqs)
+    again = make_backend(cfg).chat_many(reqs)
+    assert all(r.cached for r in again) and not any(r.cached for r in first)
+    assert [r.texts for r in again] == [r.texts for r in first]
+    rows = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text().splitlines()]
+    # The rerun's backend has no trace, so the file holds the first run's four generations only.
+    assert sorted(r["key"] for r in rows) == sorted(q.key() for q in reqs)
+    assert all(r["response"]["texts"] for r in rows)
+    assert rows[0]["request"]["model"] == str(model_dir)
+
+
+def test_prompt_beyond_context_is_recorded_not_generated(model_dir):
+    long = " ".join(["paris"] * 400)  # the tiny model has 256 positions
+    short = _req("the tool", max_tokens=4)
+    r_long, r_short = TransformersBackend(model_dir).chat_many([_req(long, max_tokens=4), short])
+    assert not r_long.ok and "exceeds the model's context of 256" in r_long.error
+    assert r_short.ok
+
+
+def test_generation_error_is_recorded_per_batch(model_dir, monkeypatch):
+    backend = TransformersBackend(model_dir, batch_size=2)
+    backend._load()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(backend._model, "generate", boom)
+    results = backend.chat_many([_req(p, max_tokens=3) for p in PROMPTS[:3]])
+    assert [r.ok for r in results] == [False] * 3
+    assert all("RuntimeError: CUDA out of memory" in r.error for r in results)
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="not a local model folder"):
+        TransformersBackend(tmp_path / "nope")
