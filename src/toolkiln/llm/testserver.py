@@ -194,7 +194,8 @@ class _Handler(BaseHTTPRequestHandler):
         if owner.require_auth is not None and auth != f"Bearer {owner.require_auth}":
             with stats.lock:
                 stats.log.append((key, attempt, "401"))
-            self._error(401, "missing or wrong API key")
+            # Echo what was presented, as some servers do: the worst case for a client's error scrubbing.
+            self._error(401, f"Incorrect API key provided: {auth}")
             return
         fault = owner.faults.decide(body, key, attempt)
         with stats.lock:
