@@ -73,45 +73,68 @@ def ok_columns_required(suite: dict) -> list[str]:
     return cols
 
 
+def _quiet(ctx) -> None:
+    """GX draws a progress bar per batch; in a stage log that is noise."""
+    try:
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    except Exception:  # older/newer GX without this knob: bars stay, nothing breaks
+        log.debug("could not disable GX progress bars", exc_info=True)
+
+
 def run_suite(df: pl.DataFrame, suite_path: str | Path, *, data_docs_dir: str | Path | None = None,
               asset_name: str | None = None) -> SuiteResult:
     """Validate ``df`` against the suite; optionally write GX data docs (HTML) to ``data_docs_dir``."""
+    suite_json = load_suite_json(suite_path)
+    name = asset_name or suite_json["name"]
+    return run_suites({name: df}, suite_path, data_docs_dir=data_docs_dir)[name]
+
+
+def run_suites(frames: dict[str, pl.DataFrame], suite_path: str | Path, *,
+               data_docs_dir: str | Path | None = None) -> dict[str, SuiteResult]:
+    """Validate several frames (e.g. ``candidates`` and ``kept``) against one suite, with one data-docs site."""
     import great_expectations as gx
 
     suite_json = load_suite_json(suite_path)
-    missing = [c for c in ok_columns_required(suite_json) if c not in df.columns]
-    if missing:
-        raise ValueError(f"{suite_path}: columns {missing} are not in the frame (have {df.columns})")
-    asset_name = asset_name or suite_json["name"]
-    # Only the columns the suite looks at go to pandas: JSON payload columns would be copied for nothing.
-    pdf = df.select(ok_columns_required(suite_json)).to_pandas()
+    cols = ok_columns_required(suite_json)
+    for asset_name, df in frames.items():
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise ValueError(f"{suite_path}: columns {missing} are not in frame {asset_name!r} (have {df.columns})")
     root = Path(tempfile.mkdtemp(prefix="toolkiln-gx-"))
+    results: dict[str, SuiteResult] = {}
     try:
         ctx = gx.get_context(mode="file", project_root_dir=str(root))
+        _quiet(ctx)
         suite = ctx.suites.add(gx.ExpectationSuite(**suite_json))
-        asset = ctx.data_sources.add_pandas("frames").add_dataframe_asset(asset_name)
-        batch_def = asset.add_batch_definition_whole_dataframe("whole")
-        vd = ctx.validation_definitions.add(
-            gx.ValidationDefinition(name=f"{asset_name}_validation", data=batch_def, suite=suite))
-        actions = [gx.checkpoint.UpdateDataDocsAction(name="data_docs")] if data_docs_dir else []
-        cp = ctx.checkpoints.add(gx.Checkpoint(name=f"{asset_name}_checkpoint", validation_definitions=[vd],
-                                               actions=actions, result_format={"result_format": "SUMMARY"}))
-        res = cp.run(batch_parameters={"dataframe": pdf})
-        vres = list(res.run_results.values())[0]
-        outcomes = []
-        for r in vres.results:
-            cfg = r.expectation_config
-            outcomes.append(ExpectationOutcome(
-                type=cfg.type, column=cfg.kwargs.get("column"), success=bool(r.success),
-                unexpected_count=r.result.get("unexpected_count"),
-                unexpected_percent=r.result.get("unexpected_percent"), meta=dict(cfg.meta or {})))
+        source = ctx.data_sources.add_pandas("frames")
+        for asset_name, df in frames.items():
+            # Only the columns the suite looks at go to pandas: JSON payload columns would be copied for nothing.
+            pdf = df.select(cols).to_pandas()
+            batch_def = source.add_dataframe_asset(asset_name).add_batch_definition_whole_dataframe("whole")
+            vd = ctx.validation_definitions.add(
+                gx.ValidationDefinition(name=f"{asset_name}_validation", data=batch_def, suite=suite))
+            actions = [gx.checkpoint.UpdateDataDocsAction(name="data_docs")] if data_docs_dir else []
+            cp = ctx.checkpoints.add(gx.Checkpoint(name=f"{asset_name}_checkpoint", validation_definitions=[vd],
+                                                   actions=actions, result_format={"result_format": "SUMMARY"}))
+            res = cp.run(batch_parameters={"dataframe": pdf})
+            vres = list(res.run_results.values())[0]
+            outcomes = []
+            for r in vres.results:
+                cfg = r.expectation_config
+                outcomes.append(ExpectationOutcome(
+                    type=cfg.type, column=cfg.kwargs.get("column"), success=bool(r.success),
+                    unexpected_count=r.result.get("unexpected_count"),
+                    unexpected_percent=r.result.get("unexpected_percent"), meta=dict(cfg.meta or {})))
+            results[asset_name] = SuiteResult(suite=suite_json["name"], success=bool(res.success), outcomes=outcomes,
+                                              evaluated_rows=len(pdf))
         if data_docs_dir:
             site = root / "gx" / "uncommitted" / "data_docs" / "local_site"
             from toolkiln.io import atomic_dir
 
             with atomic_dir(data_docs_dir) as tmp:
                 shutil.copytree(site, tmp, dirs_exist_ok=True)
-        return SuiteResult(suite=suite_json["name"], success=bool(res.success), outcomes=outcomes,
-                           evaluated_rows=len(pdf))
+        return results
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,225 @@
+"""The ``synthesize_apis`` stage as a pure function (ToolACE §3.1, DESIGN.md §2.1).
+
+speciation (the context tree, loaded by the caller) -> adaptation (specs) ->
+evolution + realisation (a synthesiser) -> definition-clarity checks -> exact and
+near-duplicate removal -> the pool, a rejects table with reasons, and diversity
+metrics. Every candidate ends either in the pool or in the rejects table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+from tqdm import tqdm
+
+from toolkiln.schema import API_SCHEMA, api_from_dict
+from toolkiln.synth.config import SynthConfig
+from toolkiln.synth.dedup import api_text, api_tokens, embedding_pairs, greedy_keep, minhash_pairs
+from toolkiln.synth.evolve import ExampleBuffer, sample_spec
+from toolkiln.synth.synthesizer import APISynthesizer
+from toolkiln.synth.tree import ContextTree
+from toolkiln.synth.validate import api_checks_frame
+
+log = logging.getLogger(__name__)
+
+REJECT_SCHEMA = {"uid": pl.Int64, "name": pl.Utf8, "domain": pl.Utf8, "stage": pl.Utf8, "reasons": pl.List(pl.Utf8),
+                 "api": pl.Utf8}
+
+
+@dataclass
+class PoolResult:
+    pool: pl.DataFrame
+    rejects: pl.DataFrame
+    checks: pl.DataFrame  # every realised candidate with its ok_<check> columns (for the GX suite)
+    metrics: dict = field(default_factory=dict)
+
+
+def generate_candidates(tree: ContextTree, cfg: SynthConfig, synth: APISynthesizer, seed: int,
+                        n: int, progress: bool = True) -> tuple[list[dict], list[dict], dict]:
+    """Adaptation + evolution for ``n`` specs, in batches; accepted APIs feed the example buffer."""
+    rng = random.Random(seed)
+    buffer = ExampleBuffer(cfg.buffer_size)
+    rows, rejects = [], []
+    timings = {"generate_s": 0.0}
+    # Seed the buffer so the first APIs of each domain already have an example (ToolACE seeds it with real APIs).
+    seeds = [sample_spec(tree, cfg, rng, -1 - i, None) for i in range(cfg.seed_examples * len(tree.domains))]
+    for out in synth.realise(seeds):
+        if out.api is not None:
+            buffer.add(out.spec.domain, out.api)
+    bar = tqdm(total=n, desc=f"synthesize_apis ({synth.name})", unit="api", disable=not progress, mininterval=2)
+    uid = 0
+    while uid < n:
+        specs = []
+        for _ in range(min(cfg.batch_size, n - uid)):
+            specs.append(sample_spec(tree, cfg, rng, uid, buffer))
+            uid += 1
+        t0 = time.perf_counter()
+        outcomes = synth.realise(specs)
+        timings["generate_s"] += time.perf_counter() - t0
+        for out in outcomes:
+            s = out.spec
+            prov = {"generator": synth.name, "seed": s.seed, "level": s.level, "ops": out.trace.get("ops", list(s.ops)),
+                    "example": (s.example or {}).get("name"), **{k: v for k, v in out.trace.items() if k != "ops"}}
+            if out.api is None:
+                rejects.append({"uid": s.uid, "name": None, "domain": s.domain, "stage": "synthesis",
+                                "reasons": [out.reason or "unknown"], "api": json.dumps(prov)})
+                continue
+            row = api_from_dict(out.api, diversity_level=s.level, provenance={**prov, **out.api.get("provenance", {})})
+            row["uid"] = s.uid
+            rows.append(row)
+            buffer.add(s.domain, out.api)
+        bar.update(len(specs))
+    bar.close()
+    return rows, rejects, timings
+
+
+def _nesting_depth(schema: dict, depth: int = 0) -> int:
+    best = depth
+    for sub in (schema.get("properties") or {}).values():
+        if isinstance(sub, dict):
+            best = max(best, _nesting_depth(sub, depth + 1))
+    items = schema.get("items")
+    if isinstance(items, dict):
+        best = max(best, _nesting_depth(items, depth + 1))
+    return best
+
+
+def _type_histogram(params: list[dict]) -> Counter:
+    c: Counter = Counter()
+
+    def walk(s: dict) -> None:
+        for sub in (s.get("properties") or {}).values():
+            if isinstance(sub, dict):
+                c[sub.get("type", "any")] += 1
+                walk(sub)
+                if isinstance(sub.get("items"), dict):
+                    walk(sub["items"])
+
+    for p in params:
+        walk(p)
+    return c
+
+
+def diversity_metrics(pool: pl.DataFrame, embed_sample: int, seed: int) -> dict:
+    params = [json.loads(p) for p in pool["parameters"]]
+    per_domain = dict(pool.group_by("domain").len().sort("domain").iter_rows())
+    depth = [_nesting_depth(p) for p in params]
+    n_params = [len(p.get("properties", {})) for p in params]
+    n_constrained = sum(1 for p in params for s in p.get("properties", {}).values()
+                        if isinstance(s, dict) and set(s) & {"enum", "pattern", "format", "minimum", "maximum", "minItems", "maxItems", "minLength", "maxLength"})
+    out = {
+        "n_apis": pool.height,
+        "n_domains": len(per_domain),
+        "n_categories": pool.select(pl.struct("domain", "category").n_unique()).item(),
+        "n_functionalities_covered": pool.explode("functionalities")["functionalities"].n_unique(),
+        "per_domain": per_domain,
+        "param_types": dict(_type_histogram(params).most_common()),
+        "params_per_api_mean": float(np.mean(n_params)) if n_params else 0.0,
+        "nesting_depth_hist": dict(sorted(Counter(depth).items())),
+        "nesting_depth_mean": float(np.mean(depth)) if depth else 0.0,
+        "constrained_param_fraction": n_constrained / max(sum(n_params), 1),
+        "diversity_levels": dict(sorted(Counter(pool["diversity_level"].to_list()).items())),
+        "dotted_name_fraction": float(pool["name"].str.contains(r"\.").mean() or 0.0),
+    }
+    if embed_sample and pool.height > 1:
+        from toolkiln.embed import embed_texts
+
+        rng = np.random.default_rng(seed)
+        idx = rng.choice(pool.height, size=min(embed_sample, pool.height), replace=False)
+        sub = pool[idx.tolist()]
+        texts = [api_text(n, d, list(json.loads(p).get("properties", {})))
+                 for n, d, p in zip(sub["name"], sub["description"], sub["parameters"])]
+        emb = embed_texts(texts)
+        sims = emb @ emb.T
+        iu = np.triu_indices(len(emb), 1)
+        centroid = emb.mean(0)
+        out["embedding_spread"] = {
+            "mean_pairwise_cosine_distance": float(1 - sims[iu].mean()),
+            "mean_distance_to_centroid": float(np.linalg.norm(emb - centroid, axis=1).mean()),
+            "sample": int(len(emb)),
+        }
+    return out
+
+
+def synthesize_pool(tree: ContextTree, cfg: SynthConfig, synth: APISynthesizer, seed: int,
+                    progress: bool = True) -> PoolResult:
+    t_all = time.perf_counter()
+    n_candidates = int(round(cfg.n_apis * cfg.oversample))
+    rows, rejects, timings = generate_candidates(tree, cfg, synth, seed, n_candidates, progress)
+    cand = pl.DataFrame(rows, schema={**API_SCHEMA, "uid": pl.Int64})
+
+    t0 = time.perf_counter()
+    checks = api_checks_frame(cand)
+    timings["validate_s"] = time.perf_counter() - t0
+
+    def reject_rows(df: pl.DataFrame, stage: str, reasons: list[list[str]]) -> None:
+        for r, why in zip(df.iter_rows(named=True), reasons):
+            api = {k: r[k] for k in ("name", "description", "parameters", "returns", "category", "provenance")}
+            rejects.append({"uid": r["uid"], "name": r["name"], "domain": r["domain"], "stage": stage,
+                            "reasons": why, "api": json.dumps(api, ensure_ascii=False)})
+
+    bad = checks.filter(~pl.col("ok"))
+    reject_rows(bad, "validation", bad["reasons"].to_list())
+    valid = checks.filter(pl.col("ok"))
+
+    t0 = time.perf_counter()
+    # exact names: the first one stays
+    dup_name = valid.select(pl.col("name").is_duplicated() & ~pl.col("name").is_first_distinct()).to_series()
+    dups = valid.filter(dup_name)
+    reject_rows(dups, "dedup", [[f"duplicate_name: {n}"] for n in dups["name"]])
+    valid = valid.filter(~dup_name)
+    # near duplicates
+    pnames = [list(json.loads(p).get("properties", {})) for p in valid["parameters"]]
+    if cfg.dedup.method == "minhash":
+        sets = [api_tokens(n, d, p) for n, d, p in zip(valid["name"], valid["description"], pnames)]
+        pairs = minhash_pairs(sets, cfg.dedup.threshold, cfg.dedup.num_perm, seed)
+    else:
+        from toolkiln.embed import embed_texts
+
+        emb = embed_texts([api_text(n, d, p) for n, d, p in zip(valid["name"], valid["description"], pnames)])
+        pairs = embedding_pairs(emb, valid["domain"].to_list(), cfg.dedup.threshold)
+    dropped = greedy_keep(valid.height, pairs)
+    names = valid["name"].to_list()
+    mask = np.zeros(valid.height, dtype=bool)
+    mask[list(dropped)] = True
+    near = valid.filter(pl.Series(mask))
+    reject_rows(near, "dedup", [[f"near_duplicate_of: {names[dropped[i][0]]} (similarity {dropped[i][1]:.3f}, {cfg.dedup.method})"]
+                                for i in sorted(dropped)])
+    pool_full = valid.filter(~pl.Series(mask))
+    pool = pool_full.select(list(API_SCHEMA))
+    timings["dedup_s"] = time.perf_counter() - t0
+    dup_uids, near_uids = set(dups["uid"].to_list()), set(near["uid"].to_list())
+    checks = checks.with_columns(
+        ok_unique_name=~pl.col("uid").is_in(list(dup_uids)),
+        ok_not_near_duplicate=~pl.col("uid").is_in(list(near_uids)),
+    ).with_columns(ok=pl.col("ok") & pl.col("ok_unique_name") & pl.col("ok_not_near_duplicate"))
+
+    t0 = time.perf_counter()
+    metrics = diversity_metrics(pool, cfg.dedup.embed_sample, seed)
+    timings["metrics_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - t_all
+    rej = pl.DataFrame(rejects, schema=REJECT_SCHEMA)
+    reasons = Counter(r.split(":")[0] for rs in rej["reasons"] for r in rs)
+    metrics.update({
+        "candidates": n_candidates,
+        "realised": cand.height,
+        "rejected": rej.height,
+        "rejected_by_stage": dict(Counter(rej["stage"].to_list())),
+        "reject_reasons": dict(reasons.most_common()),
+        "near_duplicate_pairs": len(pairs),
+        "target_met": pool.height >= cfg.n_apis,
+        "timings": timings,
+        "apis_per_s": {"generate": cand.height / max(timings["generate_s"], 1e-9),
+                       "validate": cand.height / max(timings["validate_s"], 1e-9),
+                       "dedup": valid.height / max(timings["dedup_s"], 1e-9)},
+    })
+    if not metrics["target_met"]:
+        log.warning("pool has %d APIs, below the target %d: raise synth.oversample", pool.height, cfg.n_apis)
+    return PoolResult(pool=pool, rejects=rej, checks=checks.drop("reasons"), metrics=metrics)
