@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import socket
 import threading
 import time
 from collections import Counter
@@ -131,6 +132,23 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass  # tests assert on logs; the server stays quiet
 
+    def setup(self) -> None:
+        super().setup()
+        with self.server.conn_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.conn_lock:
+            self.server.connections.discard(self.connection)
+        super().finish()
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep unless the server stops; True when stopping (the connection is then dropped unanswered)."""
+        if self.server.owner.stopping.wait(seconds):
+            self.close_connection = True
+            return True
+        return False
+
     # -- helpers ---------------------------------------------------------
     def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
               content_type: str = "application/json") -> None:
@@ -203,13 +221,13 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None:
                 stats.faults[fault] += 1
         plan = owner.faults
-        if plan.latency_s > 0 and owner.stopping.wait(plan.latency_s):
+        if plan.latency_s > 0 and self._wait(plan.latency_s):
             return
         if fault == "hang":
-            if owner.stopping.wait(plan.hang_s):
+            if self._wait(plan.hang_s):
                 return
         elif fault == "slow":
-            if owner.stopping.wait(plan.slow_s):
+            if self._wait(plan.slow_s):
                 return
         elif fault in ("500", "503"):
             self._error(int(fault), "injected server error")
@@ -272,6 +290,22 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     owner: "ChatTestServer"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn_lock = threading.Lock()
+        self.connections: set[socket.socket] = set()  # open client connections, closed on stop
+
+    def drop_connections(self) -> None:
+        # Keep-alive handler threads block reading the next request; shutting their
+        # sockets down ends them now instead of whenever the client hangs up.
+        with self.conn_lock:
+            conns = list(self.connections)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
 
 class ChatTestServer:
     """Context manager running the server in a background thread on 127.0.0.1:<ephemeral>."""
@@ -306,6 +340,7 @@ class ChatTestServer:
         self.stopping.set()  # wakes handlers sleeping in hangs/latency so they exit promptly
         self._server.shutdown()
         self._server.server_close()
+        self._server.drop_connections()
         assert self._thread is not None
         self._thread.join(timeout=5)
         self._server = None
