@@ -70,7 +70,9 @@ def valid_name(name: Any) -> bool:
 class _Walker:
     """Walk one schema, collecting (check, reason) pairs with the JSON path of the problem."""
 
-    def __init__(self) -> None:
+    def __init__(self, describe_properties: bool = True) -> None:
+        # Parameters must be documented for the model to fill them; return fields need not be.
+        self.describe_properties = describe_properties
         self.problems: list[tuple[str, str]] = []
 
     def bad(self, check: str, path: str, msg: str) -> None:
@@ -124,7 +126,7 @@ class _Walker:
         for name, sub in props.items():
             if not isinstance(name, str) or not name or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name) or keyword.iskeyword(name):
                 self.bad("ok_parameters", f"{path}.{name}", "property name is not a valid identifier")
-            self.schema(sub, f"{path}.{name}", need_description=True)
+            self.schema(sub, f"{path}.{name}", need_description=self.describe_properties)
         req = s.get("required", [])
         if not isinstance(req, list) or not all(isinstance(r, str) for r in req):
             self.bad("ok_required", path, f"required must be a list of names, got {req!r}")
@@ -181,7 +183,7 @@ def check_api(api: dict[str, Any]) -> list[tuple[str, str]]:
     if not isinstance(rets, dict) or not rets:
         w.bad("ok_returns", "returns", "must be a non-empty JSON Schema object")
     else:
-        rw = _Walker()
+        rw = _Walker(describe_properties=False)
         rw.schema(rets, "returns", need_description=False)
         w.problems += [("ok_returns", msg) for _, msg in rw.problems]
     return w.problems

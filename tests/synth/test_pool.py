@@ -1,0 +1,122 @@
+"""The pool stage as a function: dedup, accounting of every candidate, determinism, LLM path over HTTP."""
+
+import itertools
+import json
+import random
+
+import numpy as np
+import polars as pl
+
+from toolkiln.synth.config import SynthConfig
+from toolkiln.synth.dedup import embedding_pairs, greedy_keep, minhash_pairs
+from toolkiln.synth.pool import synthesize_pool
+from toolkiln.synth.synthesizer import LLMSynthesizer, SimulatorSynthesizer, build_prompt
+from toolkiln.synth.validate import check_api
+
+
+def test_minhash_finds_every_pair_above_threshold():
+    rng = random.Random(0)
+    vocab = [f"w{i}" for i in range(60)]
+    sets = []
+    for _ in range(120):
+        base = set(rng.sample(vocab, 12))
+        sets.append(base)
+        if rng.random() < 0.4:  # a near copy: one token swapped (Jaccard 11/13 = 0.846)
+            near = set(base)
+            near.remove(next(iter(sorted(near))))
+            near.add(rng.choice([v for v in vocab if v not in base]))
+            sets.append(near)
+    brute = {(i, j) for i, j in itertools.combinations(range(len(sets)), 2)
+             if len(sets[i] & sets[j]) / len(sets[i] | sets[j]) >= 0.8}
+    found = {(i, j) for i, j, _ in minhash_pairs(sets, 0.8, num_perm=64)}
+    assert brute and found == brute
+
+
+def test_embedding_pairs_stay_within_group():
+    e = np.eye(4, dtype=np.float32)
+    e[1] = e[0]
+    e[3] = e[0]
+    pairs = embedding_pairs(e, ["a", "a", "b", "b"], 0.99)
+    assert [(i, j) for i, j, _ in pairs] == [(0, 1)]
+
+
+def test_greedy_keep_keeps_earliest():
+    dropped = greedy_keep(4, [(0, 1, 0.95), (1, 2, 0.95), (0, 3, 0.9)])
+    assert set(dropped) == {1, 3}  # 2 stays: its only near-duplicate (1) was itself dropped
+
+
+def small_cfg(**kw):
+    return SynthConfig(n_apis=150, batch_size=40, seed_examples=1, dedup={"embed_sample": 0, "threshold": 0.9}, **kw)
+
+
+def test_pool_accounts_for_every_candidate_and_is_deterministic(tiny_tree):
+    cfg = small_cfg()
+    r1 = synthesize_pool(tiny_tree, cfg, SimulatorSynthesizer(), seed=3, progress=False)
+    r2 = synthesize_pool(tiny_tree, cfg, SimulatorSynthesizer(), seed=3, progress=False)
+    assert r1.pool.equals(r2.pool)
+    m = r1.metrics
+    assert m["candidates"] == r1.pool.height + r1.rejects.height
+    assert r1.pool["name"].n_unique() == r1.pool.height
+    assert all(check_api({**row, "parameters": json.loads(row["parameters"]), "returns": json.loads(row["returns"])}) == []
+               for row in r1.pool.iter_rows(named=True))
+    assert all(len(rs) > 0 for rs in r1.rejects["reasons"])
+    assert set(m["per_domain"]) == {"weather", "finance"}
+    assert r1.checks.filter("ok").height == r1.pool.height
+    r3 = synthesize_pool(tiny_tree, cfg, SimulatorSynthesizer(), seed=4, progress=False)
+    assert not r3.pool.equals(r1.pool)
+
+
+def test_stricter_dedup_threshold_removes_more(tiny_tree):
+    loose = synthesize_pool(tiny_tree, small_cfg(), SimulatorSynthesizer(), seed=0, progress=False)
+    strict = synthesize_pool(tiny_tree, small_cfg().model_copy(update={"dedup": small_cfg().dedup.model_copy(update={"threshold": 0.5})}),
+                             SimulatorSynthesizer(), seed=0, progress=False)
+    assert strict.pool.height < loose.pool.height
+    near = strict.rejects.filter(pl.col("stage") == "dedup")
+    assert near.height and all("near_duplicate_of" in r[0] for r in near["reasons"])
+
+
+def test_llm_synthesizer_over_http_records_every_bad_reply(tiny_tree):
+    """A scripted chat-completions server returns good, prose-wrapped, broken and invalid APIs."""
+    from toolkiln.llm.http import OpenAIBackend
+    from toolkiln.llm.testserver import ChatTestServer, FaultPlan
+
+    def responder(body):
+        prompt = body["messages"][-1]["content"]
+        leaf = prompt.split("- ", 1)[1].split("\n")[0]
+        k = sum(map(ord, leaf)) % 5
+        slug = "_".join(leaf.split()[:4]).replace("-", "_")
+        api = {"name": slug, "description": leaf.capitalize() + ".",
+               "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "City."}},
+                              "required": ["city"]},
+               "returns": {"type": "object", "properties": {"value": {"type": "number"}}}}
+        if k == 0:
+            return "Sure! Here is the API:\n```json\n" + json.dumps(api) + "\n```\nHope it helps."
+        if k == 1:
+            return "I cannot help with that."
+        if k == 2:
+            api["parameters"]["required"] = ["country"]  # invalid: required not in properties
+        if k == 3:
+            api["parameters"]["properties"]["city"]["type"] = "banana"
+        return json.dumps(api)
+
+    cfg = small_cfg().model_copy(update={"n_apis": 30, "oversample": 1.0})
+    with ChatTestServer(responder=responder, faults=FaultPlan(p_500=0.2, seed=1)) as srv:
+        backend = OpenAIBackend(base_url=srv.base_url, model="m", api_key_env="TOOLKILN_TEST_KEY", concurrency=4,
+                                timeout_s=5, max_retries=4, backoff_s=0.01, max_backoff_s=0.05, cache_dir=None)
+        res = synthesize_pool(tiny_tree, cfg, LLMSynthesizer(backend, model="m"), seed=0, progress=False)
+    m = res.metrics
+    assert m["candidates"] == 30 == res.pool.height + res.rejects.height
+    reasons = " ".join(r for rs in res.rejects["reasons"] for r in rs)
+    assert "unparsable" in reasons
+    assert "malformed_api" in reasons and "banana" in reasons
+    assert "ok_required" in reasons
+    assert res.pool.height > 0
+    assert (res.pool["provenance"].str.contains('"generator": "llm"')).all()
+
+
+def test_prompt_carries_the_spec(tiny_tree):
+    from toolkiln.synth.evolve import sample_spec
+
+    spec = sample_spec(tiny_tree, SynthConfig(n_apis=1), random.Random(1), 0, None)
+    text = build_prompt(spec)[1]["content"]
+    assert all(leaf in text for leaf in spec.leaves) and f"Diversity level: {spec.level}" in text
