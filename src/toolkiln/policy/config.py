@@ -1,15 +1,166 @@
-"""Typed params for the policy model, difficulty scores and warm-up SFT (DESIGN.md §2.4)."""
+"""Typed params for the policy model, difficulty scores and warm-up SFT (iTool arXiv 2501.09766 §3, DESIGN.md §2.4).
+
+Three sections of ``params.yaml``:
+
+* ``policy`` — what the policy model is: a small Llama built from scratch (default) or a
+  local Hugging Face causal-LM folder (optionally with LoRA), its BPE tokenizer and the
+  chat-template rendering of tools and turns;
+* ``difficulty`` — how each training sample's difficulty is scored and bucketed;
+* ``sft`` — the easy-to-hard warm-up fine-tuning run.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from toolkiln.configbase import Section
 
 
+class ScratchModelConfig(Section):
+    """Size of a Llama-family model created from scratch (``transformers.LlamaConfig``)."""
+
+    hidden_size: int = Field(256, ge=8, description="Model width d.")
+    n_layers: int = Field(4, ge=1, description="Decoder layers.")
+    n_heads: int = Field(4, ge=1, description="Attention heads (hidden_size must be divisible by it).")
+    n_kv_heads: int = Field(4, ge=1, description="Key/value heads (grouped-query attention when < n_heads).")
+    intermediate_size: int = Field(768, ge=8, description="SwiGLU MLP width.")
+    max_position_embeddings: int = Field(1024, ge=16, description="Longest sequence the model can encode (RoPE). "
+                                         "Keep it above render.max_length so evaluation prompts with more tools still fit.")
+    rope_theta: float = Field(10000.0, gt=0, description="RoPE base.")
+    tie_embeddings: bool = Field(True, description="Share the input embedding and output projection (saves vocab x d params).")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Attention dropout.")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.hidden_size % self.n_heads:
+            raise ValueError(f"hidden_size: got {self.hidden_size}; expected a multiple of n_heads={self.n_heads}")
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_kv_heads: got {self.n_kv_heads}; expected a divisor of n_heads={self.n_heads}")
+        if (self.hidden_size // self.n_heads) % 2:
+            raise ValueError(f"hidden_size / n_heads: got {self.hidden_size // self.n_heads}; expected an even head "
+                             "dimension (RoPE rotates pairs)")
+        return self
+
+
+class TokenizerConfig(Section):
+    """Byte-level BPE trained on the rendered training corpus (never produces unknown tokens)."""
+
+    vocab_size: int = Field(4096, ge=300, le=262144, description="Target vocabulary incl. 256 bytes and special tokens.")
+    min_frequency: int = Field(2, ge=1, description="A merge must occur at least this often in the corpus.")
+    split_digits: bool = Field(True, description="Pre-split numbers into single digits so unseen numbers are copied "
+                               "digit by digit instead of through rare merged tokens.")
+    max_corpus_samples: int = Field(20000, ge=1, description="Rendered training samples the BPE is trained on (cap).")
+
+
+class RenderConfig(Section):
+    """How dialogs become model text: compact tool signatures in the system prompt, one line per tool."""
+
+    max_length: int = Field(512, ge=32, description="Token budget of one training/scoring example. Over it, distractor "
+                            "tools are dropped (last first) until it fits; examples that still do not fit are skipped. "
+                            "Both are counted in the stage metrics.")
+    tool_description_chars: int = Field(80, ge=0, description="Tool descriptions are cut to this many characters (0 = none).")
+    param_descriptions: bool = Field(False, description="Also render each parameter's description (longer prompts).")
+    system_prompt: Literal["dialog", "none"] = Field(
+        "dialog", description="dialog: render the dialog's system prompt (the row's `system`) before the tools; "
+        "none: render only the tool list (the format instruction is learnt from the targets).")
+
+
+class LoRAConfig(Section):
+    enabled: bool = Field(False, description="Train a LoRA adapter (peft) instead of all weights; merged into the "
+                          "saved checkpoint so downstream stages load a plain HF folder.")
+    r: int = Field(16, ge=1, description="LoRA rank.")
+    alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
+    target_modules: list[str] = Field(["q_proj", "k_proj", "v_proj", "o_proj"],
+                                      description="Module names that get adapters.")
+
+
 class PolicyConfig(Section):
-    """Owned by issue 6."""
+    """The iTool policy (§3): a from-scratch small Llama by default, or any local HF causal LM."""
+
+    base_model: str = Field("", description="'' = build a Llama from scratch with `scratch` and a BPE tokenizer "
+                            "trained on data/train.parquet; otherwise a local Hugging Face causal-LM folder (never "
+                            "downloaded) whose tokenizer is used.")
+    chat_template: Literal["auto", "toolkiln"] = Field(
+        "auto", description="toolkiln: always use this project's template (tools as signatures, {% generation %} "
+        "spans); auto: toolkiln for from-scratch models, and for base models whose template lacks generation markers.")
+    scratch: ScratchModelConfig = ScratchModelConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    render: RenderConfig = RenderConfig()
+    lora: LoRAConfig = LoRAConfig()
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available, else cpu.")
+    threads: int = Field(0, ge=0, description="torch CPU threads (0 = torch's default, one per core).")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.scratch.max_position_embeddings < self.render.max_length:
+            raise ValueError(f"scratch.max_position_embeddings: got {self.scratch.max_position_embeddings}; expected "
+                             f">= render.max_length={self.render.max_length}")
+        if self.lora.enabled and not self.base_model:
+            raise ValueError("lora.enabled: got true with base_model ''; expected a base_model folder (a model "
+                             "created from scratch trains all its weights)")
+        return self
+
+
+class ProbeConfig(Section):
+    """Cross-fitted probe models: the policy's code path at a smaller size and a short run."""
+
+    hidden_size: int = Field(128, ge=8, description="Probe width.")
+    n_layers: int = Field(2, ge=1, description="Probe decoder layers.")
+    n_heads: int = Field(4, ge=1, description="Probe attention heads.")
+    intermediate_size: int = Field(384, ge=8, description="Probe MLP width.")
+    max_steps: int = Field(150, ge=1, description="Optimizer steps per probe.")
+    batch_size: int = Field(16, ge=1, description="Probe training batch size.")
+    learning_rate: float = Field(2e-3, gt=0, description="Probe learning rate.")
+    max_train_samples: int = Field(2000, ge=1, description="Training samples per probe, drawn from its k-1 training folds.")
 
 
 class DifficultyConfig(Section):
-    """Owned by issue 6."""
+    """iTool §3.1: per-sample difficulty = target perplexity + structural complexity, bucketed."""
+
+    perplexity: Literal["crossfit", "base_model", "none"] = Field(
+        "crossfit", description="crossfit: k probe models, each scoring the fold it did not train on; base_model: "
+        "score every sample with policy.base_model as is (iTool's reference model); none: structure only.")
+    folds: int = Field(3, ge=2, le=20, description="k of the cross-fitting.")
+    probe: ProbeConfig = ProbeConfig()
+    ppl_weight: float = Field(0.5, ge=0, le=1, description="Weight of the perplexity rank in the combined score; the "
+                              "structural rank gets 1 - ppl_weight.")
+    bucket_quantiles: list[float] = Field([0.3333, 0.6667], description="Combined-score quantiles that cut easy | "
+                                          "medium | hard.")
+    batch_size: int = Field(32, ge=1, description="Samples per scoring forward pass.")
+
+    @model_validator(mode="after")
+    def _check(self):
+        q = self.bucket_quantiles
+        if len(q) != 2 or not (0 < q[0] < q[1] < 1):
+            raise ValueError(f"bucket_quantiles: got {q}; expected two increasing values strictly between 0 and 1")
+        if self.probe.hidden_size % self.probe.n_heads:
+            raise ValueError(f"probe.hidden_size: got {self.probe.hidden_size}; expected a multiple of "
+                             f"probe.n_heads={self.probe.n_heads}")
+        return self
 
 
 class SFTConfig(Section):
-    """Owned by issue 6."""
+    """iTool §3.1 warm-up: TRL SFTTrainer, assistant-only loss, buckets easy -> medium -> hard."""
+
+    order: Literal["easy_to_hard", "random"] = Field(
+        "easy_to_hard", description="easy_to_hard: each bucket's passes in turn (shuffled within a bucket); random: "
+        "the same examples in one global shuffle (the ablation).")
+    epochs: int = Field(2, ge=1, le=100, description="Passes over each bucket.")
+    context: Literal["target", "full"] = Field(
+        "target", description="target: messages up to and including the target turn; full: the whole dialog "
+        "(every assistant turn is supervised).")
+    max_samples: int = Field(0, ge=0, description="Cap on training dialogs (0 = all), drawn evenly from the buckets.")
+    batch_size: int = Field(16, ge=1, description="Per-device train batch size.")
+    grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
+    learning_rate: float = Field(1e-3, gt=0, description="Peak learning rate (AdamW).")
+    lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = Field("cosine", description="LR schedule over the whole run.")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent in LR warm-up.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping.")
+    max_steps: int = Field(0, ge=0, description="Stop after this many optimizer steps (0 = run the whole schedule).")
+    logging_steps: int = Field(10, ge=1, description="Loss is logged every this many steps (DVC plots + MLflow).")
+    eval_samples: int = Field(64, ge=0, description="Training dialogs held out for a validation-loss curve (0 = none).")
+    eval_steps: int = Field(100, ge=1, description="Validation loss every this many steps.")

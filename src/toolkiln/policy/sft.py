@@ -1,0 +1,133 @@
+"""Easy-to-hard warm-up SFT with TRL's ``SFTTrainer`` (iTool arXiv 2501.09766 §3.1; DESIGN.md §2.4).
+
+iTool warms the policy up on its training data ordered by difficulty: the easy bucket
+first, then medium, then hard. Here the order is the dataset order — each bucket's
+``epochs`` passes (reshuffled per pass, easy -> medium -> hard) concatenated into one
+dataset that the trainer reads sequentially under a single LR schedule. The ``random``
+ablation trains on exactly the same multiset of examples in a global shuffle per pass,
+so the two differ in order only.
+
+TRL is used as is: conversational examples (``messages`` + ``tools``), the chat
+template's ``{% generation %}`` spans with ``assistant_only_loss=True``, and the only
+hook we change is the sampler (``train_sampling_strategy="sequential"``,
+``shuffle_dataset=False``) that keeps our order.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from toolkiln.policy.config import SFTConfig
+
+log = logging.getLogger(__name__)
+
+BUCKETS = ("easy", "medium", "hard")
+
+
+def curriculum(buckets: Sequence[str], order: str, epochs: int, seed: int) -> list[int]:
+    """Example indices in training order (each index appears ``epochs`` times either way)."""
+    rng = np.random.default_rng(seed)
+    unknown = set(buckets) - set(BUCKETS)
+    if unknown:
+        raise ValueError(f"curriculum: got bucket labels {sorted(unknown)}; expected only {list(BUCKETS)}")
+    out: list[int] = []
+    if order == "easy_to_hard":
+        for b in BUCKETS:
+            members = np.array([i for i, x in enumerate(buckets) if x == b], dtype=np.int64)
+            for _ in range(epochs):
+                out.extend(int(i) for i in rng.permutation(members))
+    elif order == "random":
+        for _ in range(epochs):
+            out.extend(int(i) for i in rng.permutation(len(buckets)))
+    else:
+        raise ValueError(f"sft.order: got {order!r}; expected 'easy_to_hard' or 'random'")
+    return out
+
+
+@dataclass
+class TrainResult:
+    log_history: list[dict] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def _dataset(examples: Sequence[Mapping]):
+    from datasets import Dataset
+
+    return Dataset.from_list([{"messages": list(ex["messages"]), "tools": ex["tools"]} for ex in examples])
+
+
+def train_sft(model, tokenizer, examples: Sequence[Mapping], cfg: SFTConfig, *, seed: int, device: str = "cpu",
+              eval_examples: Sequence[Mapping] = (), peft_config: Any = None, max_steps: int = 0,
+              max_length: int | None = None, work_dir: str | Path | None = None) -> tuple[Any, TrainResult]:
+    """Train on ``examples`` in the given order (one pass) and return (trained model, logs).
+
+    ``examples`` are already in curriculum order; the trainer must not reshuffle them.
+    """
+    import torch
+    from trl import SFTConfig as TRLSFTConfig
+    from trl import SFTTrainer
+
+    if not examples:
+        raise ValueError("train_sft: got 0 training examples; expected at least one")
+    steps = max_steps or cfg.max_steps
+    tmp = tempfile.TemporaryDirectory(prefix="toolkiln-sft-") if work_dir is None else None
+    out_dir = str(work_dir) if work_dir is not None else tmp.name
+    cpu = device == "cpu"
+    has_eval = len(eval_examples) > 0
+    args = TRLSFTConfig(
+        output_dir=out_dir, per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+        per_device_eval_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
+        num_train_epochs=1, max_steps=steps if steps > 0 else -1, logging_steps=cfg.logging_steps,
+        logging_first_step=True, eval_strategy="steps" if has_eval else "no", eval_steps=cfg.eval_steps,
+        save_strategy="no", report_to="none", seed=seed, data_seed=seed, use_cpu=cpu,
+        # fp32 on CPU: bf16 matmuls run ~14x slower than fp32 on this class of CPU.
+        bf16=False, fp16=False, assistant_only_loss=True, max_length=max_length, shuffle_dataset=False,
+        train_sampling_strategy="sequential", dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
+        disable_tqdm=False,
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=_dataset(examples),
+                         eval_dataset=_dataset(eval_examples) if has_eval else None, processing_class=tokenizer,
+                         peft_config=peft_config)
+    t0 = time.perf_counter()
+    out = trainer.train()
+    seconds = time.perf_counter() - t0
+    history = list(trainer.state.log_history)
+    tokens = float(trainer.state.num_input_tokens_seen or 0)
+    metrics = {"train_loss": float(out.training_loss), "train_seconds": seconds, "train_steps": int(trainer.state.global_step),
+               "train_examples": len(examples), "train_tokens": tokens,
+               "train_tokens_per_s": tokens / seconds if seconds > 0 else math.nan}
+    evals = [h["eval_loss"] for h in history if "eval_loss" in h]
+    if evals:
+        metrics["final_eval_loss"] = float(evals[-1])
+    trained = trainer.model
+    if cpu:
+        trained = trained.to("cpu")
+    del trainer
+    if tmp is not None:
+        tmp.cleanup()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return trained, TrainResult(history, metrics)
+
+
+def loss_curves(history: Sequence[Mapping]) -> list[dict]:
+    """One row per logged step: step, train loss / token accuracy / lr, and validation loss where measured."""
+    rows: dict[int, dict] = {}
+    for h in history:
+        step = int(h.get("step", 0))
+        row = rows.setdefault(step, {"step": step})
+        for src, dst in (("loss", "train_loss"), ("mean_token_accuracy", "train_token_accuracy"),
+                         ("learning_rate", "learning_rate"), ("eval_loss", "eval_loss"),
+                         ("eval_mean_token_accuracy", "eval_token_accuracy"), ("epoch", "progress")):
+            if src in h:
+                row[dst] = float(h[src])
+    return [rows[s] for s in sorted(rows) if len(rows[s]) > 1]

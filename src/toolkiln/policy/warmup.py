@@ -1,0 +1,84 @@
+"""The warm-up stage as one function: build the policy, order the data by difficulty, fine-tune (iTool arXiv 2501.09766 §3.1).
+
+``warmup_sft(train, difficulty, policy_cfg, sft_cfg, seed)`` returns the trained model and
+its tokenizer (the stage saves them as ``checkpoints/warmup/``), the loss curves and
+the metrics. The from-scratch tokenizer is rebuilt from the same rows and params as in
+``score_difficulty`` (the BPE trainer is deterministic), so the token budget — and hence
+which rows are skipped as too long — agrees between the two stages.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from toolkiln.policy.config import PolicyConfig, SFTConfig
+from toolkiln.policy.examples import build_examples
+from toolkiln.policy.model import build_policy, lora_config, resolve_device
+from toolkiln.policy.sft import BUCKETS, curriculum, loss_curves, train_sft
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WarmupResult:
+    model: Any
+    tokenizer: Any
+    curves: list[dict]
+    metrics: dict
+
+
+def join_buckets(examples: list[dict], difficulty: pl.DataFrame) -> list[str]:
+    """The bucket of each example by dialog id; every example must have been scored."""
+    if "id" not in difficulty.columns or "bucket" not in difficulty.columns:
+        raise ValueError(f"difficulty table: got columns {difficulty.columns}; expected at least 'id' and 'bucket'")
+    lookup = dict(zip(difficulty["id"].cast(pl.Utf8).to_list(), difficulty["bucket"].to_list()))
+    missing = [ex["id"] for ex in examples if ex["id"] not in lookup]
+    if missing:
+        raise ValueError(f"difficulty table: {len(missing)} training dialogs have no difficulty score (e.g. "
+                         f"{missing[:3]}); rerun score_difficulty on the same data/train.parquet")
+    return [lookup[ex["id"]] for ex in examples]
+
+
+def stratified_cap(buckets: list[str], cap: int, seed: int) -> list[int]:
+    """At most ``cap`` indices, bucket shares preserved; all indices when cap is 0 or not binding."""
+    n = len(buckets)
+    if cap <= 0 or cap >= n:
+        return list(range(n))
+    rng = np.random.default_rng(seed)
+    keep: list[int] = []
+    for b in BUCKETS:
+        members = [i for i, x in enumerate(buckets) if x == b]
+        take = round(cap * len(members) / n)
+        keep.extend(int(i) for i in rng.permutation(members)[:take])
+    return sorted(keep)
+
+
+def warmup_sft(train: pl.DataFrame, difficulty: pl.DataFrame, policy: PolicyConfig, cfg: SFTConfig, *, seed: int,
+               order: str | None = None) -> WarmupResult:
+    """Build the policy and fine-tune it on ``train`` in ``cfg.order`` (or ``order``) of the difficulty buckets."""
+    t0 = time.perf_counter()
+    order = order or cfg.order
+    rows = train.to_dicts()
+    model, tok, info = build_policy(policy, rows, seed)
+    examples, stats = build_examples(rows, tok, policy.render, cfg.context, desc="render")
+    buckets = join_buckets(examples, difficulty)
+    rng = np.random.default_rng(seed + 7)
+    held = set(int(i) for i in rng.permutation(len(examples))[:min(cfg.eval_samples, max(0, len(examples) - 1))])
+    pool = [i for i in range(len(examples)) if i not in held]
+    pool = [pool[i] for i in stratified_cap([buckets[i] for i in pool], cfg.max_samples, seed)]
+    idx = curriculum([buckets[i] for i in pool], order, cfg.epochs, seed)
+    ordered = [examples[pool[i]] for i in idx]
+    device = resolve_device(policy.device)
+    model, res = train_sft(model, tok, ordered, cfg, seed=seed, device=device,
+                           eval_examples=[examples[i] for i in sorted(held)], peft_config=lora_config(policy),
+                           max_length=policy.render.max_length)
+    counts = {b: sum(1 for i in pool if buckets[i] == b) for b in BUCKETS}
+    metrics = {"policy": info, "render": stats, "order": order, "dialogs": len(pool), "eval_dialogs": len(held),
+               "bucket_dialogs": counts, **res.metrics, "seconds": time.perf_counter() - t0}
+    return WarmupResult(model, tok, loss_curves(res.log_history), metrics)
