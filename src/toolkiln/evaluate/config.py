@@ -1,7 +1,46 @@
-"""Typed params for evaluation (DESIGN.md §2.5)."""
+"""Typed params for evaluation (DESIGN.md §2.5): the ``evaluate:`` section of ``params.yaml``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from toolkiln.configbase import Section
 
+# Kept here (not imported from evaluate.bfcl) so that loading params stays import-light.
+BFCL_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "live_simple", "live_multiple",
+                   "live_parallel", "live_parallel_multiple", "irrelevance", "live_irrelevance", "live_relevance")
+
 
 class EvaluateConfig(Section):
-    """Owned by issue 5; fields are added with the stages that read them."""
+    """How a checkpoint is evaluated on the synthetic test split and on BFCL."""
+
+    batch_size: int = Field(8, ge=1, description="Prompts per greedy generate() call (left-padded, length-sorted).")
+    max_new_tokens: int = Field(128, ge=1, description="Generation budget per prompt; a call list longer than this "
+                                "is cut off and usually unparsable.")
+    max_prompt_tokens: int = Field(0, ge=0, description="Prompts longer than this are not generated (recorded as "
+                                   "not_generated). 0 = the model's context minus max_new_tokens.")
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?|mps)$", description="torch device for generation.")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weights dtype at generation.")
+    max_samples: int = Field(0, ge=0, description="Evaluate at most this many synthetic test dialogs (0 = all).")
+    strict_parse: bool = Field(False, description="Synthetic split: true = the output must be the call list itself "
+                               "(BFCL's decoding rules); false = also find calls in code fences, tags, prose and "
+                               "JSON tool-call formats.")
+    bfcl_categories: list[str] = Field(
+        ["simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance"],
+        description="BFCL v4 categories (from the bfcl-eval package) to evaluate on; [] = none.")
+    bfcl_limit: int = Field(20, ge=0, description="Items per BFCL category, a seeded sample (0 = the whole category).")
+    bfcl_strict_parse: bool = Field(True, description="BFCL categories: parse with BFCL's decoding rules (true) so "
+                                    "scores are comparable with the leaderboard, or tolerantly (false).")
+
+    @field_validator("bfcl_categories")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        bad = [c for c in v if c not in BFCL_CATEGORIES]
+        if bad:
+            raise ValueError(f"got unknown BFCL categories {bad}; expected a subset of {list(BFCL_CATEGORIES)} "
+                             "(single-turn Python AST and relevance categories)")
+        if len(set(v)) != len(v):
+            raise ValueError(f"got duplicate categories in {v}; expected each at most once")
+        return v
