@@ -69,6 +69,15 @@ def test_model_filled_from_backend_and_n_choices():
     assert seen == ["m"] and r.ok and r.texts == ["a0", "a1", "a2"]
 
 
+def test_repeated_request_in_a_batch_is_asked_once():
+    batch = reqs(3) + reqs(2)
+    with ChatTestServer() as srv:
+        rs = backend(srv).chat_many(batch)
+        assert srv.total_requests == 3
+    assert [r.texts for r in rs] == [["echo: q0"], ["echo: q1"], ["echo: q2"], ["echo: q0"], ["echo: q1"]]
+    assert [r.key for r in rs] == [q.key() for q in batch]
+
+
 def test_empty_batch():
     with ChatTestServer() as srv:
         assert backend(srv).chat_many([]) == []
@@ -162,7 +171,7 @@ def test_slow_responses_within_timeout_succeed_first_time():
     assert all(r.ok and r.attempts == 1 for r in rs)
 
 
-@pytest.mark.parametrize("concurrency", [1, 3])
+@pytest.mark.parametrize("concurrency", [1, 12])  # 12: two httpx pools of 6 under one bound
 def test_concurrency_bound_holds(concurrency):
     with ChatTestServer(faults=FaultPlan(latency_s=0.03)) as srv:
         rs = backend(srv, concurrency=concurrency).chat_many(reqs(24))

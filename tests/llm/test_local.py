@@ -90,9 +90,20 @@ def test_sampling_n_and_seed(model_dir):
     assert [r.texts for r in other] != [r.texts for r in a]
 
 
-def test_greedy_n_gives_n_copies(model_dir):
-    [r] = TransformersBackend(model_dir).chat_many([_req("the tool", n=2, max_tokens=4)])
-    assert r.ok and len(r.texts) == 2 and r.texts[0] == r.texts[1]
+def test_greedy_n_gives_n_copies_in_mixed_batches(model_dir):
+    one, two = TransformersBackend(model_dir).chat_many([_req("the tool", max_tokens=4), _req("the tool", n=2, max_tokens=4)])
+    assert one.ok and two.ok and len(one.texts) == 1 and two.texts == one.texts * 2
+
+
+def test_repeated_request_is_generated_once(model_dir, monkeypatch):
+    backend = TransformersBackend(model_dir)
+    backend._load()
+    rows = []
+    real = backend._model.generate
+    monkeypatch.setattr(backend._model, "generate", lambda **kw: rows.append(kw["input_ids"].shape[0]) or real(**kw))
+    a, b, c = backend.chat_many([_req("the tool", max_tokens=3), _req("paris", max_tokens=3), _req("the tool", max_tokens=3)])
+    assert rows == [2]  # two distinct prompts in one batch
+    assert a.texts == c.texts and a.key == c.key and a.texts is not c.texts
 
 
 def test_fallback_rendering_without_chat_template(plain_model_dir):

@@ -13,7 +13,9 @@ through the faults real endpoints produce:
   is retried like a 5xx, since proxies and overloaded servers produce them
   transiently; a choice without text content (refusal, tool-call only, cut at
   ``length`` with nothing) is the model's answer, so it is recorded, not retried;
-* every outcome is a :class:`ChatResult`; nothing raises.
+* every outcome is a :class:`ChatResult`; nothing raises;
+* identical requests (same :meth:`ChatRequest.key`) get one answer, within a batch
+  as across reruns through the cache: vary ``seed`` for independent samples.
 
 The API key is read from the environment variable named by ``api_key_env`` at
 call time and only ever placed in the ``Authorization`` header: it is not stored
@@ -172,22 +174,25 @@ class OpenAIBackend:
         headers, secret = self._headers()
         results: list[ChatResult | None] = [None] * len(requests)
         bar = tqdm(total=len(requests), desc=desc, disable=desc is None, unit="req")
-        todo: list[int] = []
+        todo: dict[str, list[int]] = {}  # cache key -> positions: a request repeated in a batch is asked once
         for i, req in enumerate(requests):
             hit = self._from_cache(req)
             if hit is not None:
                 results[i] = hit
                 bar.update(1)
             else:
-                todo.append(i)
+                todo.setdefault(self._effective(req).key(), []).append(i)
         if todo:
             async with _ClientPool(self.concurrency, headers, self.timeout_s) as pool:
 
-                async def one(i: int) -> None:
-                    results[i] = await self._ask(pool, requests[i], secret)
-                    bar.update(1)
+                async def one(positions: list[int]) -> None:
+                    first = await self._ask(pool, requests[positions[0]], secret)
+                    for i in positions:
+                        results[i] = first if i == positions[0] else dataclasses.replace(
+                            first, key=requests[i].key(), texts=list(first.texts))
+                    bar.update(len(positions))
 
-                await asyncio.gather(*(one(i) for i in todo))
+                await asyncio.gather(*(one(p) for p in todo.values()))
         bar.close()
         assert all(r is not None for r in results)
         return results  # type: ignore[return-value]

@@ -97,15 +97,22 @@ class TransformersBackend:
         results: list[ChatResult | None] = [None] * len(requests)
         effective = [r if r.model else dataclasses.replace(r, model=self.model_name) for r in requests]
         todo: list[int] = []
+        repeats: dict[int, list[int]] = {}  # first position -> later positions with the same cache key
+        first_of: dict[str, int] = {}
         for i, (req, eff) in enumerate(zip(requests, effective)):
             entry = self.cache.get(eff.key()) if self.cache is not None else None
             if entry is not None:
                 results[i] = ChatResult(key=req.key(), ok=True, texts=list(entry["texts"]), cached=True,
                                         usage=entry.get("usage"))
                 self._trace(req, eff, results[i], entry.get("response"))
+            elif eff.key() in first_of:  # asked once per batch, as the cache would answer a rerun
+                repeats[first_of[eff.key()]].append(i)
             else:
+                first_of[eff.key()] = i
+                repeats[i] = []
                 todo.append(i)
-        bar = tqdm(total=len(requests), initial=len(requests) - len(todo), desc=desc, disable=desc is None, unit="req")
+        n_cached = len(requests) - len(todo) - sum(map(len, repeats.values()))
+        bar = tqdm(total=len(requests), initial=n_cached, desc=desc, disable=desc is None, unit="req")
         rendered: dict[int, tuple[str, bool]] = {}
         fits: list[int] = []
         for i in todo:
@@ -129,6 +136,10 @@ class TransformersBackend:
                         log.warning("could not write LLM cache entry %s: %s", effective[i].key()[:12], exc)
                 self._trace(requests[i], effective[i], res, {"texts": res.texts, "usage": res.usage} if res.ok else None)
             bar.update(len(idx))
+        for i, later in repeats.items():
+            for j in later:
+                results[j] = dataclasses.replace(results[i], key=requests[j].key(), texts=list(results[i].texts))
+                bar.update(1)
         bar.close()
         return results  # type: ignore[return-value]
 
@@ -148,7 +159,7 @@ class TransformersBackend:
             else:
                 gkey = ("sample", max_new, r.temperature, r.seed, r.n)
             groups.setdefault(gkey, []).append(i)
-        # Sorting by prompt size inside a group would cut padding; message length is a cheap proxy.
+        # Neighbours of similar prompt size waste less padding; message length is a cheap proxy.
         out = []
         for members in groups.values():
             members = sorted(members, key=lambda i: sum(len(str(m.get("content") or "")) for m in reqs[i].messages))
@@ -195,8 +206,7 @@ class TransformersBackend:
         enc = {k: v.to(self.device) for k, v in enc.items()}
         first = effs[0]
         greedy = first.temperature == 0
-        n = first.n
-        gen_n = 1 if greedy else n  # greedy samples are identical: decode once, copy
+        gen_n = 1 if greedy else first.n  # greedy samples are identical: decode once, copy
         eos = tok.eos_token_id if tok.eos_token_id is not None else model.generation_config.eos_token_id
         gc = GenerationConfig(max_new_tokens=first.max_tokens or self.max_new_tokens, do_sample=not greedy,
                               temperature=None if greedy else first.temperature, top_p=None, top_k=None,
@@ -222,9 +232,9 @@ class TransformersBackend:
             rows = range(b * gen_n, (b + 1) * gen_n)
             seqs = [decoded[j].strip() for j in rows]
             completion = sum(_generated_length(new[j].tolist(), eos_ids, tok.pad_token_id) for j in rows)
-            if greedy and n > 1:
-                seqs = seqs * n
-                completion *= n
+            if greedy and effs[b].n > 1:  # greedy batches mix values of n
+                seqs = seqs * effs[b].n
+                completion *= effs[b].n
             texts.append(seqs)
             usages.append({"prompt_tokens": int(prompt_tokens[b]), "completion_tokens": int(completion),
                            "total_tokens": int(prompt_tokens[b] + completion)})
