@@ -157,6 +157,28 @@ def _single(rng: random.Random, seed: int) -> dict:
     return _row("single", "weather", _tools(rng, ["weather.get_forecast"]), msgs, 1, seed)
 
 
+def _single_booking(rng: random.Random, seed: int) -> dict:
+    place, size = rng.choice(RESTAURANTS), rng.randint(1, 12)
+    day, hour = f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}", f"{rng.randint(12, 22)}:{rng.choice(['00', '30'])}"
+    args = {"restaurant": place, "date": day, "time": hour, "party_size": size}
+    msgs = [{"role": "user", "content": f"Book a table for {size} at {place} on {day} at {hour}."},
+            _call_turn([("restaurants.book_table", args)], "A booking with all four details given."),
+            _tool_turn("restaurants.book_table", {"booking_id": f"BK{seed % 100000:05d}", "status": "confirmed"}),
+            {"role": "assistant", "content": f"Done: {place}, {day} at {hour} for {size}. Booking BK{seed % 100000:05d}."}]
+    return _row("single", "food", _tools(rng, ["restaurants.book_table"]), msgs, 1, seed)
+
+
+def _single_email(rng: random.Random, seed: int) -> dict:
+    who, city = rng.choice(NAMES), rng.choice(CITIES)
+    to = f"{who}@example.com"
+    args = {"to": to, "subject": f"Trip to {city}", "body": f"See you in {city} next week."}
+    msgs = [{"role": "user", "content": f"Email {to} with the subject 'Trip to {city}' saying: See you in {city} next week."},
+            _call_turn([("email.send_email", args)], "Recipient, subject and body are all given."),
+            _tool_turn("email.send_email", {"message_id": f"m-{seed}", "sent": True}),
+            {"role": "assistant", "content": f"Sent to {to}."}]
+    return _row("single", "communication", _tools(rng, ["email.send_email"]), msgs, 1, seed)
+
+
 def _parallel(rng: random.Random, seed: int) -> dict:
     a, b = rng.sample(CITIES, 2)
     cuisine = rng.choice(CUISINES)
@@ -205,8 +227,8 @@ def _clarification(rng: random.Random, seed: int) -> dict:
     return _row("clarification", "finance", _tools(rng, ["finance.convert_currency"]), msgs, 1, seed)
 
 
-BUILDERS = {"single": _single, "parallel": _parallel, "dependent": _dependent, "non_tool": _non_tool,
-            "clarification": _clarification}
+BUILDERS = {"single": (_single, _single_booking, _single_email), "parallel": (_parallel,), "dependent": (_dependent,),
+            "non_tool": (_non_tool,), "clarification": (_clarification,)}
 
 
 def example_dialogs(n: int = 10, *, seed: int = 0, unique: bool = True) -> pl.DataFrame:
@@ -220,7 +242,7 @@ def example_dialogs(n: int = 10, *, seed: int = 0, unique: bool = True) -> pl.Da
     rows, seen = [], set()
     for i in range(n):
         for _ in range(100):
-            row = BUILDERS[kinds[i % len(kinds)]](rng, seed * 1_000_003 + i)
+            row = rng.choice(BUILDERS[kinds[i % len(kinds)]])(rng, seed * 1_000_003 + i)
             key = (tuple(m["content"] for m in json.loads(row["messages"]) if m["role"] == "user"), row["target"])
             if not unique or key not in seen:
                 break

@@ -103,6 +103,27 @@ def _executable(tools: dict, name: str, args: dict) -> bool:
     return api is not None and not compile_parameters(name, api.get("parameters"))(args)
 
 
+def _example_value(schema: Any) -> Any:
+    """A small value valid for a returns schema, so a swapped call gets a plausible result of its own."""
+    schema = schema if isinstance(schema, dict) else {}
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    t = json_type(schema)
+    if t == "object":
+        return {k: _example_value(v) for k, v in (schema.get("properties") or {}).items()}
+    if t == "array":
+        return [_example_value(schema.get("items"))] * max(1, int(schema.get("minItems") or 1))
+    if t in ("integer", "number"):
+        lo = schema.get("minimum", 1)
+        return int(lo) if t == "integer" else float(lo)
+    if t == "boolean":
+        return True
+    if t == "string":
+        return {"date": "2025-01-01", "date-time": "2025-01-01T00:00:00Z", "email": "a@example.com",
+                "uri": "https://example.com"}.get(schema.get("format"), "ok")
+    return None
+
+
 def _last_text_turn(msgs: list[dict], roles=("assistant",)) -> int | None:
     idx = [i for i, m in enumerate(msgs) if m.get("role") in roles and not m.get("tool_calls") and m.get("content")]
     return idx[-1] if idx else None
@@ -487,7 +508,13 @@ def wrong_intent(row: Row, rng: random.Random) -> Row | None:
             pool.remove(pick)
         else:
             if _executable(tools, n, args):
-                _rename_results(msgs, tt, call["name"], n)
+                for m in msgs[tt + 1:]:
+                    if m.get("role") != "tool":
+                        break
+                    if m.get("name") == call["name"]:
+                        m["name"] = n
+                        m["content"] = json.dumps(_example_value(tools[n].get("returns")))
+                        break
                 call["name"], call["arguments"] = n, args
                 return _resync(row, msgs)
     return None
@@ -537,43 +564,32 @@ def inject(clean: pl.DataFrame, *, per_kind: int, seed: int, kinds: tuple[str, .
            ) -> tuple[pl.DataFrame, set[str]]:
     """Corrupted dialogs (columns of DIALOG_SCHEMA plus ``kind`` and ``source_id``) and the ids they replace.
 
-    Each kind draws up to ``per_kind`` distinct clean rows it applies to; a row is corrupted by at most one
-    kind. ``duplicate`` copies a row that stays in the clean set (so the copy is the later occurrence).
+    Each kind draws up to ``per_kind`` distinct clean rows it applies to (independently of the other kinds,
+    so evaluate one kind per frame: two corruptions of one row may look alike). ``duplicate`` copies rows
+    that stay in the clean set, so the copy is the later occurrence.
     """
     kinds = tuple(kinds or KINDS)
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise ValueError(f"inject: unknown error kinds {unknown}; expected some of {list(KINDS)}")
-    rng = random.Random(seed)
     rows = clean.select(list(DIALOG_SCHEMA)).to_dicts()
-    order = list(range(len(rows)))
-    rng.shuffle(order)
-    used: set[int] = set()
     out: list[Row] = []
     replaced: set[str] = set()
     for kind in kinds:
-        krng = random.Random(f"{seed}:{kind}")
+        rng = random.Random(f"{seed}:{kind}")
+        order = list(range(len(rows)))
+        rng.shuffle(order)
         got = 0
-        if kind == "duplicate":
-            for i in order:
-                if got >= per_kind:
-                    break
-                if i in used:
-                    continue
-                used.add(i)  # the original stays in the clean set; no other kind may replace it
-                out.append({**rows[i], "id": f"{rows[i]['id']}~duplicate", "kind": kind, "source_id": rows[i]["id"]})
-                got += 1
-            continue
         for i in order:
             if got >= per_kind:
                 break
-            if i in used:
-                continue
-            bad = CORRUPTORS[kind](copy.deepcopy(rows[i]), krng)
-            if bad is None:
-                continue
-            used.add(i)
-            replaced.add(rows[i]["id"])
+            if kind == "duplicate":
+                bad = dict(rows[i])
+            else:
+                bad = CORRUPTORS[kind](copy.deepcopy(rows[i]), rng)
+                if bad is None:
+                    continue
+                replaced.add(rows[i]["id"])
             out.append({**bad, "id": f"{rows[i]['id']}~{kind}", "kind": kind, "source_id": rows[i]["id"]})
             got += 1
     frame = dialogs_frame([{k: r[k] for k in DIALOG_SCHEMA} for r in out])

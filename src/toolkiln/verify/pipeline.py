@@ -1,0 +1,153 @@
+"""Dual-layer verification of dialog rows, end to end (ToolACE §3.3, DESIGN.md §2.3).
+
+``verify_dialogs`` runs the rule layer over every row, the model layer over the
+rule layer's survivors, and splits the rows into verified dialogs and rejects
+(each reject lists every failing check and its reason). ``run_suites`` then has
+GX assert the check columns, which yields the batch verdict and the data docs.
+ToolACE's pass rates with formalised thinking are kept beside ours in the report.
+
+``enabled=False`` is the "unverified data" ablation: every row is kept, the
+checks are still computed, and the rejects table records the rows that *would*
+have been dropped (``enforced = false``).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from toolkiln.schema import DIALOG_SCHEMA, DIALOG_TYPES
+from toolkiln.verify.config import VerifyConfig
+from toolkiln.verify.model import MODEL_CHECKS, ModelJudge, model_checks
+from toolkiln.verify.rules import FAMILIES, RULE_CHECKS, RuleCaches, rule_checks
+
+# ToolACE (arXiv 2409.00920) Fig. 6, with formalised thinking: share of samples passing each layer.
+TOOLACE_PASS_RATES = {"rules": 0.679, "model": 0.911, "final": 0.618}
+REJECT_EXTRA = {"layer": pl.Utf8, "failed_checks": pl.List(pl.Utf8), "reasons": pl.List(pl.Utf8),
+                "model_outcomes": pl.Utf8, "enforced": pl.Boolean}
+
+
+@dataclass
+class VerifyResult:
+    verified: pl.DataFrame
+    rejects: pl.DataFrame
+    checks: pl.DataFrame  # id, type, every ok_ column (model ones null where the model layer did not run)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _rate(n: int, d: int) -> float | None:
+    return round(n / d, 6) if d else None
+
+
+def verify_dialogs(dialogs: pl.DataFrame, cfg: VerifyConfig, judge: ModelJudge | None, *,
+                   caches: RuleCaches | None = None) -> VerifyResult:
+    """Rule layer on all rows, model layer (when ``judge`` is given and enabled) on rule survivors."""
+    ruled = rule_checks(dialogs, cfg.rules, caches)
+    survivors = ruled.filter(pl.col("ok_rules"))
+    use_model = cfg.model.enabled and judge is not None
+    if use_model and survivors.height:
+        judged = model_checks(survivors.select("id", "type", "system", "tools", "messages"), judge,
+                              unparsable=cfg.model.unparsable)
+        model_cols = judged.select("id", *MODEL_CHECKS, "ok_model", "model_reasons", "model_outcomes")
+    else:
+        model_cols = pl.DataFrame(schema={"id": pl.Utf8, **{c: pl.Boolean for c in MODEL_CHECKS}, "ok_model": pl.Boolean,
+                                          "model_reasons": pl.List(pl.Utf8), "model_outcomes": pl.Utf8})
+    # Join on row position, not id: a duplicated id must not fan out.
+    ruled = ruled.with_row_index("_pos")
+    surv_pos = ruled.filter(pl.col("ok_rules"))["_pos"]
+    model_cols = model_cols.drop("id").with_columns(_pos=surv_pos[: model_cols.height]) if model_cols.height else \
+        model_cols.drop("id").with_columns(pl.Series("_pos", [], dtype=pl.UInt32))
+    full = ruled.join(model_cols, on="_pos", how="left").sort("_pos").drop("_pos")
+    ok = pl.col("ok_rules") & pl.col("ok_model").fill_null(True)
+    full = full.with_columns(ok=ok)
+
+    rejected = full.filter(~pl.col("ok"))
+    rejects = rejected.select(
+        *DIALOG_SCHEMA,
+        layer=pl.when(~pl.col("ok_rules")).then(pl.lit("rule")).otherwise(pl.lit("model")),
+        failed_checks=pl.concat_list([pl.when(~pl.col(c).fill_null(True)).then(pl.lit(c)).otherwise(None)
+                                      for c in RULE_CHECKS + MODEL_CHECKS]).list.drop_nulls(),
+        reasons=pl.concat_list(pl.col("rule_reasons"), pl.col("model_reasons").fill_null(pl.lit([], dtype=pl.List(pl.Utf8)))),
+        model_outcomes=pl.col("model_outcomes"),
+        enforced=pl.lit(cfg.enabled),
+    )
+    verified = (full.filter(pl.col("ok")) if cfg.enabled else full).select(list(DIALOG_SCHEMA))
+    checks = full.select("id", "type", *RULE_CHECKS, "ok_rules", *MODEL_CHECKS, "ok_model", "ok")
+    return VerifyResult(verified=verified, rejects=rejects, checks=checks,
+                        metrics=pass_rate_metrics(checks, model_ran=use_model, enabled=cfg.enabled,
+                                                  outcomes=full["model_outcomes"]))
+
+
+def pass_rate_metrics(checks: pl.DataFrame, *, model_ran: bool, enabled: bool, outcomes: pl.Series | None = None) -> dict:
+    n = checks.height
+    n_rules = int(checks["ok_rules"].sum())
+    judged = checks.filter(pl.col("ok_model").is_not_null())
+    n_final = int(checks["ok"].sum())
+    m: dict[str, Any] = {
+        "enabled": enabled, "model_layer": model_ran, "n_dialogs": n,
+        "n_verified": n if not enabled else n_final, "n_rejected": n - n_final,
+        "pass_rate": {"rules": _rate(n_rules, n), "model": _rate(int(judged["ok_model"].sum()), judged.height) if model_ran else None,
+                      "final": _rate(n_final, n)},
+        "toolace_pass_rate": dict(TOOLACE_PASS_RATES),
+        "checks": {c: _rate(int(checks[c].sum()), n) for c in RULE_CHECKS},
+        "families": {f: _rate(int(checks.select(pl.all_horizontal(list(cs))).to_series().sum()), n) for f, cs in FAMILIES.items()},
+        "by_type": {},
+    }
+    if model_ran:
+        m["checks"].update({c: _rate(int(judged[c].sum()), judged.height) for c in MODEL_CHECKS})
+        if outcomes is not None:
+            counts: dict[str, int] = {}
+            for o in outcomes.drop_nulls():
+                for s, v in json.loads(o).items():
+                    counts[f"{s}.{v}"] = counts.get(f"{s}.{v}", 0) + 1
+            m["model_outcomes"] = dict(sorted(counts.items()))
+    for t in DIALOG_TYPES:
+        sub = checks.filter(pl.col("type") == t)
+        if sub.height:
+            m["by_type"][t] = {"n": sub.height, "rules": _rate(int(sub["ok_rules"].sum()), sub.height),
+                               "final": _rate(int(sub["ok"].sum()), sub.height)}
+    return m
+
+
+def resolve_suite(suite_path: str | Path, parameters: dict[str, Any]) -> dict:
+    """A suite with its ``{"$PARAMETER": name}`` values replaced from ``parameters`` (the params.yaml thresholds)."""
+    suite = json.loads(Path(suite_path).read_text())
+
+    def sub(x: Any) -> Any:
+        if isinstance(x, dict):
+            if set(x) == {"$PARAMETER"}:
+                if x["$PARAMETER"] not in parameters:
+                    raise ValueError(f"{suite_path}: suite parameter {x['$PARAMETER']!r} has no value; "
+                                     f"known: {sorted(parameters)}")
+                return parameters[x["$PARAMETER"]]
+            return {k: sub(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [sub(v) for v in x]
+        return x
+    return sub(suite)
+
+
+def run_suites(result: VerifyResult, cfg: VerifyConfig, expectations_dir: str | Path,
+               data_docs_dir: str | Path | None) -> dict[str, Any]:
+    """GX over the check columns (rules on all rows, model on the judged rows) and the verified output."""
+    from toolkiln.gxsuite import run_suite
+
+    params = {"mostly_rules": cfg.gx.mostly_rules, "mostly_model": cfg.gx.mostly_model}
+    frames = {"dialogs_rules": result.checks,
+              "dialogs_model": result.checks.filter(pl.col("ok_model").is_not_null()),
+              "verified_dialogs": result.verified}
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="toolkiln-suites-") as tmp:
+        for name, frame in frames.items():
+            if name == "dialogs_model" and frame.height == 0:
+                continue
+            resolved = Path(tmp) / f"{name}.json"
+            resolved.write_text(json.dumps(resolve_suite(Path(expectations_dir) / f"{name}.json", params)))
+            docs = Path(data_docs_dir) / name if data_docs_dir else None
+            out[name] = run_suite(frame, resolved, data_docs_dir=docs).to_dict()
+    return out
