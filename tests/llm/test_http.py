@@ -285,6 +285,12 @@ def test_trace_keeps_raw_traffic(tmp_path):
     assert ok["response"]["choices"][0]["message"]["content"] == "echo: q0"
     assert ok["attempts"] == 1 and ok["latency_s"] > 0 and not ok["cached"]
     assert "HTTP 400" in bad["error"] and "injected bad request" in bad["response"]
+    with ChatTestServer() as srv:
+        backend(srv, trace_path=trace, trace_append=True).chat_many(reqs(1, prefix="more"))
+        assert len(trace.read_text().splitlines()) == 4
+        backend(srv, trace_path=trace).chat_many(reqs(2, prefix="fresh"))
+    assert [json.loads(r)["request"]["messages"][0]["content"] for r in trace.read_text().splitlines()] in (
+        ["fresh0", "fresh1"], ["fresh1", "fresh0"])  # a new trace holds its own run only
 
 
 def test_api_key_never_leaks(tmp_path, caplog, monkeypatch):
@@ -297,7 +303,7 @@ def test_api_key_never_leaks(tmp_path, caplog, monkeypatch):
         assert srv.stats.authorizations[f"Bearer {SECRET}"] == 6  # the key was sent, as a Bearer header
     # A server that rejects the key and echoes it back in its 401 body.
     with ChatTestServer(require_auth="another-key") as srv:
-        b401 = backend(srv, cache_dir=cache, trace_path=trace)
+        b401 = backend(srv, cache_dir=cache, trace_path=trace, trace_append=True)
         denied = b401.chat_many(reqs(2, prefix="z"))
     assert all(r.ok for r in ok)
     assert all(not r.ok and "HTTP 401" in r.error and "***" in r.error for r in denied)

@@ -63,12 +63,18 @@ class ResponseCache:
 
 
 class TraceWriter:
-    """Appends one JSON line per answered request; thread-safe; flushed per line."""
+    """Appends one JSON line per answered request; thread-safe; flushed per line.
 
-    def __init__(self, path: str | Path) -> None:
+    A new writer starts the file afresh unless ``append`` is set, so a stage's trace
+    holds that run's traffic only (cache hits included, marked ``cached``).
+    """
+
+    def __init__(self, path: str | Path, *, append: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        if not append:
+            self.path.write_text("", encoding="utf-8")
 
     def write(self, row: dict) -> None:
         line = json.dumps(row, ensure_ascii=False, default=str) + "\n"

@@ -125,7 +125,8 @@ class OpenAIBackend:
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
                  timeout_s: float = 60.0, max_retries: int = 5, backoff_s: float = 1.0, max_backoff_s: float = 30.0,
-                 cache_dir: str | Path | None = None, trace_path: str | Path | None = None) -> None:
+                 cache_dir: str | Path | None = None, trace_path: str | Path | None = None,
+                 trace_append: bool = False) -> None:
         if concurrency < 1:
             raise ValueError(f"OpenAIBackend.concurrency: got {concurrency}; expected >= 1")
         if timeout_s <= 0:
@@ -142,7 +143,7 @@ class OpenAIBackend:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.cache = ResponseCache(cache_dir) if cache_dir is not None else None
-        self.trace = TraceWriter(trace_path) if trace_path is not None else None
+        self.trace = TraceWriter(trace_path, append=trace_append) if trace_path is not None else None
         # Jitter only spreads retries apart; it never changes an answer, so it needs no seed.
         self._jitter = random.Random()
 

@@ -37,7 +37,7 @@ class TransformersBackend:
 
     def __init__(self, model_path: str | Path, *, device: str = "cpu", batch_size: int = 8, max_new_tokens: int = 256,
                  dtype: str | None = None, default_seed: int = 0, cache_dir: str | Path | None = None,
-                 trace_path: str | Path | None = None) -> None:
+                 trace_path: str | Path | None = None, trace_append: bool = False) -> None:
         path = Path(model_path)
         if not (path / "config.json").is_file():
             raise ValueError(f"llm.model: {str(model_path)!r} is not a local model folder (no config.json there); "
@@ -54,7 +54,7 @@ class TransformersBackend:
         self.dtype = dtype
         self.default_seed = default_seed
         self.cache = ResponseCache(cache_dir) if cache_dir is not None else None
-        self.trace = TraceWriter(trace_path) if trace_path is not None else None
+        self.trace = TraceWriter(trace_path, append=trace_append) if trace_path is not None else None
         self._model: Any = None
         self._tok: Any = None
 
