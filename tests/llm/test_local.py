@@ -161,3 +161,13 @@ def test_generation_error_is_recorded_per_batch(model_dir, monkeypatch):
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="not a local model folder"):
         TransformersBackend(tmp_path / "nope")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_device_path(model_dir):
+    reqs = [_req(p, max_tokens=5) for p in PROMPTS] + [_req("paris", temperature=1.0, n=2, seed=3, max_tokens=5)]
+    gpu = TransformersBackend(model_dir, device="cuda", batch_size=4).chat_many(reqs)
+    cpu = TransformersBackend(model_dir, device="cpu", batch_size=4).chat_many(reqs[:-1])
+    assert all(r.ok for r in gpu), [r.error for r in gpu]
+    assert [r.texts for r in gpu[:-1]] == [r.texts for r in cpu]  # fp32 greedy agrees across devices
+    assert len(gpu[-1].texts) == 2

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from toolkiln.llm.base import ChatBackend, ChatRequest, ChatResult
+from toolkiln.llm.parse import extract_json
 
 if TYPE_CHECKING:
     from toolkiln.llm.config import LLMConfig
 
-__all__ = ["ChatBackend", "ChatRequest", "ChatResult", "make_backend"]
+__all__ = ["ChatBackend", "ChatRequest", "ChatResult", "extract_json", "make_backend"]
 
 
 def make_backend(llm_cfg: "LLMConfig", *, trace_path: str | Path | None = None,
