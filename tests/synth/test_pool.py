@@ -120,3 +120,22 @@ def test_prompt_carries_the_spec(tiny_tree):
     spec = sample_spec(tiny_tree, SynthConfig(n_apis=1), random.Random(1), 0, None)
     text = build_prompt(spec)[1]["content"]
     assert all(leaf in text for leaf in spec.leaves) and f"Diversity level: {spec.level}" in text
+
+
+def test_dead_endpoint_becomes_recorded_rejections(tiny_tree):
+    """Nothing listens on the port: every candidate is a rejection with the connection error, no crash."""
+    import socket
+
+    from toolkiln.llm.http import OpenAIBackend
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # the port is now closed: connections are refused
+    backend = OpenAIBackend(base_url=f"http://127.0.0.1:{port}/v1", model="m", api_key_env="TOOLKILN_TEST_KEY",
+                            concurrency=2, timeout_s=1, max_retries=1, backoff_s=0.01, max_backoff_s=0.02, cache_dir=None)
+    cfg = small_cfg().model_copy(update={"n_apis": 6, "oversample": 1.0, "seed_examples": 0})
+    res = synthesize_pool(tiny_tree, cfg, LLMSynthesizer(backend, model="m"), seed=0, progress=False)
+    assert res.pool.height == 0 and res.rejects.height == 6
+    assert all(r[0].startswith("llm_error:") for r in res.rejects["reasons"])
+    assert res.metrics["target_met"] is False
