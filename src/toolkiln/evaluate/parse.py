@@ -14,8 +14,8 @@ Strictness:
 
 * ``strict=True`` follows BFCL's decoding rules for prompt-based models: the
   whole output is the call list, tolerating only surrounding backticks,
-  newlines and spaces, missing outer brackets and wrapping single quotes. An
-  empty output or ``[]`` parses to no calls.
+  newlines and spaces and missing outer brackets. An empty output or ``[]``
+  parses to no calls.
 * ``strict=False`` additionally finds the calls inside ``<TOOLCALL>`` /
   ``<tool_call>`` tags, Markdown code fences and surrounding prose, and reads
   the JSON tool-call formats (``{"name", "arguments"}``, OpenAI's
@@ -64,6 +64,9 @@ _NODE_KINDS = {
     "Yield": "a yield",
     "YieldFrom": "a yield",
     "Slice": "a slice",
+    "List": "a list without calls",
+    "Tuple": "a tuple without calls",
+    "Dict": "a dict",
 }
 
 
@@ -200,13 +203,13 @@ def _parse_python(src: str, json_literals: bool = True) -> tuple[list[dict] | No
 
 
 def _bfcl_normalise(text: str) -> str:
-    # BFCL's prompting decoder: strip backticks/newlines/spaces, add missing outer brackets, drop wrapping quotes.
+    # BFCL's prompting decoder: strip backticks/newlines/spaces, then add missing outer brackets.
     s = text.strip("`\n ")
     if not s.startswith("["):
         s = "[" + s
     if not s.endswith("]"):
         s = s + "]"
-    return s.strip().strip("'")
+    return s
 
 
 # -- JSON tool-call formats -----------------------------------------------------------------------------------------

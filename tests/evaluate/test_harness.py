@@ -1,0 +1,153 @@
+"""evaluate_dialogs / evaluate_bfcl with scripted outputs; run_evaluation and the stage on a tiny random checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from toolkiln.evaluate.config import EvaluateConfig
+from toolkiln.evaluate.harness import HFGenerator, evaluate_bfcl, evaluate_dialogs, run_evaluation
+
+CFG = EvaluateConfig(bfcl_categories=[], batch_size=2, max_new_tokens=8)
+
+
+def scripted(outputs: dict[str, str | None], seen: list | None = None):
+    """generate_fn answering by the last user turn (the dialogs' user turns are distinct)."""
+    def gen(prompts):
+        if seen is not None:
+            seen.extend(prompts)
+        return [outputs[[m for m in p["messages"] if m["role"] == "user"][-1]["content"]] for p in prompts]
+    return gen
+
+
+def users(df: pl.DataFrame) -> dict[str, str]:
+    return {r["id"]: [m for m in json.loads(r["messages"]) if m["role"] == "user"][-1]["content"] for r in df.to_dicts()}
+
+
+def test_gold_outputs_score_perfectly_and_prompts_stop_before_the_target(dialogs):
+    u = users(dialogs)
+    gold = {u[r["id"]]: r["target"] or "Sorry, I can't do that with these tools." for r in dialogs.to_dicts()}
+    seen: list = []
+    df, m = evaluate_dialogs(dialogs, scripted(gold, seen), CFG)
+    assert df["correct"].all() and m["accuracy"] == 1.0 and m["partial_credit"] == 1.0
+    assert set(m["by_group"]) == {"single", "parallel", "dependent", "non_tool", "clarification"}
+    dep = next(p for p in seen if p["messages"][-1]["role"] == "tool")  # dependent: ends with the tool result
+    assert [t["name"] for t in dep["tools"]] == ["hotel.search", "hotel.book"]
+    assert dep["messages"][0]["role"] == "system" and "hotel.book" not in dep["messages"][-2]["content"]
+
+
+def test_error_types_and_partial_credit(dialogs):
+    u = users(dialogs)
+    by_id = {
+        "d0": '[weather.get_forecast(city="Lyon", days=2)]',  # wrong value
+        "d1": '```python\n[weather.get_forecast(city="Rome")]\n```',  # one of two parallel calls
+        "d2": "[hotel.book(hotel_id=result['id'], nights=3)]",  # refused: subscript
+        "d3": '[fx.convert(amount=1, source="EUR", target="USD")]',  # a call where none is due
+        "d4": "[hotel.book(hotel_id=__import__('os').getpid(), nights=1)]",  # refused call attempt
+    }
+    df, m = evaluate_dialogs(dialogs, scripted({u[k]: v for k, v in by_id.items()}), CFG)
+    got = dict(zip(df["id"], df["error_type"]))
+    assert got == {"d0": "wrong_value", "d1": "wrong_count", "d2": "unparsable", "d3": "call_on_irrelevance",
+                   "d4": "call_on_irrelevance"}
+    credit = dict(zip(df["id"], df["partial_credit"]))
+    assert 0 < credit["d0"] < 1 and credit["d1"] == pytest.approx(0.5) and credit["d2"] == 0 and credit["d3"] == 0
+    assert m["accuracy"] == 0 and m["error_types"]["call_on_irrelevance"] == 2 and m["unparsable_rate"] == 0.2
+    assert "Subscript" in df.filter(pl.col("id") == "d2")["parse_error"][0]
+
+
+def test_unanswered_and_bad_rows_are_recorded_not_raised(dialogs):
+    bad = dialogs.with_columns(pl.when(pl.col("id") == "d0").then(pl.lit("[f(x=")).otherwise(pl.col("target"))
+                               .alias("target"))
+    bad = bad.with_columns(pl.when(pl.col("id") == "d1").then(pl.lit("{broken")).otherwise(pl.col("messages"))
+                           .alias("messages"))
+    df, m = evaluate_dialogs(bad, lambda prompts: [None] * len(prompts), CFG)
+    got = dict(zip(df["id"], df["error_type"]))
+    assert got["d0"] == got["d1"] == "bad_input" and got["d2"] == "not_generated"
+    assert m["n_bad_input"] == 2 and m["n"] == 3 and m["error_types"] == {"not_generated": 3}
+
+
+def test_generate_fn_must_answer_every_prompt(dialogs):
+    with pytest.raises(ValueError, match="returned 1 texts for 5"):
+        evaluate_dialogs(dialogs, lambda prompts: ["[]"], CFG)
+
+
+def test_bfcl_slice_with_scripted_answers():
+    from toolkiln.calls import format_calls
+    from toolkiln.evaluate import bfcl
+    from toolkiln.evaluate.agreement import answer_calls
+
+    cfg = EvaluateConfig(bfcl_categories=["simple_python", "irrelevance"], bfcl_limit=3)
+    golds = [format_calls(answer_calls(e["ground_truth"])) for e in bfcl.load_category("simple_python", 3, seed=0)]
+    irrelevant_call = f"[{bfcl.load_category('irrelevance', 3, seed=0)[0]['function'][0]['name']}()]"
+
+    def gen(prompts):  # prompts come category by category, in the configured order
+        assert all(p["tools"] is None and p["messages"][0]["content"].startswith("You are an expert") for p in prompts)
+        return golds[:2] + [golds[2][:-3]] + [irrelevant_call, "I cannot help with that.", "[]"]
+
+    df, m = evaluate_bfcl(cfg.bfcl_categories, gen, cfg, seed=0)
+    assert df.height == 6 and list(m["by_group"]) == ["irrelevance", "simple_python"]
+    assert m["by_group"]["simple_python"]["error_types"] == {"unparsable": 1}  # the truncated third answer
+    assert m["by_group"]["simple_python"]["accuracy"] == pytest.approx(2 / 3)
+    assert m["by_group"]["irrelevance"]["error_types"] == {"call_on_irrelevance": 1}
+
+
+def test_hf_generator_batches_like_single_prompts(tiny_checkpoint, dialogs):
+    from toolkiln.evaluate.harness import dialog_prompt
+
+    prompts = [dialog_prompt(r) for r in dialogs.to_dicts()]
+    one = HFGenerator(tiny_checkpoint, batch_size=1, max_new_tokens=6)(prompts)
+    many = HFGenerator(tiny_checkpoint, batch_size=5, max_new_tokens=6)(prompts)
+    assert one == many and all(isinstance(t, str) for t in one)  # left padding leaves each prompt's output unchanged
+    short = HFGenerator(tiny_checkpoint, batch_size=2, max_new_tokens=6, max_prompt_tokens=150)
+    outs = short(prompts)
+    assert any(o is None for o in outs) and set(short.skipped) == {i for i, o in enumerate(outs) if o is None}
+
+
+def test_run_evaluation_end_to_end_on_a_tiny_checkpoint(tiny_checkpoint, dialogs):
+    cfg = EvaluateConfig(batch_size=4, max_new_tokens=8, bfcl_categories=["simple_python", "irrelevance"],
+                         bfcl_limit=2, max_prompt_tokens=4000)
+    rep = run_evaluation(tiny_checkpoint, dialogs, cfg, seed=0)
+    assert rep.dialogs.height == 5 and rep.bfcl.height == 4
+    assert set(rep.metrics) == {"synthetic", "bfcl"}
+    assert rep.metrics["bfcl"]["by_group"].keys() == {"simple_python", "irrelevance"}
+    assert rep.dialogs["output"].null_count() == 0  # every prompt fits the tiny model's context
+    # A random model writes no valid call: call items fail, (ir)relevance items pass unless it calls by chance.
+    assert not rep.dialogs.filter(pl.col("group").is_in(["single", "parallel", "dependent"]))["correct"].any()
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(ValueError, match="no config.json"):
+        HFGenerator(tmp_path)
+
+
+def test_stage_writes_outputs_and_tracks(tiny_checkpoint, dialogs, tmp_path, monkeypatch):
+    import yaml
+
+    from toolkiln.io import read_json
+
+    monkeypatch.chdir(tmp_path)
+    dialogs.write_parquet(tmp_path / "test.parquet")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({
+        "tracking": {"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db", "artifact_dir": str(tmp_path / "art")},
+        "evaluate": {"batch_size": 4, "max_new_tokens": 4, "bfcl_categories": ["parallel"], "bfcl_limit": 1}}))
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("evaluate_stage", Path(__file__).parents[2] / "stages" / "evaluate.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    stage.main(["--params", "params.yaml", "--checkpoint", str(tiny_checkpoint), "--dialogs", "test.parquet",
+                "--out-dir", "out", "--metrics", "out/metrics.json", "--tag", "unit"])
+    m = read_json(tmp_path / "out" / "metrics.json")
+    assert m["tag"] == "unit" and m["synthetic"]["n"] == 5 and m["bfcl"]["by_group"]["parallel"]["n"] == 1
+    assert pl.read_parquet(tmp_path / "out" / "dialogs.parquet").height == 5
+    assert (tmp_path / "out" / "accuracy.png").stat().st_size > 0
+    assert (tmp_path / "out" / "errors.csv").read_text().splitlines()[0].startswith("part,group,n,accuracy")
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["toolkiln"], filter_string="tags.`toolkiln.eval_tag` = 'unit'")
+    assert len(runs) == 1 and runs.iloc[0]["metrics.synthetic.n"] == 5
