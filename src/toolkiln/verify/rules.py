@@ -32,7 +32,6 @@ polars ``is_first_distinct``. A row whose JSON cannot be parsed fails
 
 from __future__ import annotations
 
-import ast
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +39,7 @@ from typing import Any
 import polars as pl
 
 from toolkiln.calls import format_calls
+from toolkiln.evaluate.parse import parse_calls
 from toolkiln.schema import DIALOG_SCHEMA, DIALOG_TYPES
 from toolkiln.synth.validate import check_api
 from toolkiln.verify.argcheck import CheckerCache, short
@@ -138,29 +138,6 @@ def parse_tools(text: Any, caches: RuleCaches) -> ToolSet:
     if isinstance(text, str) and len(caches.toolsets) < 200_000:
         caches.toolsets[text] = ts
     return ts
-
-
-def _literal_calls(target: str) -> list[dict] | None:
-    """``'[f(a=1)]'`` -> ``[{"name": "f", "arguments": {"a": 1}}]`` with ``ast`` only; None if not that format."""
-    try:
-        node = ast.parse(target, mode="eval").body
-    except (SyntaxError, ValueError):
-        return None
-    if not isinstance(node, ast.List):
-        return None
-    out = []
-    for el in node.elts:
-        if not isinstance(el, ast.Call) or el.args:
-            return None
-        name = ast.unparse(el.func)
-        try:
-            args = {kw.arg: ast.literal_eval(kw.value) for kw in el.keywords if kw.arg is not None}
-        except (ValueError, SyntaxError, TypeError):
-            return None
-        if len(args) != len(el.keywords):
-            return None
-        out.append({"name": name, "arguments": args})
-    return out
 
 
 def _in_text(v: Any, text: str) -> bool:
@@ -357,7 +334,9 @@ def _check_format(r: _Row, target: str, target_calls: list) -> None:
     if not expected:
         r.bad("ok_format", f"target {short(target)} but the target turn makes no call (expected '')")
         return
-    parsed = _literal_calls(target)
+    # Slow path, rare: an equivalent but differently spelled call list is fine (read with ast only).
+    stripped = target.strip() if isinstance(target, str) else ""
+    parsed = parse_calls(stripped, strict=True).calls if stripped.startswith("[") and stripped.endswith("]") else None
     if parsed is None:
         r.bad("ok_format", f"target {short(target, 80)} is not a Python call list [f(a=1), ...]")
     elif parsed != [{"name": c.get("name"), "arguments": c.get("arguments", {})} for c in target_calls]:

@@ -1,0 +1,86 @@
+"""Compiled argument checkers: each constraint family, and agreement with jsonschema where semantics coincide."""
+
+from __future__ import annotations
+
+import jsonschema
+import pytest
+
+from toolkiln.verify.argcheck import CheckerCache, compile_parameters
+
+PARAMS = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string", "minLength": 2, "maxLength": 20},
+        "days": {"type": "integer", "minimum": 1, "maximum": 14},
+        "ratio": {"type": "number", "exclusiveMinimum": 0},
+        "units": {"type": "string", "enum": ["metric", "imperial"]},
+        "flag": {"type": "boolean", "enum": [True]},
+        "code": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "day": {"type": "string", "format": "date"},
+        "mail": {"type": "string", "format": "email"},
+        "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2},
+        "where": {"type": "object", "properties": {"lat": {"type": "number"}}, "required": ["lat"],
+                  "additionalProperties": False},
+    },
+    "required": ["city"],
+}
+check = compile_parameters("weather.get", PARAMS)
+
+
+@pytest.mark.parametrize("args, expected", [
+    ({"city": "Oslo"}, set()),
+    ({}, {"ok_required_args"}),
+    ({"city": "Oslo", "color": "red"}, {"ok_unknown_args"}),
+    ({"city": 5}, {"ok_arg_types"}),
+    ({"city": "Oslo", "days": 2.0}, {"ok_arg_types"}),  # integer means int: the target renders 2.0
+    ({"city": "Oslo", "days": True}, {"ok_arg_types"}),  # bool is not a number
+    ({"city": "Oslo", "ratio": 3}, set()),  # number accepts int
+    ({"city": "Oslo", "days": 15}, {"ok_arg_range"}),
+    ({"city": "Oslo", "ratio": 0}, {"ok_arg_range"}),
+    ({"city": "O"}, {"ok_arg_range"}),
+    ({"city": "Oslo", "tags": ["a", "b", "c"]}, {"ok_arg_range"}),
+    ({"city": "Oslo", "units": "kelvin"}, {"ok_arg_enum"}),
+    ({"city": "Oslo", "flag": 1}, {"ok_arg_types"}),
+    ({"city": "Oslo", "code": "eur"}, {"ok_arg_pattern"}),
+    ({"city": "Oslo", "day": "2025-02-30"}, {"ok_arg_format"}),
+    ({"city": "Oslo", "day": "2024-02-29"}, set()),
+    ({"city": "Oslo", "mail": "bob(at)x"}, {"ok_arg_format"}),
+    ({"city": "Oslo", "tags": ["a", 3]}, {"ok_arg_types"}),
+    ({"city": "Oslo", "where": {}}, {"ok_required_args"}),
+    ({"city": "Oslo", "where": {"lat": 1.5, "lon": 2}}, {"ok_unknown_args"}),
+    ([1, 2], {"ok_arg_types"}),
+])
+def test_each_constraint_maps_to_its_check(args, expected):
+    assert {c for c, _ in check(args)} == expected
+
+
+def test_reasons_name_the_argument_path_and_value():
+    (problem,) = check({"city": "Oslo", "where": {"lat": "north"}})
+    assert problem[0] == "ok_arg_types"
+    assert "weather.get.where.lat" in problem[1] and '"north"' in problem[1]
+
+
+@pytest.mark.parametrize("args", [
+    {"city": "Oslo"}, {}, {"city": 5}, {"city": "Oslo", "days": 15}, {"city": "Oslo", "units": "kelvin"},
+    {"city": "Oslo", "code": "eur"}, {"city": "Oslo", "tags": ["a", 3]}, {"city": "Oslo", "where": {}},
+    {"city": "Oslo", "ratio": 0}, {"city": "Oslo", "tags": ["x", "y", "z"]}, {"city": "O"},
+])
+def test_agrees_with_jsonschema_on_shared_semantics(args):
+    schema = {**PARAMS, "additionalProperties": False}
+    assert (not check(args)) == jsonschema.Draft202012Validator(schema).is_valid(args)
+
+
+def test_toolace_python_type_names_are_read_as_json_types():
+    c = compile_parameters("f", {"type": "dict", "properties": {"n": {"type": "int"}, "x": {"type": "float"},
+                                                                  "s": {"type": "str"}}, "required": ["n"]})
+    assert c({"n": 3, "x": 2, "s": "a"}) == []
+    assert {k for k, _ in c({"n": "3"})} == {"ok_arg_types"}
+
+
+def test_cache_compiles_once_per_schema_and_recompiles_on_change():
+    cache = CheckerCache()
+    a = cache.get("f", {"type": "object", "properties": {"x": {"type": "integer"}}})
+    b = cache.get("f", {"type": "object", "properties": {"x": {"type": "integer"}}})
+    assert a is b and cache.compiled == 1
+    c = cache.get("f", {"type": "object", "properties": {"x": {"type": "string"}}})
+    assert cache.compiled == 2 and c({"x": "s"}) == [] and a({"x": "s"}) != []
