@@ -73,4 +73,14 @@ class VerifyConfig(Section):
 
 
 class SplitConfig(Section):
-    """Owned by issue 3 (split by API)."""
+    """Owned by issue 3: train/test split by API (DESIGN.md §2.2), so the test set measures unseen tools."""
+
+    test_fraction: float = Field(0.1, gt=0, lt=1, description="Target share of dialogs in the test split; test APIs are "
+                                 "added until their dialogs reach it.")
+    all_types_in_test: bool = Field(True, description="Add test APIs until every dialog type present in the input "
+                                    "also appears in the test split.")
+    strip_test_distractors: bool = Field(True, description="Remove test APIs from the candidate lists of train dialogs, "
+                                         "so no test API appears in train at all (not even as a distractor).")
+    exports: list[Literal["sharegpt", "openai", "bfcl"]] = Field(
+        ["sharegpt", "openai", "bfcl"], description="Export formats written for each split: ShareGPT/ToolACE JSON, "
+        "OpenAI-messages JSONL, BFCL question + possible-answer JSONL.")
