@@ -17,7 +17,6 @@ Only harmless text reaches the official decoder (it ``eval``\\ s arithmetic).
 from __future__ import annotations
 
 import copy
-import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -319,20 +318,5 @@ def run_agreement(entries: list[dict], oracle: Oracle,
                 rep.differences.append({"id": case.entry_id, "perturbation": case.perturbation,
                                         "ours": {"correct": ours[0], "error_type": ours[1]},
                                         "official": {"correct": theirs[0], "error_type": theirs[1]},
-                                        "output": (case.text or "")[:300]})
+                                        "output": (case.text or "")[:200]})
     return reports
-
-
-def time_checkers(entries: list[dict], oracle: Oracle, repeats: int = 1) -> dict[str, float]:
-    """Seconds each side spends judging the same structured and text cases (for bench/checker_speed.py)."""
-    by_id = {e["id"]: e for e in entries}
-    cases = [c for c in build_cases(entries) if c.calls is not None]
-    out = {"cases": len(cases) * repeats}
-    for mode in ("structured", "text"):
-        for side, fn in (("ours", lambda c, e, t: _ours(c, e, t)), ("official", lambda c, e, t: _official(oracle, c, e, t))):
-            t0 = time.perf_counter()
-            for _ in range(repeats):
-                for c in cases:
-                    fn(c, by_id[c.entry_id], mode == "text")
-            out[f"{mode}_{side}_s"] = time.perf_counter() - t0
-    return out

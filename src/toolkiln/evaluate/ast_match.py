@@ -71,11 +71,11 @@ def _std_item(x: Any) -> Any:
 
 # -- types ------------------------------------------------------------------------------------------------------------
 
-def _py_type(desc: Any, where: str) -> type:
+def _py_type(desc: Any, fname: str, param: str) -> type:
     try:
         return _PY_TYPES[desc]
     except (KeyError, TypeError):
-        raise ValueError(f"{where}: doc type {desc!r} is not one of {sorted(_PY_TYPES)}") from None
+        raise ValueError(f"{fname}.{param}: doc type {desc!r} is not one of {sorted(_PY_TYPES)}") from None
 
 
 def _answer_type(options: Sequence) -> type | None:
@@ -134,20 +134,19 @@ def _list_ok(value: list, options: Sequence) -> bool:
 
 
 def _check_param(param: str, value: Any, spec: Mapping, options: Sequence, fname: str) -> None:
-    where = f"{fname}.{param}"
-    desc = spec.get("type") if isinstance(spec, Mapping) else None
-    expected = _py_type(desc, where)
+    desc = spec.get("type") if isinstance(spec, dict) else None
+    expected = _py_type(desc, fname, param)
     nested = None
-    if desc in ("array", "tuple"):
+    if desc == "array" or desc == "tuple":
         items = spec.get("items")
-        nested = _py_type(items.get("type") if isinstance(items, Mapping) else None, f"{where}.items")
+        nested = _py_type(items.get("type") if isinstance(items, dict) else None, fname, f"{param}.items")
     if desc == "tuple" and type(value) is tuple:
         value = list(value)  # JSON ground truth has no tuples
     if expected is float and type(value) is int:
         value = float(value)
     ok, variable = _type_check(value, options, expected, nested)
     if not ok:
-        raise _Fail("wrong_type", f"{where}: expected {desc}" + (f" of {spec['items'].get('type')}" if nested else "")
+        raise _Fail("wrong_type", f"{fname}.{param}: expected {desc}" + (f" of {spec['items'].get('type')}" if nested else "")
                     + f", got {type(value).__name__} {value!r}")
     if not variable:
         if expected is dict:
@@ -163,7 +162,7 @@ def _check_param(param: str, value: Any, spec: Mapping, options: Sequence, fname
     else:
         good = value in options
     if not good:
-        raise _Fail("wrong_value", f"{where}: {value!r} is not among the accepted values {list(options)!r}")
+        raise _Fail("wrong_value", f"{fname}.{param}: {value!r} is not among the accepted values {list(options)!r}")
 
 
 def _check_call(doc: Mapping, call: Mapping, answer: Mapping[str, Sequence]) -> None:
@@ -292,7 +291,7 @@ def _same_value(a: Any, b: Any) -> bool:
         return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
+    if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
     return a == b
 

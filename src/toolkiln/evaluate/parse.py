@@ -88,6 +88,14 @@ class ParseResult:
 class _Refused(ValueError):
     """The text is call-shaped but something in it may not be read (the message says what and where)."""
 
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+        self.path: list[str] = []  # filled in on the way out, so a success never formats a location
+
+    def located(self, where: str) -> "_Refused":
+        return _Refused(f"{where}{''.join(self.path)}: {self.reason}")
+
 
 def _describe(node: ast.AST) -> str:
     kind = type(node).__name__
@@ -99,38 +107,60 @@ def _describe(node: ast.AST) -> str:
     return f"{what} ({kind})"
 
 
-def literal_value(node: ast.AST, where: str = "value", depth: int = 0) -> Any:
-    """The Python value of a literal node; raises ``ValueError`` naming any other node kind."""
-    if depth > MAX_DEPTH:
-        raise _Refused(f"{where}: nested deeper than {MAX_DEPTH} levels")
-    if isinstance(node, ast.Constant):
-        if isinstance(node.value, (str, int, float, bool)) or node.value is None:
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _lit(node: ast.AST, depth: int) -> Any:
+    t = type(node)
+    if t is ast.Constant:
+        if type(node.value) in _SCALARS:
             return node.value
-        raise _Refused(f"{where}: {_describe(node)} is not accepted; expected str, int, float, bool or None")
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        operand = node.operand
-        # Only a sign directly on a number: "-5" is a literal, "-x" or "--5" are expressions.
-        if isinstance(operand, ast.Constant) and type(operand.value) in (int, float):
-            return -operand.value if isinstance(node.op, ast.USub) else operand.value
-        raise _Refused(f"{where}: a sign applied to {_describe(operand)} is not a literal; nothing is evaluated")
-    if isinstance(node, ast.List):
-        return [literal_value(e, f"{where}[{i}]", depth + 1) for i, e in enumerate(node.elts)]
-    if isinstance(node, ast.Tuple):
-        return tuple(literal_value(e, f"{where}[{i}]", depth + 1) for i, e in enumerate(node.elts))
-    if isinstance(node, ast.Dict):
-        out = {}
+        raise _Refused(f"{_describe(node)} is not accepted; expected str, int, float, bool or None")
+    if depth > MAX_DEPTH:
+        raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
+    if t is ast.List or t is ast.Tuple:
+        out = []
+        for i, e in enumerate(node.elts):
+            try:
+                out.append(_lit(e, depth + 1))
+            except _Refused as exc:
+                exc.path.insert(0, f"[{i}]")
+                raise
+        return out if t is ast.List else tuple(out)
+    if t is ast.Dict:
+        d = {}
         for k, v in zip(node.keys, node.values):
             if k is None:
-                raise _Refused(f"{where}: '**' unpacking inside a dict is not a literal")
-            key = literal_value(k, f"{where} key", depth + 1)
-            if isinstance(key, (list, tuple)):
-                raise _Refused(f"{where}: dict key {key!r} is not a string, number, bool or None")
-            out[key] = literal_value(v, f"{where}[{key!r}]", depth + 1)
-        return out
-    raise _Refused(f"{where}: {_describe(node)} is not a literal; only literals are accepted and nothing is evaluated")
+                raise _Refused("'**' unpacking inside a dict is not a literal")
+            key = _lit(k, depth + 1)
+            if type(key) in (list, tuple):
+                raise _Refused(f"dict key {key!r} is not a string, number, bool or None")
+            try:
+                d[key] = _lit(v, depth + 1)
+            except _Refused as exc:
+                exc.path.insert(0, f"[{key!r}]")
+                raise
+        return d
+    if t is ast.UnaryOp and type(node.op) in (ast.USub, ast.UAdd):
+        operand = node.operand
+        # Only a sign directly on a number: "-5" is a literal, "-x" or "--5" are expressions.
+        if type(operand) is ast.Constant and type(operand.value) in (int, float):
+            return -operand.value if type(node.op) is ast.USub else operand.value
+        raise _Refused(f"a sign applied to {_describe(operand)} is not a literal; nothing is evaluated")
+    raise _Refused(f"{_describe(node)} is not a literal; only literals are accepted and nothing is evaluated")
+
+
+def literal_value(node: ast.AST, where: str = "value") -> Any:
+    """The Python value of a literal node; raises ``ValueError`` naming any other node kind and where it is."""
+    try:
+        return _lit(node, 0)
+    except _Refused as exc:
+        raise exc.located(where) from None
 
 
 def _call_name(func: ast.AST) -> str:
+    if type(func) is ast.Name:
+        return func.id
     parts = []
     while isinstance(func, ast.Attribute):
         parts.append(func.attr)
@@ -143,15 +173,17 @@ def _call_name(func: ast.AST) -> str:
 
 def _read_call(node: ast.Call, index: int) -> dict:
     name = _call_name(node.func)
-    where = f"call {index} ({name})"
     if node.args:
-        raise _Refused(f"{where}: positional argument {_describe(node.args[0])} at column {node.args[0].col_offset}; "
-                       "expected keyword arguments only (name=value)")
+        raise _Refused(f"call {index} ({name}): positional argument {_describe(node.args[0])} at column "
+                       f"{node.args[0].col_offset}; expected keyword arguments only (name=value)")
     args = {}
     for kw in node.keywords:
         if kw.arg is None:
-            raise _Refused(f"{where}: '**' argument unpacking is not accepted")
-        args[kw.arg] = literal_value(kw.value, f"{where} argument {kw.arg!r}")
+            raise _Refused(f"call {index} ({name}): '**' argument unpacking is not accepted")
+        try:
+            args[kw.arg] = _lit(kw.value, 0)
+        except _Refused as exc:
+            raise exc.located(f"call {index} ({name}) argument {kw.arg!r}") from None
     return {"name": name, "arguments": args}
 
 
@@ -160,16 +192,13 @@ def _calls_from_tree(body: ast.AST) -> list[dict] | None:
     if isinstance(body, ast.Call):
         return [_read_call(body, 0)]
     if isinstance(body, (ast.List, ast.Tuple)):
-        if not body.elts:
-            return []
-        if not any(isinstance(e, ast.Call) for e in body.elts):
+        elts = body.elts
+        if all(type(e) is ast.Call for e in elts):
+            return [_read_call(e, i) for i, e in enumerate(elts)]
+        if not any(type(e) is ast.Call for e in elts):
             return None
-        calls = []
-        for i, e in enumerate(body.elts):
-            if not isinstance(e, ast.Call):
-                raise _Refused(f"list element {i}: {_describe(e)} is not a function call")
-            calls.append(_read_call(e, i))
-        return calls
+        i, e = next((i, e) for i, e in enumerate(elts) if type(e) is not ast.Call)
+        raise _Refused(f"list element {i}: {_describe(e)} is not a function call")
     return None
 
 
