@@ -230,10 +230,11 @@ class EmbeddedJudge:
             by_request.setdefault(request_for(d.messages, t)[1], []).append(t)
         bad = []
         for group in by_request.values():
-            called = sorted({c.get("name") for t in group for c in d.messages[t]["tool_calls"]} & set(names))
+            asked = {c.get("name") for t in group for c in d.messages[t]["tool_calls"]}
+            called = sorted(asked & set(names))  # an invented name is the rule layer's finding, not ranked here
             req = self._emb[request_for(d.messages, group[0])[0]]
             sims = api_m @ req
-            kth = np.sort(sims)[::-1][min(len(called), len(names)) - 1] if called else 0.0
+            kth = np.sort(sims)[::-1][min(len(asked), len(names)) - 1] if called else 0.0
             for n in called:
                 s = float(sims[names.index(n)])
                 if s < kth - self.intent_margin:
