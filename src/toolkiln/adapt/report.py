@@ -1,0 +1,156 @@
+"""Tables, plots and verdicts of the ADNT benchmark (ADNT arXiv 2208.02947 §4; DESIGN.md §2.6).
+
+The verdicts are the issue's targets, computed rather than eyeballed: ADNT's
+average target accuracy against every baseline, and what each ablation costs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from toolkiln.adapt.config import ABLATIONS, METHODS
+
+BASELINES = ("source_only", "dann", "m3sda", "skada_source_only", "skada_dann", "skada_mdd", "skada_deepcoral")
+LABELS = {
+    "adnt": "ADNT", "source_only": "Source-only (combined)", "dann": "DANN", "m3sda": "M3SDA (moments)",
+    "adnt_no_attention": "ADNT − attention", "adnt_ordinary_attention": "ADNT, ordinary attention",
+    "adnt_ce": "ADNT, CE instead of ARCE", "adnt_fixed_weight": "ADNT, fixed weight",
+    "skada_source_only": "skada SourceOnly", "skada_dann": "skada DANN", "skada_mdd": "skada MDD",
+    "skada_deepcoral": "skada DeepCoral",
+}
+
+
+def _ordered(methods) -> list[str]:
+    return [m for m in METHODS if m in set(methods)]
+
+
+def summary_dict(summary: pl.DataFrame) -> dict:
+    """``{method: {target: {"mean", "std"}}}`` including ``avg``."""
+    out: dict = {}
+    for r in summary.iter_rows(named=True):
+        out.setdefault(r["method"], {})[r["target"]] = {"mean": r["mean"], "std": r["std"]}
+    return out
+
+
+def verdicts(summary: pl.DataFrame) -> dict:
+    """ADNT's average margin over each baseline present and each ablation's cost (positive = ablation hurts)."""
+    s = summary_dict(summary)
+    if "adnt" not in s:
+        return {}
+    a = s["adnt"]["avg"]["mean"]
+    margins = {b: a - s[b]["avg"]["mean"] for b in BASELINES if b in s}
+    costs = {ab: a - s[ab]["avg"]["mean"] for ab in ABLATIONS if ab in s}
+    return {
+        "adnt_avg": a,
+        "margin_over": margins,
+        "ablation_cost": costs,
+        "beats_every_baseline": bool(margins) and all(v > 0 for v in margins.values()),
+        "every_ablation_costs": bool(costs) and all(v > 0 for v in costs.values()),
+    }
+
+
+def markdown_table(summary: pl.DataFrame, targets: list[str]) -> str:
+    """Methods x (targets + avg), cells ``mean ± std`` in % accuracy on the held-out target test split."""
+    s = summary_dict(summary)
+    cols = list(targets) + ["avg"]
+    lines = ["| method | " + " | ".join(f"→ {t}" if t != "avg" else "**avg**" for t in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    best = {c: max(s[m][c]["mean"] for m in s if c in s[m]) for c in cols}
+    for m in _ordered(s):
+        cells = []
+        for c in cols:
+            v = s[m].get(c)
+            if v is None:
+                cells.append("–")
+                continue
+            txt = f"{100 * v['mean']:.1f} ± {100 * (v['std'] or 0):.1f}"
+            cells.append(f"**{txt}**" if abs(v["mean"] - best[c]) < 1e-12 else txt)
+        lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def bar_plot(summary: pl.DataFrame, targets: list[str], path: str | Path) -> None:
+    """Grouped bars: one group per target (+ avg), one bar per method, std as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    s = summary_dict(summary)
+    methods = _ordered(s)
+    cols = list(targets) + ["avg"]
+    x = np.arange(len(cols))
+    width = 0.85 / max(len(methods), 1)
+    fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(cols) + 0.25 * len(methods)), 4.5))
+    cmap = plt.get_cmap("tab20")
+    for i, m in enumerate(methods):
+        means = [100 * s[m].get(c, {"mean": np.nan})["mean"] for c in cols]
+        stds = [100 * (s[m].get(c, {"std": 0})["std"] or 0) for c in cols]
+        ax.bar(x + (i - (len(methods) - 1) / 2) * width, means, width, yerr=stds, capsize=1.5,
+               label=LABELS.get(m, m), color=cmap(i), edgecolor="black" if m == "adnt" else None)
+    ax.set_xticks(x, [f"→ {c}" if c != "avg" else "average" for c in cols])
+    ax.set_ylabel("target test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(ncol=3, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    ax.set_title("Leave-one-domain-out digits: mean ± std over seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, format="png")
+    plt.close(fig)
+
+
+def pseudo_label_plot(results: pl.DataFrame, path: str | Path, method: str = "adnt") -> bool:
+    """Pseudo-label coverage and precision over training for ``method``, one line per target (seed-mean)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = results.filter(pl.col("method") == method)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharex=True)
+    if rows.is_empty():
+        axes[0].text(0.5, 0.5, f"no {method} runs", ha="center", transform=axes[0].transAxes)
+    for target in sorted(set(rows["target"])):
+        hist = [json.loads(h) for h in rows.filter(pl.col("target") == target)["history"]]
+        hist = [h for h in hist if h]
+        if not hist:
+            continue
+        n = min(len(h) for h in hist)
+        steps = [h["step"] for h in hist[0][:n]]
+        for ax, key in zip(axes, ("coverage", "precision")):
+            ax.plot(steps, np.nanmean([[e[key] for e in h[:n]] for h in hist], axis=0), marker="o", label=target)
+    for ax, key in zip(axes, ("coverage", "precision")):
+        ax.set_title(f"{method}: pseudo-label {key}")
+        ax.set_xlabel("step")
+        ax.set_ylim(0, 1)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
+    return not rows.is_empty()
+
+
+def gap_plot(names: list[str], G, path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.8, 4))
+    im = ax.imshow(100 * G, vmin=0, vmax=100, cmap="viridis")
+    ax.set_xticks(range(len(names)), names, rotation=30)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("tested on")
+    ax.set_ylabel("trained on")
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, f"{100 * G[i, j]:.0f}", ha="center", va="center", color="w" if G[i, j] < 0.6 else "k")
+    fig.colorbar(im, ax=ax, label="accuracy (%)")
+    ax.set_title("single-source domain gap")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
