@@ -26,7 +26,7 @@ class DedupConfig(Section):
     threshold: float = Field(0.9, gt=0, le=1, description="Similarity at or above which two APIs are near-duplicates "
                              "(Jaccard for minhash, cosine for minilm).")
     num_perm: int = Field(64, ge=16, le=512, description="MinHash permutations.")
-    embed_sample: int = Field(2000, ge=0, description="APIs embedded with MiniLM for the embedding-spread diversity metric (0 = off).")
+    embed_sample: int = Field(1000, ge=0, description="APIs embedded with MiniLM for the embedding-spread diversity metric (0 = off).")
 
 
 class SynthConfig(Section):
