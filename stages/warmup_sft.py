@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
             ctx.run.log_metrics({k: v for k, v in row.items() if k != "step"}, step=row["step"])
         ctx.run.log_metrics(res.metrics)
         ctx.run.log_artifact(args.plot)
-        ctx.log.info("train loss %.3f over %d steps (%.0f tokens/s)", res.metrics["train_loss"],
+        ctx.log.info("train loss %.3f over %d steps (%.0f tokens/s)", res.metrics["train_loss_mean"],
                      res.metrics["train_steps"], res.metrics["train_tokens_per_s"])
 
 

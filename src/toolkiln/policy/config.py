@@ -49,6 +49,10 @@ class TokenizerConfig(Section):
 
     vocab_size: int = Field(4096, ge=300, le=262144, description="Target vocabulary incl. 256 bytes and special tokens.")
     min_frequency: int = Field(2, ge=1, description="A merge must occur at least this often in the corpus.")
+    pre_tokenizer: Literal["words", "gpt2"] = Field(
+        "words", description="words: letters, digits, spaces and punctuation are separate pre-tokens, so a word is the "
+        "same token after a space, a quote or an underscore (copyable); gpt2: GPT-2's regex (words carry their "
+        "leading space; ~20% fewer tokens).")
     split_digits: bool = Field(True, description="Pre-split numbers into single digits so unseen numbers are copied "
                                "digit by digit instead of through rare merged tokens.")
     max_corpus_samples: int = Field(20000, ge=1, description="Rendered training samples the BPE is trained on (cap).")

@@ -133,7 +133,7 @@ def crossfit_nll(examples: Sequence[Mapping], tokenizer, policy: PolicyConfig, c
         held = np.flatnonzero(fold == j)
         nll[held] = target_nll(probe, tokenizer, [examples[i] for i in held], batch_size=cfg.batch_size, device=device,
                                desc=f"score fold {j + 1}/{k}")
-        per_fold.append({"fold": j, "train_loss": res.metrics["train_loss"], "heldout_nll": float(np.nanmean(nll[held])),
+        per_fold.append({"fold": j, "train_loss": res.metrics["train_loss_mean"], "heldout_nll": float(np.nanmean(nll[held])),
                          "seconds": time.perf_counter() - t0, "tokens_per_s": res.metrics["train_tokens_per_s"]})
         log.info("probe %d/%d: train loss %.3f, held-out target NLL %.3f (%.0fs)", j + 1, k, per_fold[-1]["train_loss"],
                  per_fold[-1]["heldout_nll"], per_fold[-1]["seconds"])

@@ -32,24 +32,51 @@ log = logging.getLogger(__name__)
 BUCKETS = ("easy", "medium", "hard")
 
 
-def curriculum(buckets: Sequence[str], order: str, epochs: int, seed: int) -> list[int]:
-    """Example indices in training order (each index appears ``epochs`` times either way)."""
+def curriculum(buckets: Sequence[str], order: str, epochs: int, seed: int, *, lengths: Sequence[int] | None = None,
+               batch_size: int = 1, window: int = 16) -> list[int]:
+    """Example indices in training order: each index ``epochs`` times, reshuffled per pass.
+
+    With ``lengths``, the stream of a bucket (all its passes) is cut into windows of
+    ``window`` batches whose members are sorted by length before batching, and the
+    window's batches are shuffled: far less padding, and the curriculum (which is per
+    bucket) survives. A bucket's last batch is completed with random repeats from the
+    same bucket, so no batch ever straddles two buckets (at most ``batch_size - 1``
+    extra examples per bucket).
+    """
     rng = np.random.default_rng(seed)
     unknown = set(buckets) - set(BUCKETS)
     if unknown:
         raise ValueError(f"curriculum: got bucket labels {sorted(unknown)}; expected only {list(BUCKETS)}")
-    out: list[int] = []
     if order == "easy_to_hard":
-        for b in BUCKETS:
-            members = np.array([i for i, x in enumerate(buckets) if x == b], dtype=np.int64)
-            for _ in range(epochs):
-                out.extend(int(i) for i in rng.permutation(members))
+        groups = [np.array([i for i, x in enumerate(buckets) if x == b], dtype=np.int64) for b in BUCKETS]
     elif order == "random":
-        for _ in range(epochs):
-            out.extend(int(i) for i in rng.permutation(len(buckets)))
+        groups = [np.arange(len(buckets), dtype=np.int64)]
     else:
         raise ValueError(f"sft.order: got {order!r}; expected 'easy_to_hard' or 'random'")
+    out: list[int] = []
+    for members in groups:
+        if not len(members):
+            continue
+        stream = np.concatenate([rng.permutation(members) for _ in range(epochs)])
+        if lengths is not None and batch_size > 1:
+            stream = _length_grouped(stream, members, lengths, batch_size, window, rng)
+        out.extend(int(i) for i in stream)
     return out
+
+
+def _length_grouped(stream: np.ndarray, members: np.ndarray, lengths: Sequence[int], batch_size: int, window: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    short = -len(stream) % batch_size
+    if short:
+        stream = np.concatenate([stream, rng.choice(members, size=short)])
+    span = batch_size * window
+    out: list[int] = []
+    for s in range(0, len(stream), span):
+        chunk = sorted(stream[s:s + span].tolist(), key=lambda i: lengths[i])
+        batches = [chunk[b:b + batch_size] for b in range(0, len(chunk), batch_size)]
+        for k in rng.permutation(len(batches)):
+            out.extend(batches[k])
+    return np.array(out, dtype=np.int64)
 
 
 @dataclass
@@ -66,7 +93,8 @@ def _dataset(examples: Sequence[Mapping]):
 
 def train_sft(model, tokenizer, examples: Sequence[Mapping], cfg: SFTConfig, *, seed: int, device: str = "cpu",
               eval_examples: Sequence[Mapping] = (), peft_config: Any = None, max_steps: int = 0,
-              max_length: int | None = None, work_dir: str | Path | None = None) -> tuple[Any, TrainResult]:
+              max_length: int | None = None, work_dir: str | Path | None = None,
+              callbacks: Sequence[Any] = ()) -> tuple[Any, TrainResult]:
     """Train on ``examples`` in the given order (one pass) and return (trained model, logs).
 
     ``examples`` are already in curriculum order; the trainer must not reshuffle them.
@@ -90,19 +118,21 @@ def train_sft(model, tokenizer, examples: Sequence[Mapping], cfg: SFTConfig, *, 
         logging_first_step=True, eval_strategy="steps" if has_eval else "no", eval_steps=cfg.eval_steps,
         save_strategy="no", report_to="none", seed=seed, data_seed=seed, use_cpu=cpu,
         # fp32 on CPU: bf16 matmuls run ~14x slower than fp32 on this class of CPU.
-        bf16=False, fp16=False, assistant_only_loss=True, max_length=max_length, shuffle_dataset=False,
+        bf16=False, fp16=False, assistant_only_loss=True,
+        # TRL turns activation checkpointing on by default; a small policy has no memory to save and pays ~1/3 more compute.
+        gradient_checkpointing=False, max_length=max_length, shuffle_dataset=False,
         train_sampling_strategy="sequential", dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
         disable_tqdm=False,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=_dataset(examples),
                          eval_dataset=_dataset(eval_examples) if has_eval else None, processing_class=tokenizer,
-                         peft_config=peft_config)
+                         peft_config=peft_config, callbacks=list(callbacks) or None)
     t0 = time.perf_counter()
     out = trainer.train()
     seconds = time.perf_counter() - t0
     history = list(trainer.state.log_history)
     tokens = float(trainer.state.num_input_tokens_seen or 0)
-    metrics = {"train_loss": float(out.training_loss), "train_seconds": seconds, "train_steps": int(trainer.state.global_step),
+    metrics = {"train_loss_mean": float(out.training_loss), "train_seconds": seconds, "train_steps": int(trainer.state.global_step),
                "train_examples": len(examples), "train_tokens": tokens,
                "train_tokens_per_s": tokens / seconds if seconds > 0 else math.nan}
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]

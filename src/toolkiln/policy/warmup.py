@@ -72,7 +72,8 @@ def warmup_sft(train: pl.DataFrame, difficulty: pl.DataFrame, policy: PolicyConf
     held = set(int(i) for i in rng.permutation(len(examples))[:min(cfg.eval_samples, max(0, len(examples) - 1))])
     pool = [i for i in range(len(examples)) if i not in held]
     pool = [pool[i] for i in stratified_cap([buckets[i] for i in pool], cfg.max_samples, seed)]
-    idx = curriculum([buckets[i] for i in pool], order, cfg.epochs, seed)
+    idx = curriculum([buckets[i] for i in pool], order, cfg.epochs, seed,
+                     lengths=[examples[i]["n_tokens"] for i in pool], batch_size=cfg.batch_size * cfg.grad_accum)
     ordered = [examples[pool[i]] for i in idx]
     device = resolve_device(policy.device)
     model, res = train_sft(model, tok, ordered, cfg, seed=seed, device=device,

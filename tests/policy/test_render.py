@@ -1,0 +1,110 @@
+"""The chat rendering contract: tools as signatures, calls as format_calls strings, assistant-only masks."""
+
+import json
+
+import pytest
+
+from toolkiln.calls import format_calls
+from toolkiln.policy.config import RenderConfig
+from toolkiln.policy.examples import build_examples, chat_ids, target_spans
+from toolkiln.policy.render import (DialogFormatError, Markers, build_chat_template, dialog_messages, fit_tools,
+                                    normalise_messages, prompt_messages, render_text, row_tools)
+
+TOOLS = [{"name": "weather.get_forecast", "description": "Get the weather forecast for a city, for some days.",
+          "parameters": {"type": "object", "required": ["city"], "properties": {
+              "city": {"type": "string", "description": "City name"}, "days": {"type": "integer"},
+              "unit": {"type": "string", "enum": ["c", "f"]},
+              "stops": {"type": "array", "items": {"type": "object"}}}}}]
+
+
+def test_tools_render_as_compact_signatures():
+    text = render_text(build_chat_template(), [{"role": "user", "content": "hi"}], TOOLS, add_generation_prompt=True)
+    assert text == ('<|system|>weather.get_forecast(city: str, days?: int, unit?: "c"|"f", stops?: list[dict]) - '
+                    'Get the weather forecast for a city, for some days.\n<|end|><|user|>hi<|end|><|assistant|>')
+
+
+def test_openai_wrapped_tools_render_the_same_and_options_apply():
+    tpl = build_chat_template()
+    wrapped = [{"type": "function", "function": TOOLS[0]}]
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+    assert render_text(tpl, msgs, wrapped) == render_text(tpl, msgs, TOOLS)
+    short = build_chat_template(tool_description_chars=7, param_descriptions=True, render_system=False)
+    text = render_text(short, msgs, TOOLS)
+    assert "Be brief." not in text
+    assert "city: str (City name)" in text
+    assert ") - Get the\n" in text
+
+
+def test_markers_cannot_break_the_template():
+    with pytest.raises(ValueError, match="quote"):
+        build_chat_template(Markers(end="it's"))
+
+
+def test_normalise_renders_calls_from_tool_calls_and_drops_thought():
+    calls = [{"name": "f", "arguments": {"a": 1, "b": "x", "c": [True, None]}}]
+    msgs = normalise_messages([
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "I will call f", "tool_calls": calls, "thought": {"why": "because"}},
+        {"role": "tool", "name": "f", "content": {"ok": 1}},
+    ])
+    assert msgs[1] == {"role": "assistant", "content": format_calls(calls), "name": ""}
+    assert msgs[1]["content"] == '[f(a=1, b="x", c=[True, None])]'
+    assert msgs[2] == {"role": "tool", "content": '{"ok": 1}', "name": "f"}
+    with pytest.raises(DialogFormatError, match=r"dialog d7: messages\[0\].role"):
+        normalise_messages([{"role": "robot", "content": "x"}], "d7")
+
+
+def test_dialog_cuts_follow_the_target_turn(dialogs):
+    row = next(r for r in dialogs.to_dicts() if r["type"] == "dependent")
+    n = len(json.loads(row["messages"]))
+    assert row["target_turn"] == 3
+    assert [m["role"] for m in prompt_messages(row)] == ["system", "user", "assistant", "tool"]
+    assert len(dialog_messages(row, "target")) == 1 + 4
+    assert len(dialog_messages(row, "full")) == 1 + n
+    assert dialog_messages(row, "target")[-1]["content"] == row["target"]
+    bad = {**row, "target_turn": 2}
+    with pytest.raises(DialogFormatError, match=f"dialog {row['id']}: messages\\[2\\].*expected 'assistant'"):
+        dialog_messages(bad)
+    with pytest.raises(DialogFormatError, match="not valid JSON"):
+        row_tools({**row, "tools": "[{"})
+
+
+def test_assistant_mask_is_exactly_the_assistant_turns(dialogs, tokenizer):
+    for row in dialogs.to_dicts()[:10]:
+        msgs = dialog_messages(row, "target")
+        tools = row_tools(row)
+        out = tokenizer.apply_chat_template(msgs, tools=tools, tokenize=True, return_dict=True,
+                                            return_assistant_tokens_mask=True)
+        ids, mask = out["input_ids"], out["assistant_masks"]
+        supervised = tokenizer.decode([i for i, m in zip(ids, mask) if m], skip_special_tokens=False)
+        expected = "".join(m["content"] + "<|end|>" for m in msgs if m["role"] == "assistant")
+        assert supervised == expected
+        # the evaluation prompt is a token prefix of the training text: train and eval see the same context
+        prompt = tokenizer.apply_chat_template(prompt_messages(row), tools=tools, add_generation_prompt=True,
+                                               tokenize=True, return_dict=True)["input_ids"]
+        assert ids[:len(prompt)] == prompt
+        assert tokenizer.decode(ids[len(prompt):], skip_special_tokens=True) == (row["target"] or msgs[-1]["content"])
+
+
+def test_fit_tools_drops_distractors_last_first_never_gold():
+    tools = [{"name": n} for n in ["a", "gold", "b", "c"]]
+    kept, dropped = fit_tools(tools, {"gold"}, lambda ts: 10 * len(ts), 25)
+    assert [t["name"] for t in kept] == ["a", "gold"] and dropped == 2
+    kept, dropped = fit_tools(tools, {"gold"}, lambda ts: 10 * len(ts), 5)
+    assert [t["name"] for t in kept] == ["gold"] and dropped == 3
+
+
+def test_build_examples_counts_dropped_tools_and_skips(dialogs, tokenizer):
+    rows = dialogs.to_dicts()[:10]
+    lengths = [len(chat_ids(tokenizer, dialog_messages(r), row_tools(r))) for r in rows]
+    budget = sorted(lengths)[5]
+    ex, stats = build_examples(rows, tokenizer, RenderConfig(max_length=budget))
+    assert stats["examples"] + stats["skipped_too_long"] == 10
+    assert stats["rows_with_tools_dropped"] >= 1 and stats["tools_dropped"] >= stats["rows_with_tools_dropped"]
+    for e in ex:
+        assert e["n_tokens"] <= budget
+        names = {t["name"] for t in json.loads(e["tools"])}
+        row = next(r for r in rows if r["id"] == e["id"])
+        assert set(row["apis"]) <= names  # the gold APIs always survive
+    for full, start in target_spans(tokenizer, ex):
+        assert 0 < start < len(full)
