@@ -30,7 +30,7 @@ from typing import Any, Sequence
 from toolkiln.dialogs.agents import Action, Outcome, assistant_turn, vote
 from toolkiln.dialogs.config import VotingConfig
 from toolkiln.dialogs.toolsim import MISSING, get_path
-from toolkiln.dialogs.values import problems_of
+from toolkiln.dialogs.values import result_problems
 from toolkiln.llm.base import ChatRequest, ChatResult
 from toolkiln.llm.parse import extract_json
 from toolkiln.verify.model import Context, grounded
@@ -265,7 +265,7 @@ class LLMTool(_LLMBase):
             api = st.pool.by_name.get(call["name"])
             returns = api.api.get("returns") if api else None
             if isinstance(returns, dict) and returns:
-                probs = problems_of(value, returns)
+                probs = result_problems(value, returns)
                 if probs:
                     return Outcome(reject=f"tool_result_schema: {call['name']} result does not conform to its returns "
                                           f"schema ({probs[0]})")

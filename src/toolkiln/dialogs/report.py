@@ -31,7 +31,7 @@ def plot_dialogs(metrics: dict, path: str | Path) -> Path:
     axes[1].barh(list(rej), list(rej.values()), color="#C44E52")
     axes[1].set_title(f"rejections ({metrics['n_rejected']:,} of {metrics['n_attempts']:,} attempts)")
     levels = metrics["levels"]
-    axes[2].bar([str(k) for k in levels], list(levels.values()), color="#55A868")
+    axes[2].bar([f"level {k}" for k in levels], list(levels.values()), color="#55A868")
     axes[2].set_title("complexity level")
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))

@@ -283,6 +283,20 @@ def problems_of(value: Any, schema: dict) -> list[str]:
     return [reason for _check, reason in out]
 
 
+def result_problems(value: Any, returns: dict) -> list[str]:
+    """Why a tool result does not fit its API's ``returns`` schema: schema violations, plus (stricter than JSON
+    Schema, as a simulated result should look like the documented one) undeclared or missing top-level fields."""
+    probs = problems_of(value, returns)
+    props = returns.get("properties") if isinstance(returns, dict) else None
+    if isinstance(value, dict) and isinstance(props, dict) and props:
+        extra = sorted(set(value) - set(props))
+        if extra:
+            probs.append(f"result: undeclared fields {extra[:5]} (declared: {sorted(props)[:8]})")
+        if not set(value) & set(props):
+            probs.append(f"result: none of the declared fields {sorted(props)[:8]}")
+    return probs
+
+
 def singular(name: str) -> str:
     """``cities -> city``, ``check_ins -> check_in``, ``bedroomses -> bedrooms`` (synth's naive plural)."""
     if name.endswith("ies") and len(name) > 4:

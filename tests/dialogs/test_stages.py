@@ -1,0 +1,81 @@
+"""The generate_dialogs and split stage scripts end to end on the fixture pool (tracking off, tiny sizes)."""
+
+import importlib.util
+import json
+
+import polars as pl
+import pytest
+import yaml
+
+from toolkiln.config import ParamsError, load_params, read_yaml_mapping
+
+
+def _stage(repo_root, name):
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", repo_root / "stages" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def params(repo_root, tmp_path):
+    data = read_yaml_mapping(repo_root / "params.yaml")
+    data["tracking"]["enabled"] = False
+    data["dialogs"].update(n_dialogs=80, batch_size=32)
+    data["split"]["test_fraction"] = 0.2
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    return p
+
+
+def test_generate_then_split(repo_root, tmp_path, params, pool_frame):
+    pool = tmp_path / "pool.parquet"
+    pool_frame.write_parquet(pool)
+    d = tmp_path / "out"
+    _stage(repo_root, "generate_dialogs").main([
+        "--params", str(params), "--pool", str(pool), "--dialogs", str(d / "dialogs.parquet"),
+        "--rejects", str(d / "rejects.parquet"), "--trace", str(d / "trace.jsonl"), "--metrics", str(d / "m.json"),
+        "--types-plot", str(d / "types.csv"), "--plot", str(d / "dialogs.png")])
+    dialogs = pl.read_parquet(d / "dialogs.parquet")
+    metrics = json.loads((d / "m.json").read_text())
+    assert dialogs.height == 80 == metrics["n_dialogs"] and metrics["pool_apis"] == 21
+    assert metrics["n_attempts"] == 80 + pl.read_parquet(d / "rejects.parquet").height
+    assert (d / "dialogs.png").stat().st_size > 0 and (d / "trace.jsonl").read_text() == ""
+    assert pl.read_csv(d / "types.csv")["dialogs"].sum() == 80
+
+    _stage(repo_root, "split").main([
+        "--params", str(params), "--verified", str(d / "dialogs.parquet"), "--train", str(d / "train.parquet"),
+        "--test", str(d / "test.parquet"), "--exports", str(d / "exports"), "--metrics", str(d / "split.json")])
+    split = json.loads((d / "split.json").read_text())
+    assert split["n_train"] + split["n_test"] == 80 and split["api_overlap"] == 0
+    for part in ("train", "test"):
+        for f in ("sharegpt.json", "openai.jsonl", "bfcl_question.jsonl", "bfcl_possible_answer.jsonl"):
+            assert (d / "exports" / part / f).exists()
+    assert not list((d).glob(".*tmp*"))  # atomic writes leave no temporaries
+
+
+def test_missing_pool_is_a_clear_error(repo_root, tmp_path, params):
+    with pytest.raises(SystemExit, match="cannot use the API pool"):
+        _stage(repo_root, "generate_dialogs").main([
+            "--params", str(params), "--pool", str(tmp_path / "nope.parquet"), "--dialogs", str(tmp_path / "d.parquet"),
+            "--rejects", str(tmp_path / "r.parquet"), "--trace", str(tmp_path / "t.jsonl"), "--metrics",
+            str(tmp_path / "m.json"), "--types-plot", str(tmp_path / "t.csv"), "--plot", str(tmp_path / "p.png")])
+
+
+def test_params_errors_name_the_value(repo_root, tmp_path):
+    data = read_yaml_mapping(repo_root / "params.yaml")
+    data["dialogs"]["type_mix"] = {"single": 1.0, "chitchat": 0.5}
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump(data))
+    with pytest.raises(ParamsError, match=r"dialogs.type_mix.*chitchat"):
+        load_params(p)
+    data["dialogs"]["type_mix"] = {"single": 1.0}
+    data["dialogs"]["distractors"] = [4, 2]
+    p.write_text(yaml.safe_dump(data))
+    with pytest.raises(ParamsError, match=r"dialogs.distractors.*\[4, 2\]"):
+        load_params(p)
+    data["dialogs"]["distractors"] = [2, 4]
+    data["split"] = {"test_fraction": 1.5}
+    p.write_text(yaml.safe_dump(data))
+    with pytest.raises(ParamsError, match=r"split.test_fraction.*1.5"):
+        load_params(p)
