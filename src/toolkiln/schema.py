@@ -48,6 +48,21 @@ answer is ``target`` (``""`` => correct iff the model makes no call, BFCL's
 irrelevance semantics; used for non_tool and for the clarifying question).
 For ``dependent`` dialogs the target turn is the call that consumes an earlier
 tool result.
+
+Thought details as ``generate_dialogs`` writes them (issue 3; additive): ``tool``
+is the called name(s) joined by ", "; ``arguments`` is keyed by the argument name,
+or ``"<call index>.<arg>"`` when the turn makes several calls, and each source is
+``{"from": "user", "turn": i, "text": <what the user said, list for arrays/objects>,
+"canonical": <value>}`` (``canonical`` only when the words differ from the value,
+e.g. "May 3rd, 2024" -> "2024-05-03"), ``{"from": "system", "text": ...}`` (a
+user-profile fact in the system prompt) or ``{"from": "tool", "turn": i, "api":
+..., "field": "results[0].id"}``. LLM-written thoughts may give plain strings.
+Provenance keys: ``seed``, ``slot``, ``attempt``, ``level`` (complexity 0-4),
+``agents``, ``votes`` (``[{"turn", "expect", "n", "top", "counts"}]``, plus
+``noisy_winner`` when a simulated mistake survived the vote), ``exchanges``,
+``follow_up``, ``style``, ``profile``, ``intent_api`` (non_tool: the API the
+request needs, not offered — the split counts it as the dialog's API),
+``llm_keys`` (request keys in the stage's LLM trace), ``complexity``.
 """
 
 from __future__ import annotations
