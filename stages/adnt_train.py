@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> None:
         summary = summarise(results)
         s = summary_dict(summary)
         metrics = {"n_runs": results.height, "wall_seconds": wall, "run_seconds_total": float(results["seconds"].sum()),
+                   # one torch thread per worker: CPU seconds / workers = the wall time on idle cores
+                   "cpu_seconds_total": float(results["cpu_seconds"].sum()),
+                   "projected_idle_wall_seconds": float(results["cpu_seconds"].sum()) / cfg.protocol.workers,
                    "workers": cfg.protocol.workers,
                    "avg_acc": {m: v["avg"]["mean"] for m, v in s.items()}}
         atomic_write_json(args.metrics, metrics)

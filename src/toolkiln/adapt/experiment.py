@@ -22,7 +22,7 @@ from toolkiln.adapt.config import ADNTConfig
 from toolkiln.adapt.digits import Domain
 
 RESULT_SCHEMA = {"method": pl.Utf8, "target": pl.Utf8, "seed": pl.Int64, "acc": pl.Float64, "seconds": pl.Float64,
-                 "history": pl.Utf8}
+                 "cpu_seconds": pl.Float64, "history": pl.Utf8}
 
 _W: dict = {}
 

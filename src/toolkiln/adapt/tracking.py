@@ -12,6 +12,10 @@ def log_method_runs(run, summary: pl.DataFrame, results: pl.DataFrame) -> int:
         return 0
     import mlflow
 
+    parent = mlflow.active_run()
+    if parent is None:
+        raise RuntimeError("log_method_runs: no active stage run to nest under")
+    exp_id = parent.info.experiment_id  # start_run would otherwise file children under the default experiment
     n = 0
     for method in sorted(set(summary["method"])):
         rows = summary.filter(pl.col("method") == method)
@@ -20,8 +24,16 @@ def log_method_runs(run, summary: pl.DataFrame, results: pl.DataFrame) -> int:
             metrics[f"acc.{r['target']}.mean"] = r["mean"]
             metrics[f"acc.{r['target']}.std"] = r["std"] or 0.0
         metrics["seconds_per_run"] = float(results.filter(pl.col("method") == method)["seconds"].mean())
-        with mlflow.start_run(run_name=f"adnt/{method}", nested=True,
-                              tags={"toolkiln.kind": "method", "toolkiln.method": method}):
+        with mlflow.start_run(experiment_id=exp_id, run_name=f"adnt/{method}", nested=True,
+                              tags={"toolkiln.kind": "method", "toolkiln.method": method,
+                                    "mlflow.parentRunId": parent.info.run_id, **_pipeline_tag(parent)}):
             mlflow.log_metrics(metrics)
         n += 1
     return n
+
+
+def _pipeline_tag(parent) -> dict:
+    from toolkiln.tracking import PIPELINE_TAG
+
+    pid = parent.data.tags.get(PIPELINE_TAG)
+    return {PIPELINE_TAG: pid} if pid else {}

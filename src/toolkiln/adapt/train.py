@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -44,7 +45,11 @@ ABLATION_OVERRIDES = {
 
 @dataclass
 class Task:
-    """One leave-one-domain-out task as tensors. ``target_y_hidden`` is for diagnostics only."""
+    """One leave-one-domain-out task as tensors. ``target_y_hidden`` is for diagnostics only.
+
+    ``backbone`` (optional) returns a fresh ``(F, C)`` for non-image inputs, e.g. an MLP over dialog
+    embeddings; its feature size must equal ``cfg.model.feature_dim``. Default: the CNN of ``nets``.
+    """
 
     target: str
     sources: list[str]
@@ -54,6 +59,8 @@ class Task:
     target_y_hidden: torch.Tensor
     Xt_test: torch.Tensor
     yt_test: torch.Tensor
+    n_classes: int = 10
+    backbone: Callable[[], tuple[nn.Module, nn.Module]] | None = None
 
 
 def make_task(domains: dict, target: str) -> Task:
@@ -89,6 +96,7 @@ class RunResult:
     seed: int
     acc: float
     seconds: float
+    cpu_seconds: float  # process CPU time: with one torch thread per worker, a load-independent cost
     history: list[dict] = field(default_factory=list)
 
 
@@ -120,7 +128,7 @@ class _MultiHeadPredictor(nn.Module):
 def _setup(cfg, task: Task, seed: int):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    F, C = make_backbone(cfg.model, task.Xt.shape[-1])
+    F, C = task.backbone() if task.backbone else make_backbone(cfg.model, task.Xt.shape[-1])
     streams = [BatchStream(len(y), cfg.train.batch_size, gen) for y in task.ys]
     tstream = BatchStream(len(task.Xt), cfg.train.batch_size, gen)
     return F, C, streams, tstream
@@ -173,7 +181,8 @@ def train_m3sda(task: Task, cfg, seed: int) -> tuple[nn.Module, list[dict]]:
     """M3SDA moment matching (Peng et al. 2019): one classifier per source, k=2 moment distance over
     all domain pairs (sources and target); inference averages the source classifiers."""
     F, _, streams, tstream = _setup(cfg, task, seed)
-    heads = nn.ModuleList([Classifier(cfg.model.feature_dim, dropout=cfg.model.dropout) for _ in task.sources])
+    heads = nn.ModuleList([Classifier(cfg.model.feature_dim, task.n_classes, cfg.model.dropout)
+                           for _ in task.sources])
     opt = _adam(cfg, F, heads)
     for step in range(cfg.train.steps):
         xs, ys = _source_batch(task, streams)
@@ -228,7 +237,7 @@ def train_adnt(task: Task, cfg, seed: int, overrides: dict | None = None) -> tup
 
 def run_method(method: str, task: Task, cfg, seed: int) -> RunResult:
     """Train ``method`` on ``task`` with ``seed`` and measure its target test accuracy."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if method == "source_only":
         model, hist = train_source_only(task, cfg, seed)
     elif method == "dann":
@@ -241,11 +250,11 @@ def run_method(method: str, task: Task, cfg, seed: int) -> RunResult:
         from toolkiln.adapt.skada_ref import run_skada
 
         acc = run_skada(method, task, cfg, seed)
-        return RunResult(method, task.target, seed, acc, time.perf_counter() - t0)
+        return RunResult(method, task.target, seed, acc, time.perf_counter() - t0, time.process_time() - c0)
     else:
         raise ValueError(f"unknown method {method!r}")
     acc = accuracy(model, task.Xt_test, task.yt_test, cfg.train.eval_batch)
-    return RunResult(method, task.target, seed, acc, time.perf_counter() - t0, hist)
+    return RunResult(method, task.target, seed, acc, time.perf_counter() - t0, time.process_time() - c0, hist)
 
 
 def single_source_gap(domains: dict, cfg, seed: int) -> np.ndarray:
