@@ -131,7 +131,7 @@ class DialogState:
                 canon = [s.canonical for s in m.spans]
                 src["text"] = texts[0] if len(texts) == 1 else texts
                 if any(x is not None for x in canon):
-                    src["canonical"] = v if len(canon) == 1 or not isinstance(v, (list, dict)) else v
+                    src["canonical"] = v  # the words differ from the value (a date in words, "three", "1,500")
             out[p] = src
         return out
 

@@ -19,8 +19,6 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Sequence
-
 import polars as pl
 from tqdm import tqdm
 
@@ -222,7 +220,3 @@ def summarise(dialogs: pl.DataFrame, rejects: pl.DataFrame, *, n_target: int, at
         "agents": {k: a.kind for k, a in agents.items()},
         "seconds": round(seconds, 3), "dialogs_per_s": round(n / seconds, 1) if seconds > 0 else None,
     }
-
-
-def rows_as_dicts(df: pl.DataFrame) -> Sequence[dict]:
-    return df.to_dicts()
