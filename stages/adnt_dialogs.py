@@ -7,7 +7,7 @@ import argparse
 
 import polars as pl
 
-from toolkiln.adapt.dialogs import run_dialog_adaptation
+from toolkiln.adapt.dialogs import NoEligibleTarget, run_dialog_adaptation
 from toolkiln.adapt.experiment import summarise
 from toolkiln.adapt.report import markdown_table, summary_dict
 from toolkiln.io import atomic_write_json, atomic_write_parquet, atomic_write_text
@@ -26,7 +26,16 @@ def main(argv: list[str] | None = None) -> None:
     with stage_context("adnt_dialogs", args.params, sections=("adnt",)) as ctx:
         cfg = ctx.params.adnt
         clean = pl.read_parquet(args.dialogs)
-        results, counts = run_dialog_adaptation(clean, cfg)
+        try:
+            results, counts = run_dialog_adaptation(clean, cfg)
+        except NoEligibleTarget as exc:
+            # too few dialogs per domain (e.g. a smoke run): record why, keep the DAG going
+            ctx.log.warning("%s", exc)
+            atomic_write_parquet(args.out, pl.DataFrame(schema={"method": pl.Utf8, "target": pl.Utf8, "seed": pl.Int64,
+                                                                "acc": pl.Float64}))
+            atomic_write_text(args.table, f"No dialog adaptation task: {exc}\n")
+            atomic_write_json(args.metrics, {"skipped": str(exc)})
+            return
         atomic_write_parquet(args.out, results)
         summary = summarise(results)
         targets = list(dict.fromkeys(results["target"].to_list()))

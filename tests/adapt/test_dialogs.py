@@ -93,3 +93,21 @@ def test_dialogs_stage(tmp_path, clean):
                 "--metrics", str(tmp_path / "m.json")])
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["adnt_minus_source_only"] is not None and "Majority-class" in (tmp_path / "t.md").read_text()
+
+
+def test_dialogs_stage_records_a_skip_when_no_domain_is_big_enough(tmp_path, clean):
+    import stages.adnt_dialogs as stage
+    import yaml
+
+    from toolkiln.config import read_yaml_mapping
+
+    params = read_yaml_mapping(Path(__file__).resolve().parents[2] / "params.yaml")
+    params["tracking"]["enabled"] = False
+    params["adnt"]["dialogs"]["min_domain_rows"] = 10_000
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
+    clean.write_parquet(tmp_path / "dialogs.parquet")
+    stage.main(["--params", str(tmp_path / "p.yaml"), "--dialogs", str(tmp_path / "dialogs.parquet"),
+                "--out", str(tmp_path / "r.parquet"), "--table", str(tmp_path / "t.md"),
+                "--metrics", str(tmp_path / "m.json")])
+    assert "10000" in json.loads((tmp_path / "m.json").read_text())["skipped"]
+    assert pl.read_parquet(tmp_path / "r.parquet").height == 0

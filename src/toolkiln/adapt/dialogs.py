@@ -34,6 +34,10 @@ from toolkiln.schema import DIALOG_SCHEMA
 LABELS = ("clean", "corrupted")
 
 
+class NoEligibleTarget(ValueError):
+    """No API domain has enough labelled rows of both classes to serve as a target."""
+
+
 def dialog_text(row: dict) -> str:
     """One dialog as text: each turn's role and content, plus calls as ``name(args-json)`` and tool names."""
     try:
@@ -215,7 +219,7 @@ def run_dialog_adaptation(clean: pl.DataFrame, cfg, *, progress: bool = True) ->
     rows = verification_rows(clean, seed=seed0, max_dialogs=d.max_dialogs)
     targets = choose_targets(rows, d.target_domain, d.max_tasks, d.min_domain_rows)
     if not targets:
-        raise ValueError(f"dialogs: no API domain has >= {d.min_domain_rows} labelled rows of both classes "
+        raise NoEligibleTarget(f"dialogs: no API domain has >= {d.min_domain_rows} labelled rows of both classes "
                          f"({rows.height} rows over {rows['domain'].n_unique()} domains)")
     Z = embed(rows["text"].to_list(), rows["skeleton"].to_list(), kind=d.embedder, dim=d.dim, seed=seed0)
     run_cfg = dialog_cfg(cfg)
