@@ -140,12 +140,15 @@ class APIPool:
                 s = b.props[p]
                 if not isinstance(s, dict) or json_type(s) not in ("string", "integer") or "enum" in s:
                     continue
-                sources = [x for x in by_field.get((b.domain, p), []) if x[0] != b.idx]
+                # A namesake of b (same base name, another namespace) is a near-duplicate, not a first step.
+                base = b.name.split(".")[-1]
+                ok = lambda x: x[0] != b.idx and self.apis[x[0]].name.split(".")[-1] != base  # noqa: E731
+                sources = [x for x in by_field.get((b.domain, p), []) if ok(x)]
                 if p.endswith("_id"):
                     stem = singular(p[:-3].split("_")[-1])
-                    sources += [x for x in ids_by_token.get((b.domain, stem), []) if x[0] != b.idx]
+                    sources += [x for x in ids_by_token.get((b.domain, stem), []) if ok(x)]
                 if p.endswith("_url"):
-                    sources += [x for x in by_field.get((b.domain, "url"), []) if x[0] != b.idx]
+                    sources += [x for x in by_field.get((b.domain, "url"), []) if ok(x)]
                 if sources:
                     slots.append(LinkSlot(b.idx, p, sources))
         return slots

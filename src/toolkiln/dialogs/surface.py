@@ -374,10 +374,11 @@ def _sentence(intent: str, ms: list[str], rng: random.Random, style: str) -> str
 
 
 def follow_up(m: Mention, intent: str, rng: random.Random) -> str:
+    """A follow-up that changes one value; it names the task again, since alone "what about X?" says little."""
     obj = object_phrase(intent)
-    forms = [f"What about {m.text}?", f"And {m.text}?", f"Now do the same {m.text}, please.",
-             f"Great, thanks. Can you do the same {m.text}?", f"How about {obj} {m.text}?",
-             f"Same thing {m.text}, please.", f"Perfect. Now {obj} {m.text}."]
+    forms = [f"What about {obj} {m.text}?", f"And can you {intent} {m.text} too?", f"Now {intent} {m.text}, please.",
+             f"Great, thanks. Could you also {intent} {m.text}?", f"How about {obj} {m.text}?",
+             f"Same thing {m.text}, please: {intent}.", f"Perfect. Now {obj} {m.text}."]
     return rng.choice(forms)
 
 
