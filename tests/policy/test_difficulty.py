@@ -80,3 +80,16 @@ def test_score_difficulty_with_probes_fills_every_column(dialogs, policy_cfg):
     assert set(t["fold"].to_list()) == {0, 1}
     assert {b: v["n"] for b, v in res.metrics["buckets"].items()} == {"easy": 8, "medium": 8, "hard": 8}
     assert -1 <= res.metrics["spearman_nll_structural"] <= 1
+
+
+def test_only_a_stratified_subset_is_scored(dialogs, policy_cfg):
+    res = D.score_difficulty(dialogs, policy_cfg, DifficultyConfig(perplexity="none", max_samples=20), seed=0)
+    t = res.table
+    assert t.height == dialogs.height and t["id"].to_list() == dialogs["id"].to_list()
+    scored = t.filter(pl.col("bucket").is_not_null())
+    assert scored.height == 20 and res.metrics["n_scored"] == 20
+    assert scored.group_by("type").len()["len"].to_list() == [4] * 5  # the type mix is kept
+    assert t.filter(pl.col("bucket").is_null())["n_args"].null_count() == 0  # structure still reported for all
+    with pytest.raises(ValueError, match="duplicate dialog ids"):
+        D.score_difficulty(pl.concat([dialogs.head(3), dialogs.head(1)]), policy_cfg,
+                           DifficultyConfig(perplexity="none"), seed=0)

@@ -29,14 +29,20 @@ def test_tokenizer_is_byte_level_with_single_id_markers(tokenizer):
     assert len(tokenizer.encode(call, add_special_tokens=False)) < len(call) / 2
 
 
-def test_words_are_the_same_tokens_in_prose_calls_and_identifiers(tokenizer):
-    def pieces(text):
-        return [tokenizer.decode([i]) for i in tokenizer.encode(text, add_special_tokens=False)]
+def test_words_pre_tokenizer_makes_prose_and_call_tokens_identical(dialogs, policy_cfg, tokenizer):
+    from toolkiln.policy.model import build_tokenizer
 
-    # "Paris"/"forecast" after a space, a quote or an underscore: one token sequence, so copying is token identity
-    prose, call = pieces("weather in Paris, get forecast"), pieces('get_forecast(city="Paris")')
-    assert "Paris" in prose and "Paris" in call and "forecast" in prose and "forecast" in call
-    assert " " in prose and "_" in call
+    words = build_tokenizer(policy_cfg.model_copy(update={"tokenizer": policy_cfg.tokenizer.model_copy(
+        update={"pre_tokenizer": "words"})}), dialogs.to_dicts())
+
+    def pieces(tok, text):
+        return [tok.decode([i]) for i in tok.encode(text, add_special_tokens=False)]
+
+    prose, call = "weather in Paris, get forecast", 'get_forecast(city="Paris")'
+    # words: "Paris"/"forecast" after a space, a quote or an underscore are the same tokens (copying = identity)
+    assert {"Paris", "forecast"} <= set(pieces(words, prose)) & set(pieces(words, call))
+    # gpt2 (default): the prose form carries its space, the call form does not; shorter, but a mapping to learn
+    assert " Paris" in pieces(tokenizer, prose) and " Paris" not in pieces(tokenizer, call)
 
 
 @pytest.mark.parametrize("size", [
@@ -95,7 +101,7 @@ def test_policy_learns_to_copy_calls(dialogs, policy_cfg):
                                                                       n_kv_heads=4, intermediate_size=128)})
     model, tok, _ = build_policy(cfg, rows, seed=0)
     ex, _ = build_examples(rows, tok, cfg.render)
-    model, _ = train_sft(model, tok, ex * 40, SFT.model_copy(update={"learning_rate": 5e-3, "logging_steps": 10}),
+    model, _ = train_sft(model, tok, ex * 80, SFT.model_copy(update={"learning_rate": 5e-3, "logging_steps": 10}),
                          seed=0)
     model.eval()
     for row in rows:

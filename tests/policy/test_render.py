@@ -108,3 +108,13 @@ def test_build_examples_counts_dropped_tools_and_skips(dialogs, tokenizer):
         assert set(row["apis"]) <= names  # the gold APIs always survive
     for full, start in target_spans(tokenizer, ex):
         assert 0 < start < len(full)
+
+
+def test_tools_only_and_first_sentence_rendering():
+    tpl = build_chat_template(render_system=False, first_sentence=True)
+    tools = [{**TOOLS[0], "description": "Get the forecast. Also supports: tides. Results are JSON."}]
+    msgs = [{"role": "system", "content": "Answer with calls. What you know: email a@b.c"}, {"role": "user", "content": "hi"}]
+    text = render_text(tpl, msgs, tools)
+    assert "Answer with calls" not in text and ") - Get the forecast\n" in text
+    # without tools (e.g. BFCL-style prompts whose system message carries the docs) the system prompt is kept
+    assert render_text(tpl, msgs, None).startswith("<|system|>Answer with calls. What you know: email a@b.c\n<|end|>")

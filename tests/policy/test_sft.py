@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from toolkiln.policy.config import PolicyConfig, ScratchModelConfig, SFTConfig
 from toolkiln.policy.sft import curriculum, loss_curves
-from toolkiln.policy.warmup import join_buckets, stratified_cap
+from toolkiln.policy.warmup import bucket_lookup, stratified_cap
 
 BUCKETS = ["hard", "easy", "medium", "easy", "hard", "medium", "easy", "hard", "medium"]
 
@@ -31,10 +31,10 @@ def test_stratified_cap_and_join():
     assert len(keep) == 30
     assert Counter((BUCKETS * 10)[i] for i in keep) == {"easy": 10, "medium": 10, "hard": 10}
     assert stratified_cap(BUCKETS, 0, 0) == list(range(len(BUCKETS)))
-    diff = pl.DataFrame({"id": ["a", "b"], "bucket": ["easy", "hard"]})
-    assert join_buckets([{"id": "b"}, {"id": "a"}], diff) == ["hard", "easy"]
-    with pytest.raises(ValueError, match="1 training dialogs have no difficulty score"):
-        join_buckets([{"id": "zz"}], diff)
+    diff = pl.DataFrame({"id": ["a", "b", "c"], "bucket": ["easy", "hard", None]})
+    assert bucket_lookup(diff, ["b", "a", "c"]) == {"a": "easy", "b": "hard", "c": None}
+    with pytest.raises(ValueError, match="1 training dialogs are missing from it"):
+        bucket_lookup(diff, ["a", "zz"])
 
 
 def test_loss_curves_merge_train_and_eval_rows():

@@ -50,7 +50,7 @@ class TokenizerConfig(Section):
     vocab_size: int = Field(4096, ge=300, le=262144, description="Target vocabulary incl. 256 bytes and special tokens.")
     min_frequency: int = Field(2, ge=1, description="A merge must occur at least this often in the corpus.")
     pre_tokenizer: Literal["words", "gpt2"] = Field(
-        "words", description="words: letters, digits, spaces and punctuation are separate pre-tokens, so a word is the "
+        "gpt2", description="words: letters, digits, spaces and punctuation are separate pre-tokens, so a word is the "
         "same token after a space, a quote or an underscore (copyable); gpt2: GPT-2's regex (words carry their "
         "leading space; ~20% fewer tokens).")
     split_digits: bool = Field(True, description="Pre-split numbers into single digits so unseen numbers are copied "
@@ -64,11 +64,17 @@ class RenderConfig(Section):
     max_length: int = Field(512, ge=32, description="Token budget of one training/scoring example. Over it, distractor "
                             "tools are dropped (last first) until it fits; examples that still do not fit are skipped. "
                             "Both are counted in the stage metrics.")
+    tool_description: Literal["first_sentence", "full"] = Field(
+        "first_sentence", description="first_sentence: a tool's description up to its first '. ' (what it does; the "
+        "rest is mostly 'Also supports: ...' and boilerplate); full: all of it. Either is then cut to "
+        "tool_description_chars.")
     tool_description_chars: int = Field(80, ge=0, description="Tool descriptions are cut to this many characters (0 = none).")
     param_descriptions: bool = Field(False, description="Also render each parameter's description (longer prompts).")
-    system_prompt: Literal["dialog", "none"] = Field(
-        "dialog", description="dialog: render the dialog's system prompt (the row's `system`) before the tools; "
-        "none: render only the tool list (the format instruction is learnt from the targets).")
+    system_prompt: Literal["dialog", "tools_only"] = Field(
+        "tools_only", description="dialog: render the dialog's system prompt (the row's `system`) before the tools; "
+        "tools_only: when tools are given, render only them (the format instruction is learnt from the targets; "
+        "~20% shorter prompts; a user-profile fact in the system prompt is then unseen); without tools the system "
+        "message is always rendered (e.g. BFCL-style prompts that carry the function docs).")
 
 
 class LoRAConfig(Section):
@@ -127,6 +133,9 @@ class DifficultyConfig(Section):
     perplexity: Literal["crossfit", "base_model", "none"] = Field(
         "crossfit", description="crossfit: k probe models, each scoring the fold it did not train on; base_model: "
         "score every sample with policy.base_model as is (iTool's reference model); none: structure only.")
+    max_samples: int = Field(4000, ge=0, description="Dialogs scored and bucketed: a seeded, type-stratified subset "
+                             "(0 = all). The warm-up trains on exactly these, so size it to the SFT budget; scoring "
+                             "more would be wasted work.")
     folds: int = Field(3, ge=2, le=20, description="k of the cross-fitting.")
     probe: ProbeConfig = ProbeConfig()
     ppl_weight: float = Field(0.5, ge=0, le=1, description="Weight of the perplexity rank in the combined score; the "

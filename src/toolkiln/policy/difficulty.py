@@ -149,20 +149,48 @@ class DifficultyResult:
     metrics: dict
 
 
+def stratified_subset(types: Sequence[str], n: int, seed: int) -> np.ndarray:
+    """Sorted indices of ``n`` rows (all when ``n`` is 0 or not binding), each dialog type kept at its share."""
+    total = len(types)
+    if n <= 0 or n >= total:
+        return np.arange(total)
+    rng = np.random.default_rng(seed)
+    by_type: dict[str, list[int]] = {}
+    for i, t in enumerate(types):
+        by_type.setdefault(t, []).append(i)
+    keep: list[int] = []
+    for t in sorted(by_type):
+        members = by_type[t]
+        keep.extend(int(i) for i in rng.permutation(members)[:max(1, round(n * len(members) / total))])
+    return np.array(sorted(keep[:n] if len(keep) > n else keep), dtype=np.int64)
+
+
 def score_difficulty(train: pl.DataFrame, policy: PolicyConfig, cfg: DifficultyConfig, *, seed: int) -> DifficultyResult:
-    """``data/train.parquet`` -> one row per dialog: structural features, target NLL/perplexity, score, bucket."""
+    """``data/train.parquet`` -> one row per dialog: structural features, target NLL/perplexity, score, bucket.
+
+    Only a seeded, type-stratified subset of ``cfg.max_samples`` dialogs is scored and
+    bucketed (the warm-up trains on exactly these); the others keep their structural
+    features and a null bucket.
+    """
     t0 = time.perf_counter()
     configure_threads(policy)
-    rows = train.to_dicts()
-    if not rows:
+    all_rows = train.to_dicts()
+    if not all_rows:
         raise ValueError("score_difficulty: the training table has 0 rows; expected dialogs to score")
-    feats = [structural_features(r) for r in rows]
-    table = pl.DataFrame({"id": [str(r["id"]) for r in rows], "type": [r.get("type", "") for r in rows],
-                          **{f: [x[f] for x in feats] for f in STRUCTURAL}})
-    structural = np.mean([pct_rank(table[f].to_numpy()) for f in STRUCTURAL], axis=0)
+    ids = [str(r["id"]) for r in all_rows]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"score_difficulty: {len(ids) - len(set(ids))} duplicate dialog ids in the training table; "
+                         "expected unique ids (the difficulty table is joined on them)")
+    feats = [structural_features(r) for r in all_rows]
+    full = pl.DataFrame({"id": ids, "type": [r.get("type", "") for r in all_rows],
+                         **{f: [x[f] for x in feats] for f in STRUCTURAL}})
+    chosen = stratified_subset(full["type"].to_list(), cfg.max_samples, seed)
+    rows = [all_rows[i] for i in chosen]
+    table = full[chosen.tolist()].select("id")
+    structural = np.mean([pct_rank(full[f].to_numpy()[chosen]) for f in STRUCTURAL], axis=0)
     nll = np.full(len(rows), np.nan)
     fold = np.full(len(rows), -1)
-    metrics: dict[str, Any] = {"n_samples": len(rows), "perplexity": cfg.perplexity}
+    metrics: dict[str, Any] = {"n_dialogs": len(all_rows), "n_scored": len(rows), "perplexity": cfg.perplexity}
     if cfg.perplexity != "none":
         device = resolve_device(policy.device)
         if cfg.perplexity == "base_model":
@@ -171,10 +199,10 @@ def score_difficulty(train: pl.DataFrame, policy: PolicyConfig, cfg: DifficultyC
                                  "folder, or perplexity 'crossfit'")
             model, tok = load_pretrained(policy.base_model, policy)
         else:
-            tok = build_tokenizer(policy, rows)
+            tok = build_tokenizer(policy, all_rows)
         examples, stats = build_examples(rows, tok, policy.render, "target", desc="render")
         metrics["render"] = stats
-        pos = {r["id"]: i for i, r in enumerate(table.select("id").to_dicts())}
+        pos = {rid: i for i, rid in enumerate(table["id"].to_list())}
         where = np.array([pos[ex["id"]] for ex in examples], dtype=np.int64)
         if cfg.perplexity == "base_model":
             scored = np.asarray(target_nll(model, tok, examples, batch_size=cfg.batch_size, device=device, desc="score"))
@@ -184,15 +212,16 @@ def score_difficulty(train: pl.DataFrame, policy: PolicyConfig, cfg: DifficultyC
             metrics["probes"] = probe_metrics
         nll[where] = scored
     ppl = np.exp(nll)
-    # Unscored rows (too long for the render budget) rank as the hardest on perplexity.
+    # Rows left unscored (too long for the render budget) rank as the hardest on perplexity.
     ppl_rank = pct_rank(nll) if cfg.perplexity != "none" else np.zeros(len(rows))
     w = cfg.ppl_weight if cfg.perplexity != "none" else 0.0
     combined = w * ppl_rank + (1 - w) * structural
     buckets = assign_buckets(combined, cfg.bucket_quantiles)
     table = table.with_columns(pl.Series("structural", structural), pl.Series("nll", nll).fill_nan(None),
                                pl.Series("ppl", ppl).fill_nan(None), pl.Series("ppl_rank", ppl_rank),
-                               pl.Series("combined", combined), pl.Series("bucket", buckets),
+                               pl.Series("combined", combined), pl.Series("bucket", buckets, dtype=pl.Utf8),
                                pl.Series("fold", fold))
+    table = full.join(table, on="id", how="left", maintain_order="left")
     metrics.update(summarise(table))
     metrics["seconds"] = time.perf_counter() - t0
     return DifficultyResult(table, metrics)

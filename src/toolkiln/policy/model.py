@@ -42,7 +42,9 @@ def configure_threads(cfg: PolicyConfig) -> None:
 def policy_chat_template(cfg: PolicyConfig, markers: Markers = Markers()) -> str:
     r = cfg.render
     return build_chat_template(markers, render_system=r.system_prompt == "dialog",
-                               tool_description_chars=r.tool_description_chars, param_descriptions=r.param_descriptions)
+                               tool_description_chars=r.tool_description_chars,
+                               first_sentence=r.tool_description == "first_sentence",
+                               param_descriptions=r.param_descriptions)
 
 
 def corpus_texts(rows: Sequence[Mapping], chat_template: str, limit: int) -> list[str]:

@@ -3,8 +3,8 @@
 One template serves training, scoring and evaluation, so the text the policy learns
 from is byte-identical to the prompt it is later asked to complete:
 
-* the system turn carries the dialog's system prompt and the candidate tools, one
-  compact *signature line* per tool — ``name(city: str, days?: int, unit?: "c"|"f") - description``
+* the system turn carries the dialog's system prompt (optionally left out when tools
+  are given: ``render_system=False``) and the candidate tools, one compact *signature line* per tool — ``name(city: str, days?: int, unit?: "c"|"f") - description``
   — because a from-scratch model must learn to copy names and argument names from
   context, and the call it must write (``[name(city="Paris")]``) starts the same way;
 * user / assistant / tool turns follow, each closed by the end marker; every
@@ -59,7 +59,7 @@ _TEMPLATE = r"""
 {%- set ns.start = 1 -%}
 {%- endif -%}
 {{- '@@SYSTEM@@' -}}
-{%- if @@RENDER_SYSTEM@@ and ns.sys -%}{{ ns.sys }}{{ '\n' }}{%- endif -%}
+{%- if ns.sys and (@@RENDER_SYSTEM@@ or not tools) -%}{{ ns.sys }}{{ '\n' }}{%- endif -%}
 {%- if tools -%}
 {%- for t in tools -%}
 {%- set f = t['function'] if t['function'] is defined and t['function'] is mapping else t -%}
@@ -73,7 +73,8 @@ _TEMPLATE = r"""
 {%- if not loop.last %}, {% endif -%}
 {%- endfor -%}
 )
-{%- set d = f['description'] if f['description'] is defined and f['description'] else '' -%}
+{%- set d = f['description'] if f['description'] is defined and f['description'] is string else '' -%}
+{%- if @@FIRST_SENTENCE@@ %}{% set d = d.split('. ')[0].rstrip('.') %}{% endif -%}
 {%- if d and @@DESC_CHARS@@ > 0 %} - {{ d[:@@DESC_CHARS@@] }}{% endif %}{{ '\n' }}
 {%- endfor -%}
 {%- endif -%}
@@ -94,7 +95,7 @@ _TEMPLATE = r"""
 
 
 def build_chat_template(markers: Markers = Markers(), *, render_system: bool = True, tool_description_chars: int = 80,
-                        param_descriptions: bool = False) -> str:
+                        first_sentence: bool = False, param_descriptions: bool = False) -> str:
     """The Jinja chat template (``{% generation %}`` around assistant turns) for these markers and options."""
     subs = {
         "@@SYSTEM@@": markers.system, "@@USER@@": markers.user, "@@ASSISTANT@@": markers.assistant,
@@ -102,6 +103,7 @@ def build_chat_template(markers: Markers = Markers(), *, render_system: bool = T
         "@@RENDER_SYSTEM@@": "true" if render_system else "false",
         "@@PARAM_DESC@@": "true" if param_descriptions else "false",
         "@@DESC_CHARS@@": str(int(tool_description_chars)),
+        "@@FIRST_SENTENCE@@": "true" if first_sentence else "false",
     }
     text = _TEMPLATE.strip()
     for key, value in subs.items():

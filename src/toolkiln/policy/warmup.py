@@ -33,16 +33,16 @@ class WarmupResult:
     metrics: dict
 
 
-def join_buckets(examples: list[dict], difficulty: pl.DataFrame) -> list[str]:
-    """The bucket of each example by dialog id; every example must have been scored."""
+def bucket_lookup(difficulty: pl.DataFrame, ids: list[str]) -> dict[str, str | None]:
+    """id -> bucket (None: left out of the scored subset); every id must be in the difficulty table."""
     if "id" not in difficulty.columns or "bucket" not in difficulty.columns:
         raise ValueError(f"difficulty table: got columns {difficulty.columns}; expected at least 'id' and 'bucket'")
     lookup = dict(zip(difficulty["id"].cast(pl.Utf8).to_list(), difficulty["bucket"].to_list()))
-    missing = [ex["id"] for ex in examples if ex["id"] not in lookup]
+    missing = [i for i in ids if i not in lookup]
     if missing:
-        raise ValueError(f"difficulty table: {len(missing)} training dialogs have no difficulty score (e.g. "
-                         f"{missing[:3]}); rerun score_difficulty on the same data/train.parquet")
-    return [lookup[ex["id"]] for ex in examples]
+        raise ValueError(f"difficulty table: {len(missing)} training dialogs are missing from it (e.g. {missing[:3]}); "
+                         "rerun score_difficulty on the same data/train.parquet")
+    return lookup
 
 
 def stratified_cap(buckets: list[str], cap: int, seed: int) -> list[int]:
@@ -64,10 +64,17 @@ def warmup_sft(train: pl.DataFrame, difficulty: pl.DataFrame, policy: PolicyConf
     """Build the policy and fine-tune it on ``train`` in ``cfg.order`` (or ``order``) of the difficulty buckets."""
     t0 = time.perf_counter()
     order = order or cfg.order
-    rows = train.to_dicts()
-    model, tok, info = build_policy(policy, rows, seed)
+    all_rows = train.to_dicts()
+    # the tokenizer sees the same rows as score_difficulty's, so both stages agree on token budgets
+    model, tok, info = build_policy(policy, all_rows, seed)
+    lookup = bucket_lookup(difficulty, [str(r["id"]) for r in all_rows])
+    rows = [r for r in all_rows if lookup[str(r["id"])] is not None]
+    if not rows:
+        raise ValueError("warmup_sft: no training dialog has a difficulty bucket; expected score_difficulty output "
+                         "for this data/train.parquet")
+    unscored = len(all_rows) - len(rows)
     examples, stats = build_examples(rows, tok, policy.render, cfg.context, desc="render")
-    buckets = join_buckets(examples, difficulty)
+    buckets = [lookup[ex["id"]] for ex in examples]
     rng = np.random.default_rng(seed + 7)
     held = set(int(i) for i in rng.permutation(len(examples))[:min(cfg.eval_samples, max(0, len(examples) - 1))])
     pool = [i for i in range(len(examples)) if i not in held]
@@ -81,5 +88,6 @@ def warmup_sft(train: pl.DataFrame, difficulty: pl.DataFrame, policy: PolicyConf
                            max_length=policy.render.max_length)
     counts = {b: sum(1 for i in pool if buckets[i] == b) for b in BUCKETS}
     metrics = {"policy": info, "render": stats, "order": order, "dialogs": len(pool), "eval_dialogs": len(held),
+               "unscored_dialogs": unscored,
                "bucket_dialogs": counts, **res.metrics, "seconds": time.perf_counter() - t0}
     return WarmupResult(model, tok, loss_curves(res.log_history), metrics)
