@@ -151,8 +151,20 @@ def grounded(value: Any, ctx: Context, schema: dict | None) -> bool:
 
 # ---------------------------------------------------------------- embedded judge
 def api_text(api: dict) -> str:
+    """What an API does, as MiniLM reads it: split name, description, parameter names."""
     name = re.sub(r"([a-z])([A-Z])", r"\1 \2", str(api.get("name", ""))).replace(".", " ").replace("_", " ")
-    return f"{name}: {api.get('description', '')}"
+    props = (api.get("parameters") or {}).get("properties") if isinstance(api.get("parameters"), dict) else None
+    params = ", ".join(str(k).replace("_", " ") for k in props) if isinstance(props, dict) else ""
+    return f"{name}: {api.get('description', '')} ({params})"
+
+
+def intent_text(request: str, calls: list[dict]) -> str:
+    """The request without the argument values it carries: names and dates say nothing about which API fits."""
+    for c in calls:
+        for v in (c.get("arguments") or {}).values() if isinstance(c.get("arguments"), dict) else ():
+            if isinstance(v, str) and len(v) > 2:
+                request = request.replace(v, " ")
+    return request
 
 
 def request_for(messages: list[dict], turn: int) -> tuple[str, int]:
@@ -172,7 +184,7 @@ def request_for(messages: list[dict], turn: int) -> tuple[str, int]:
 class EmbeddedJudge:
     """Offline model layer: grounding, MiniLM intent ranking, returns-schema check."""
 
-    intent_margin: float = 0.05
+    intent_margin: float = 0.15
     batch_size: int = 128
     name: str = "embedded"
     _emb: dict = field(default_factory=dict, repr=False)
@@ -190,7 +202,7 @@ class EmbeddedJudge:
         texts = []
         for d in dialogs:
             texts += [api_text(a) for a in d.tools.values()]
-            texts += [request_for(d.messages, t)[0] for t in d.call_turns()]
+            texts += [req for req, _ in self._requests(d)]
         self._embed(texts)
         out = []
         for d in dialogs:
@@ -201,6 +213,15 @@ class EmbeddedJudge:
                 v = Verdict("judge_error", f"{type(exc).__name__}: {exc}")
                 out.append({s: v for s in MODEL_SUBCHECKS})
         return out
+
+    @staticmethod
+    def _requests(d: DialogView) -> list[tuple[str, list[int]]]:
+        """(request text, the call turns answering it): a dependent chain answers one request."""
+        groups: dict[int, list[int]] = {}
+        for t in d.call_turns():
+            groups.setdefault(request_for(d.messages, t)[1], []).append(t)
+        return [(intent_text(request_for(d.messages, g[0])[0], [c for t in g for c in d.messages[t]["tool_calls"]]), g)
+                for g in groups.values()]
 
     def hallucination(self, d: DialogView) -> Verdict:
         turns = d.call_turns()
@@ -225,15 +246,11 @@ class EmbeddedJudge:
         if len(names) < 2:
             return Verdict("pass", "single candidate")
         api_m = np.stack([self._emb[api_text(d.tools[n])] for n in names])
-        by_request: dict[int, list[int]] = {}
-        for t in turns:
-            by_request.setdefault(request_for(d.messages, t)[1], []).append(t)
         bad = []
-        for group in by_request.values():
+        for req_text, group in self._requests(d):
             asked = {c.get("name") for t in group for c in d.messages[t]["tool_calls"]}
             called = sorted(asked & set(names))  # an invented name is the rule layer's finding, not ranked here
-            req = self._emb[request_for(d.messages, group[0])[0]]
-            sims = api_m @ req
+            sims = api_m @ self._emb[req_text]
             kth = np.sort(sims)[::-1][min(len(asked), len(names)) - 1] if called else 0.0
             for n in called:
                 s = float(sims[names.index(n)])

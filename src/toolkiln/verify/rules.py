@@ -293,7 +293,9 @@ def _check_row(r: _Row, row: tuple, caches: RuleCaches, turns_out: list) -> str 
     target_calls = (target_msg.get("tool_calls") or []) if isinstance(target_msg, dict) else []
     _check_format(r, target, target_calls)
     _check_type(r, type_, tt, target, target_calls, call_turns)
-    if type_ == "dependent" and target_calls and isinstance(tt, int):
+    tool_sourced = _check_references(r, msgs, call_turns)
+    if type_ == "dependent" and target_calls and isinstance(tt, int) and not tool_sourced:
+        # No formalised thinking to follow: some value of the dependent call must come from an earlier result.
         earlier = " ".join(c for i, c in tool_text_before if i < tt)
         values = [v for c in target_calls if isinstance(c, dict) for v in _flat_values(c.get("arguments", {}))]
         if not any(_in_text(v, earlier) for v in values):
@@ -301,6 +303,69 @@ def _check_row(r: _Row, row: tuple, caches: RuleCaches, turns_out: list) -> str 
                                    f"result (values {short(values, 60)})")
     # Dedup key: what a sample teaches — the user's words and the supervised answer.
     return " ".join(" ".join(u.lower().split()) for u in users) + "\x1f" + (target or "")
+
+
+_PATH_RE = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
+
+
+def _field(value: Any, path: str) -> tuple[bool, Any]:
+    """``results[0].name`` (or ``results.0.name``) of a parsed tool result."""
+    for index, key in _PATH_RE.findall(str(path)):
+        part = index or key
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return False, None
+    return True, value
+
+
+def _check_references(r: _Row, msgs: list, call_turns: list[int]) -> int:
+    """Formalised thinking cites where each argument comes from; those references must resolve.
+
+    ``{"from": "tool", "turn": k, "api": A, "field": f}``: turn k is an earlier result of A whose ``f`` is the
+    argument's value. ``{"from": "user"|"system", "turn": k, "text": T}``: T is said in that turn (or the system
+    prompt). Returns how many tool-sourced arguments were checked.
+    """
+    n_tool = 0
+    for t in call_turns:
+        th = msgs[t].get("thought")
+        srcs = th.get("arguments") if isinstance(th, dict) else None
+        if not isinstance(srcs, dict):
+            continue
+        args = {k: v for c in msgs[t].get("tool_calls") or [] if isinstance(c, dict)
+                for k, v in (c.get("arguments") or {}).items()} if len(msgs[t]["tool_calls"]) == 1 else {}
+        for arg, src in srcs.items():
+            if not isinstance(src, dict):
+                continue
+            k = src.get("turn")
+            if src.get("from") == "tool":
+                n_tool += 1
+                if not isinstance(k, int) or not 0 <= k < t or msgs[k].get("role") != "tool":
+                    r.bad("ok_dependency", f"turn {t}: {arg} cites tool result at turn {k}, which is not an earlier "
+                                           "tool turn")
+                    continue
+                if src.get("api") and msgs[k].get("name") != src["api"]:
+                    r.bad("ok_dependency", f"turn {t}: {arg} cites {src['api']}'s result, but turn {k} is "
+                                           f"{msgs[k].get('name')}'s")
+                    continue
+                if arg in args and "field" in src:
+                    try:
+                        found, value = _field(_loads(msgs[k].get("content") or ""), src["field"])
+                    except Exception:  # noqa: BLE001 - a non-JSON result cannot supply a field
+                        found, value = False, None
+                    if not found or value != args[arg]:
+                        r.bad("ok_dependency", f"turn {t}: {arg}={short(args[arg])} but turn {k}'s "
+                                               f"{src['field']} is {short(value) if found else 'missing'}")
+            elif src.get("from") == "user" and isinstance(k, int) and isinstance(src.get("text"), (str, list)):
+                texts = src["text"] if isinstance(src["text"], list) else [src["text"]]
+                said = (msgs[k].get("content") or "").lower() if 0 <= k < t and msgs[k].get("role") == "user" else None
+                # Case-insensitive: a reply starts with a capital ("Sci-fi, please.") the thought quotes in lower case.
+                if said is None or not all(isinstance(x, str) and x.lower() in said for x in texts):
+                    r.bad("ok_dependency", f"turn {t}: {arg} cites {short(src['text'])} in user turn {k}, which does "
+                                           "not say it")
+    return n_tool
 
 
 def _check_tool_responses(r: _Row, msgs: list, roles: list[str]) -> None:
@@ -382,6 +447,14 @@ def _text_checks(turns: pl.DataFrame, cfg: RuleConfig) -> pl.DataFrame:
     findings.append(rep.select("row", pl.lit("ok_length").alias("check"),
                                pl.format("turn {} ({}): runaway repetition, {} distinct of {} tokens", "turn", "role",
                                          "u", "n").alias("reason")))
+    # A generation stuck in a loop repeats a sentence; a prose turn practically never says one sentence 5 times.
+    sent = turns.filter(prose & (content.str.len_chars() >= 8 * cfg.runaway_repeats)).with_columns(
+        top=content.str.extract_all(r"[^.!?\n]+").list.eval(
+            pl.element().str.strip_chars().filter(pl.element() != "").unique_counts().max()).list.first())
+    loops = sent.filter(pl.col("top") >= cfg.runaway_repeats)
+    findings.append(loops.select("row", pl.lit("ok_length").alias("check"),
+                                 pl.format("turn {} ({}): runaway repetition, one sentence {} times", "turn", "role",
+                                           "top").alias("reason")))
     bad = turns.filter(content.str.contains(INVALID_CHARS))
     if bad.height:
         first = [f"U+{ord(_INVALID_PY.search(c).group()):04X}" for c in bad["content"]]
@@ -409,8 +482,9 @@ def _language(prose: pl.DataFrame, cfg: RuleConfig) -> pl.DataFrame:
     na = na.with_columns(total=pl.Series(total), second=pl.Series(second),
                          main=pl.Series([names[j] if f > 0 else None for j, f in zip(order[:, 0], first)]),
                          other=pl.Series([names[j] for j in order[:, 1]]))
-    mixed = na.filter((pl.col("second") >= cfg.mixed_language_min_letters)
-                      & (pl.col("second") >= pl.col("total") * cfg.mixed_language_share))
+    mixed = na.filter(((pl.col("second") >= cfg.mixed_language_min_letters)
+                       & (pl.col("second") >= pl.col("total") * cfg.mixed_language_share))
+                      | (pl.col("second") >= cfg.mixed_language_letters))
     out = [mixed.select("row", pl.lit("ok_language").alias("check"),
                         pl.format("turn {} ({}): mixed-language, {} {} letters of {}", "turn", "role", "second",
                                   "other", "total").alias("reason"))]
