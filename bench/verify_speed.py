@@ -12,6 +12,12 @@ on a ``--baseline-n`` subsample (they are slow); ratios compare dialogs per seco
 executability checks and of jsonschema are compared on that subsample (they must agree on this data).
 
     python -m bench.verify_speed [--n 100000] [--baseline-n 5000] [--dialogs data/dialogs.parquet]
+                                 [--pool data/api_pool.parquet] [--simulate]
+
+Without the DVC outputs the built-in example dialogs (8 APIs) are used: every cache hits, so that is a
+best case; ``--simulate`` (simulator output over a 27k-API pool, every dialog distinct) is the realistic
+one and the recorded result. Verdicts differ from jsonschema where our semantics differ on purpose:
+``date-time`` accepts ISO 8601 local times (RFC 3339 wants an offset), ``integer`` rejects ``2.0``.
 """
 
 from __future__ import annotations
@@ -28,16 +34,34 @@ os.environ.setdefault("POLARS_MAX_THREADS", "2")  # the issue's budget: 2 cores
 from bench.common import record, table  # noqa: E402
 
 
-def _dialogs(n: int, path: str | None):
+def _simulate(n: int, n_apis: int) -> tuple:
+    """``n`` distinct dialogs from the project's own simulators over a fresh ``n_apis`` pool (minutes)."""
+    from toolkiln.dialogs.config import DialogsConfig
+    from toolkiln.dialogs.generate import generate_dialogs
+    from toolkiln.dialogs.pool import APIPool
+    from toolkiln.synth.config import SynthConfig
+    from toolkiln.synth.pool import synthesize_pool
+    from toolkiln.synth.synthesizer import SimulatorSynthesizer
+    from toolkiln.synth.tree import load_tree
+
+    tree = load_tree(Path(__file__).resolve().parents[1] / "data" / "api_context_tree")
+    pool = synthesize_pool(tree, SynthConfig(n_apis=n_apis, dedup={"embed_sample": 0}), SimulatorSynthesizer(),
+                           seed=0, progress=False).pool
+    dialogs = generate_dialogs(APIPool.from_frame(pool), DialogsConfig(n_dialogs=n), seed=1, progress=False).dialogs
+    return dialogs, pool, f"simulator: {n:,} dialogs over {pool.height:,} APIs"
+
+
+def _dialogs(n: int, path: str | None, pool_path: str | None):
     import polars as pl
 
     from toolkiln.verify.examples import example_dialogs
 
+    pool = pl.read_parquet(pool_path) if pool_path and Path(pool_path).exists() else None
     if path and Path(path).exists():
         base = pl.read_parquet(path)
         reps = -(-n // base.height)
-        return pl.concat([base] * reps).head(n), f"{path} (x{reps})"
-    return example_dialogs(n, seed=0, unique=False), "toolkiln.verify.examples (5 types, 8 APIs)"
+        return pl.concat([base] * reps).head(n), pool, f"{path} (x{reps})"
+    return example_dialogs(n, seed=0, unique=False), None, "toolkiln.verify.examples (5 types, 8 APIs: best case)"
 
 
 def _naive(df, cached: bool) -> tuple[float, list[bool]]:
@@ -70,12 +94,14 @@ def _naive(df, cached: bool) -> tuple[float, list[bool]]:
     return time.perf_counter() - t0, verdicts
 
 
-def _ours_exec(df) -> tuple[float, list[bool]]:
+def _ours_exec(df, pool) -> tuple[float, list[bool]]:
     import orjson
 
     from toolkiln.verify.rules import RuleCaches, parse_tools
 
     caches = RuleCaches()
+    if pool is not None:  # one-off, timed in the full rule layer; here only the per-dialog work counts
+        caches.trust_pool(pool)
     verdicts = []
     t0 = time.perf_counter()
     for tools_s, calls_s in zip(df["tools"].to_list(), df["calls"].to_list()):
@@ -92,7 +118,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--baseline-n", type=int, default=5000)
-    ap.add_argument("--dialogs", default=None, help="replicate these dialogs to --n instead of the built-in examples")
+    ap.add_argument("--dialogs", default="data/dialogs.parquet",
+                    help="dialogs replicated to --n (when the file exists; else the built-in examples)")
+    ap.add_argument("--pool", default="data/api_pool.parquet",
+                    help="API pool whose definition clarity is trusted, as the stage's --apis (when it exists)")
+    ap.add_argument("--simulate", action="store_true", help="generate --n distinct dialogs with the project's "
+                    "simulators over a 27k-API pool instead (a few minutes)")
     args = ap.parse_args(argv)
 
     import polars as pl
@@ -101,12 +132,15 @@ def main(argv: list[str] | None = None) -> dict:
     from toolkiln.verify.pipeline import resolve_suite
     from toolkiln.verify.rules import RULE_CHECKS, RuleCaches, rule_checks
 
-    df, source = _dialogs(args.n, args.dialogs)
+    df, pool, source = _simulate(args.n, 27000) if args.simulate else _dialogs(args.n, args.dialogs, args.pool)
     cfg = VerifyConfig()
     phases: dict[str, float] = {}
-    t0 = time.perf_counter()
-    checked = rule_checks(df, cfg.rules, RuleCaches(), timings=phases)
-    rules_s = time.perf_counter() - t0
+    caches = RuleCaches()
+    t0, c0 = time.perf_counter(), time.process_time()
+    if pool is not None:
+        caches.trust_pool(pool)
+    checked = rule_checks(df, cfg.rules, caches, timings=phases)
+    rules_s, rules_cpu = time.perf_counter() - t0, time.process_time() - c0
 
     t_imp = time.perf_counter()
     import great_expectations  # noqa: F401 - import cost reported apart: paid once per process
@@ -123,8 +157,10 @@ def main(argv: list[str] | None = None) -> dict:
         gx_s = time.perf_counter() - t0
     total_s = rules_s + gx_s
 
+    # Ours over all n (compiling each API once is part of the price, amortised as in the stage);
+    # the jsonschema loops over the first baseline_n (they are slow); rates compare.
     sub = df.head(args.baseline_n)
-    exec_s, exec_v = _ours_exec(sub)
+    exec_s, exec_v = _ours_exec(df, pool)
     naive_s, naive_v = _naive(sub, cached=False)
     cached_s, cached_v = _naive(sub, cached=True)
     agree = sum(a == b for a, b in zip(exec_v, naive_v)) / len(sub)
@@ -137,22 +173,23 @@ def main(argv: list[str] | None = None) -> dict:
         {"what": "  - duplicates + columns", "dialogs": n, "seconds": phases["assemble"], "dialogs_per_s": None},
         {"what": "ours: GX suite over the ok_ columns", "dialogs": n, "seconds": gx_s, "dialogs_per_s": n / gx_s},
         {"what": "ours: rule layer + GX", "dialogs": n, "seconds": total_s, "dialogs_per_s": n / total_s},
-        {"what": "ours: executability only", "dialogs": m, "seconds": exec_s, "dialogs_per_s": m / exec_s},
+        {"what": "ours: executability only", "dialogs": n, "seconds": exec_s, "dialogs_per_s": n / exec_s},
         {"what": "baseline: naive jsonschema.validate per call", "dialogs": m, "seconds": naive_s, "dialogs_per_s": m / naive_s},
         {"what": "baseline: cached jsonschema validator per API", "dialogs": m, "seconds": cached_s, "dialogs_per_s": m / cached_s},
     ]
     naive_rate, full_rate = m / naive_s, n / total_s
     summary = {
-        "n": n, "source": source, "polars_threads": pl.thread_pool_size(),
-        "rule_layer_s": rules_s, "gx_s": gx_s, "gx_import_s": gx_import_s, "total_s": total_s,
+        "n": n, "source": source, "pool_trusted": pool is not None, "polars_threads": pl.thread_pool_size(),
+        "loadavg_1m_after": os.getloadavg()[0], "rule_layer_s": rules_s, "rule_layer_cpu_s": rules_cpu, "gx_s": gx_s, "gx_import_s": gx_import_s, "total_s": total_s,
         "gx_share": gx_s / total_s, "budget_s": 30.0, "within_budget": total_s <= 30.0,
         "speedup_full_vs_naive": full_rate / naive_rate,
-        "speedup_exec_vs_naive": (m / exec_s) / naive_rate,
-        "speedup_exec_vs_cached_jsonschema": cached_s / exec_s,
+        "speedup_exec_vs_naive": (n / exec_s) / naive_rate,
+        "speedup_exec_vs_cached_jsonschema": (n / exec_s) / (m / cached_s),
         "executability_agreement_with_jsonschema": agree,
         "rule_pass_rate": float(checked["ok_rules"].mean()), "gx_success": gx_res.success,
     }
-    print(f"source: {source}; polars threads: {summary['polars_threads']}")
+    print(f"source: {source}; pool trusted: {pool is not None}; polars threads: {summary['polars_threads']}; "
+          f"load average {os.getloadavg()[0]:.1f} (a shared machine inflates wall time; CPU time {rules_cpu:.1f} s)")
     print(table(rows, ["what", "dialogs", "seconds", "dialogs_per_s"]))
     print(f"\nrule layer + GX on {n:,} dialogs: {total_s:.1f} s (budget 30 s); GX share {summary['gx_share']:.1%} "
           f"(+{gx_import_s:.1f} s one-off GX import)")

@@ -14,6 +14,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--dialogs", required=True, help="input dialogs (data/dialogs.parquet)")
+    ap.add_argument("--apis", help="the API pool (data/api_pool.parquet): its APIs passed definition clarity in "
+                    "synthesize_apis, so offered tools equal to their pool entry are not re-validated")
     ap.add_argument("--expectations", required=True, help="folder with dialogs_rules.json, dialogs_model.json, verified_dialogs.json")
     ap.add_argument("--verified", required=True, help="output: dialogs that pass (data/verified.parquet)")
     ap.add_argument("--rejects", required=True, help="output: rejected dialogs with failing checks and reasons")
@@ -43,6 +45,9 @@ def main(argv: list[str] | None = None) -> None:
         atomic_write_text(args.trace, "")
         judge = make_judge(cfg.model, ctx.params.llm, trace_path=args.trace) if cfg.model.enabled else None
         caches = RuleCaches()
+        if args.apis:
+            ctx.log.info("trusting definition clarity of %d pool APIs from %s", caches.trust_pool(pl.read_parquet(args.apis)),
+                         args.apis)
         result = verify_dialogs(dialogs, cfg, judge, caches=caches)
         ctx.log.info("verified %d of %d dialogs (rule pass %.3f, final %.3f)%s", result.verified.height,
                      dialogs.height, result.metrics["pass_rate"]["rules"] or 0, result.metrics["pass_rate"]["final"] or 0,

@@ -169,3 +169,40 @@ def test_definition_clarity_of_offered_tools(clean):
     out = run([edit(row, tools=vague)])
     assert "ok_api_clarity" in failed(out)
     assert any("ok_description" in r for r in out["rule_reasons"][0])
+
+
+def test_pool_apis_are_trusted_only_when_unchanged(clean):
+    from toolkiln.schema import api_from_dict, apis_frame
+    from toolkiln.verify.examples import APIS
+    from toolkiln.verify.rules import RuleCaches
+
+    row = row_of(clean, "single")
+    tools = json.loads(row["tools"])
+    vague = {**tools[0], "description": "short"}  # fails definition clarity (< 10 characters)
+    pool = apis_frame([api_from_dict(a) for a in APIS if a["name"] != vague["name"]] + [api_from_dict(vague)])
+    caches = RuleCaches()
+    caches.trust_pool(pool)
+    same = {**row, "tools": json.dumps([vague] + tools[1:])}
+    drifted = {**row, "id": "x", "tools": json.dumps([{**vague, "description": "tiny"}] + tools[1:])}
+    out = rule_checks(dialogs_frame([same]), RuleConfig(), caches)
+    assert out["ok_api_clarity"][0]  # equal to its pool entry: the pool stage already judged it
+    out = rule_checks(dialogs_frame([drifted]), RuleConfig(), caches)
+    assert not out["ok_api_clarity"][0] and "ok_description" in out["rule_reasons"][0][0]
+
+
+def test_tool_list_split_falls_back_on_a_nested_boundary_lookalike(clean):
+    from toolkiln.verify.rules import RuleCaches, parse_tools
+
+    row = row_of(clean, "single")
+    tools = json.loads(row["tools"])
+    params = json.loads(json.dumps(tools[0]["parameters"]))
+    first = next(iter(params["properties"]))
+    params["properties"][first]["examples"] = [{"name": "a"}, {"name": "b"}]  # contains ', {"name": '
+    tricky = {**tools[0], "parameters": params}
+    text = json.dumps([tricky] + tools[1:])
+    assert text.count(', {"name": ') > len(tools) - 1
+    caches = RuleCaches()
+    ts = parse_tools(text, caches)
+    assert ts.error is None and ts.names == {t["name"] for t in tools}
+    assert ts.by_name[tricky["name"]]["parameters"] == params
+    assert parse_tools(json.dumps(tools), caches).names == ts.names  # the clean list still splits

@@ -12,6 +12,8 @@ import sys
 import polars as pl
 import yaml
 
+from toolkiln.schema import api_from_dict, apis_frame
+from toolkiln.verify.examples import APIS
 from toolkiln.verify.inject import inject
 
 
@@ -24,6 +26,7 @@ def test_verify_stage_outputs_and_tracking(tmp_path, repo_root, clean):
     bad, replaced = inject(clean, per_kind=1, seed=0, kinds=("unknown_argument", "orphan_tool_response"))
     dialogs = pl.concat([clean.filter(~pl.col("id").is_in(list(replaced))), bad.drop("kind", "source_id")])
     dialogs.write_parquet(r / "data" / "dialogs.parquet")
+    apis_frame([api_from_dict(a) for a in APIS]).write_parquet(r / "data" / "api_pool.parquet")
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
     params["tracking"].update(tracking_uri=f"sqlite:///{r / 'mlflow.db'}", artifact_dir=str(r / "mlartifacts"))
     params["verify"]["injection"].update(per_kind=3)

@@ -154,11 +154,30 @@ def _enum_key(v: Any) -> Any:
     return v
 
 
+_ANNOTATIONS = frozenset({"type", "description", "default", "title", "examples"})
+
+
+def _plain_check(t: str | None) -> ValueCheck:
+    type_ok = _type_test(t)
+    type_name = _PY_TYPE.get(t, str(t))
+
+    def check(v, path, out):
+        if type_ok is not None and not type_ok(v):
+            out.append(("ok_arg_types", f"{path}: expected {type_name}, got {type(v).__name__} {short(v)}"))
+    return check
+
+
+# Most parameters are a bare type plus annotations: they share one checker per type, compiled once.
+_PLAIN: dict[str | None, ValueCheck] = {t: _plain_check(t) for t in (None, *_PY_TYPE)}
+
+
 def compile_value(schema: Any) -> ValueCheck:
     """One value-level checker for a (sub)schema."""
     if not isinstance(schema, dict):
-        return lambda v, path, out: None
+        return _PLAIN[None]
     t = json_type(schema)
+    if t in _PLAIN and all(k in _ANNOTATIONS or k.startswith("x-") for k in schema):
+        return _PLAIN[t]
     type_ok = _type_test(t)
     nullable = bool(schema.get("nullable"))
     steps: list[ValueCheck] = []
@@ -263,11 +282,12 @@ def compile_value(schema: Any) -> ValueCheck:
     return check
 
 
-def _compile_object(schema: dict, *, strict_unknown: bool) -> ValueCheck:
+def _compile_object(schema: dict, *, strict_unknown: bool, base: str | None = None) -> ValueCheck:
+    """``base``: the object's path when it is fixed (a call's arguments), so member paths are built once."""
     props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
     required = tuple(r for r in schema.get("required") or () if isinstance(r, str)) \
         if isinstance(schema.get("required"), list) else ()
-    prop_checks = {k: compile_value(s) for k, s in props.items()}
+    prop_checks = {k: (compile_value(s), f"{base}.{k}" if base is not None else None) for k, s in props.items()}
     known = frozenset(props)
 
     def check(v: dict, path: str, out: list) -> None:
@@ -280,14 +300,14 @@ def _compile_object(schema: dict, *, strict_unknown: bool) -> ValueCheck:
                 if strict_unknown:
                     out.append(("ok_unknown_args", f"{path}: unknown argument {k!r} (known: {sorted(known)})"))
             else:
-                c(x, f"{path}.{k}", out)
+                c[0](x, c[1] or f"{path}.{k}", out)
     return check
 
 
 def compile_parameters(name: str, parameters: Any) -> Callable[[Any], list[Problem]]:
     """The executability checker for one API: ``checker(arguments) -> [(check, reason), ...]``."""
     params = parameters if isinstance(parameters, dict) else {}
-    obj = _compile_object(params, strict_unknown=True)
+    obj = _compile_object(params, strict_unknown=True, base=name)
 
     def checker(arguments: Any) -> list[Problem]:
         out: list[Problem] = []
