@@ -134,6 +134,7 @@ def _hashed_svd(texts: list[str], dim: int, seed: int, **vectorizer) -> np.ndarr
     from sklearn.preprocessing import normalize
 
     counts = HashingVectorizer(n_features=2 ** 18, alternate_sign=False, norm=None, **vectorizer).transform(texts)
+    counts = counts[:, counts.getnnz(axis=0) > 0]  # SVD cost grows with the (mostly empty) hashed width
     tfidf = TfidfTransformer(sublinear_tf=True).fit_transform(counts)
     k = max(1, min(dim, tfidf.shape[0] - 1, tfidf.shape[1] - 1))
     Z = TruncatedSVD(k, random_state=seed).fit_transform(tfidf)
