@@ -83,6 +83,9 @@ SCRIPTS = {
 # Quoted spans are names, titles or tool output being relayed, not the turn's language.
 QUOTED = r"\"[^\"]*\"|“[^”]*”|「[^」]*」|『[^』]*』|«[^»]*»|`[^`]*`"
 NO_OTHER_TEXT_RE = re.compile(r"no other text", re.I)
+# A sentence ends at . ! ? followed by a space or the end, or at a newline; "0.23", "a.jpg", URLs stay whole.
+# Only pieces with a letter count ("-" bullets and "1." numbering repeat legitimately).
+SENTENCE = r"(?:[^.!?\n]|[.!?][^\s.!?])+"
 
 
 @dataclass
@@ -507,8 +510,9 @@ def _text_checks(turns: pl.DataFrame, cfg: RuleConfig) -> pl.DataFrame:
                                          "u", "n").alias("reason")))
     # A generation stuck in a loop repeats a sentence; a prose turn practically never says one sentence 5 times.
     sent = turns.filter(prose & (content.str.len_chars() >= 8 * cfg.runaway_repeats)).with_columns(
-        top=content.str.extract_all(r"[^.!?\n]+").list.eval(
-            pl.element().str.strip_chars().filter(pl.element() != "").unique_counts().max()).list.first())
+        top=content.str.extract_all(SENTENCE).list.eval(
+            pl.element().str.strip_chars().filter(pl.element().str.contains(r"\p{L}")).unique_counts().max()
+        ).list.first())
     loops = sent.filter(pl.col("top") >= cfg.runaway_repeats)
     findings.append(loops.select("row", pl.lit("ok_length").alias("check"),
                                  pl.format("turn {} ({}): runaway repetition, one sentence {} times", "turn", "role",
