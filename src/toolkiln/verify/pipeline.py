@@ -47,21 +47,18 @@ def _rate(n: int, d: int) -> float | None:
 def verify_dialogs(dialogs: pl.DataFrame, cfg: VerifyConfig, judge: ModelJudge | None, *,
                    caches: RuleCaches | None = None) -> VerifyResult:
     """Rule layer on all rows, model layer (when ``judge`` is given and enabled) on rule survivors."""
-    ruled = rule_checks(dialogs, cfg.rules, caches)
+    ruled = rule_checks(dialogs, cfg.rules, caches).with_row_index("_pos")
     survivors = ruled.filter(pl.col("ok_rules"))
     use_model = cfg.model.enabled and judge is not None
+    model_schema = {**{c: pl.Boolean for c in MODEL_CHECKS}, "ok_model": pl.Boolean,
+                    "model_reasons": pl.List(pl.Utf8), "model_outcomes": pl.Utf8}
     if use_model and survivors.height:
         judged = model_checks(survivors.select("id", "type", "system", "tools", "messages"), judge,
                               unparsable=cfg.model.unparsable)
-        model_cols = judged.select("id", *MODEL_CHECKS, "ok_model", "model_reasons", "model_outcomes")
+        model_cols = judged.select(list(model_schema)).with_columns(survivors["_pos"])
     else:
-        model_cols = pl.DataFrame(schema={"id": pl.Utf8, **{c: pl.Boolean for c in MODEL_CHECKS}, "ok_model": pl.Boolean,
-                                          "model_reasons": pl.List(pl.Utf8), "model_outcomes": pl.Utf8})
-    # Join on row position, not id: a duplicated id must not fan out.
-    ruled = ruled.with_row_index("_pos")
-    surv_pos = ruled.filter(pl.col("ok_rules"))["_pos"]
-    model_cols = model_cols.drop("id").with_columns(_pos=surv_pos[: model_cols.height]) if model_cols.height else \
-        model_cols.drop("id").with_columns(pl.Series("_pos", [], dtype=pl.UInt32))
+        model_cols = pl.DataFrame(schema={**model_schema, "_pos": pl.UInt32})
+    # Join on row position, not id: a duplicated id must not fan out. Rule rejects get nulls (not judged).
     full = ruled.join(model_cols, on="_pos", how="left").sort("_pos").drop("_pos")
     ok = pl.col("ok_rules") & pl.col("ok_model").fill_null(True)
     full = full.with_columns(ok=ok)

@@ -18,16 +18,21 @@ rule families of the paper:
   in another script than the user writes);
 * consistency — ``ok_role_order``, ``ok_tool_responses`` (each tool turn follows
   a call and names a called API, each executed call gets its response),
-  ``ok_dependency`` (a dependent call consumes an earlier tool result),
+  ``ok_dependency`` (dependent references resolve: every argument the formalised
+  thinking cites from a tool result is that result's field, every quoted user
+  text is in the cited turn; without thoughts, a dependent call must use a value
+  from an earlier result),
   ``ok_format`` (the target is the call-list format the system prompt asks for
   and renders the target turn's calls), ``ok_dialog_type`` (the structure
   matches the declared type), ``ok_unique`` (no duplicate samples).
 
-Structural checks need the parsed JSON and run in one Python pass with
-per-tool-list and per-API caches; text checks (length, repetition, characters,
-scripts) are polars expressions over an exploded turn table; duplicates are a
-polars ``is_first_distinct``. A row whose JSON cannot be parsed fails
-``ok_fields`` and is not evaluated further (its other checks read True).
+Structural checks need the parsed JSON and run in one Python pass with caches
+(:class:`RuleCaches`): each distinct API text in the candidate lists is parsed,
+clarity-checked and compiled once (pool APIs can be trusted for clarity, since
+``synthesize_apis`` already gated them); text checks (length, repetition,
+characters, scripts) are polars expressions over an exploded turn table;
+duplicates are a polars ``is_first_distinct``. A row whose JSON cannot be parsed
+fails ``ok_fields`` and is not evaluated further (its other checks read True).
 """
 
 from __future__ import annotations
