@@ -23,7 +23,6 @@ Each verdict is ``pass``, ``fail``, ``skipped`` (nothing to judge, e.g. no call)
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import re
 from dataclasses import dataclass, field
