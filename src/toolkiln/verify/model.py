@@ -266,8 +266,8 @@ class EmbeddedJudge:
                 continue
             api = d.tools.get(m.get("name"))
             rets = (api or {}).get("returns")
-            if not isinstance(rets, dict) or not rets:
-                continue
+            if not isinstance(rets, dict) or not rets or rets.get("x-inferred"):
+                continue  # no documented schema (an importer's placeholder is not a contract)
             n += 1
             key = (m.get("name"), json.dumps(rets, sort_keys=True))
             check = self._returns.get(key)
