@@ -38,8 +38,10 @@ def main(argv: list[str] | None = None) -> None:
         ctx.run.log_metrics({"verdicts": v})
         for path in (args.table, args.bars, args.pseudo_plot):
             ctx.run.log_artifact(path)
-        ctx.log.info("ADNT avg %.3f; beats every baseline: %s; every ablation costs: %s", v.get("adnt_avg", float("nan")),
-                     v.get("beats_every_baseline"), v.get("every_ablation_costs"))
+        ctx.log.info("ADNT avg %.3f; beats every baseline: %s (beyond seed noise: %s); every ablation costs: %s "
+                     "(beyond noise: %s)", v.get("adnt_avg", float("nan")), v.get("beats_every_baseline"),
+                     v.get("beats_every_baseline_beyond_noise"), v.get("every_ablation_costs"),
+                     v.get("every_ablation_costs_beyond_noise"))
 
 
 if __name__ == "__main__":

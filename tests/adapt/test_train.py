@@ -93,5 +93,7 @@ def test_verdicts_on_a_hand_made_summary():
                       "mean": [0.8, 0.7, 0.82], "std": [0.01, 0.02, 0.01], "n": [3, 3, 3]})
     v = verdicts(s)
     assert v["beats_every_baseline"] and not v["every_ablation_costs"]
+    assert v["margin_over_in_std"]["source_only"] == pytest.approx(0.1 / (0.01 ** 2 + 0.02 ** 2) ** 0.5)
+    assert v["beats_every_baseline_beyond_noise"] and not v["every_ablation_costs_beyond_noise"]
     assert v["ablation_cost"]["adnt_ce"] == pytest.approx(-0.02)
     assert np.isclose(v["margin_over"]["source_only"], 0.1)

@@ -40,15 +40,24 @@ def verdicts(summary: pl.DataFrame) -> dict:
     s = summary_dict(summary)
     if "adnt" not in s:
         return {}
-    a = s["adnt"]["avg"]["mean"]
+    a, sa = s["adnt"]["avg"]["mean"], s["adnt"]["avg"]["std"] or 0.0
+
+    def z(m):  # margin in units of the two seed-stds combined: < 1 is within seed noise
+        d = a - s[m]["avg"]["mean"]
+        return d / max((sa ** 2 + (s[m]["avg"]["std"] or 0.0) ** 2) ** 0.5, 1e-9)
+
     margins = {b: a - s[b]["avg"]["mean"] for b in BASELINES if b in s}
     costs = {ab: a - s[ab]["avg"]["mean"] for ab in ABLATIONS if ab in s}
     return {
         "adnt_avg": a,
         "margin_over": margins,
+        "margin_over_in_std": {b: z(b) for b in margins},
         "ablation_cost": costs,
+        "ablation_cost_in_std": {ab: z(ab) for ab in costs},
         "beats_every_baseline": bool(margins) and all(v > 0 for v in margins.values()),
+        "beats_every_baseline_beyond_noise": bool(margins) and all(z(b) > 1 for b in margins),
         "every_ablation_costs": bool(costs) and all(v > 0 for v in costs.values()),
+        "every_ablation_costs_beyond_noise": bool(costs) and all(z(ab) > 1 for ab in costs),
     }
 
 
