@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> None:
         atomic_write(args.plot, lambda p: plot_loss(res.curves, p, title=f"warm-up SFT ({res.metrics['order']})"))
         for row in res.curves:
             ctx.run.log_metrics({k: v for k, v in row.items() if k != "step"}, step=row["step"])
+        for row in res.pretrain_curves:
+            ctx.run.log_metrics({f"pretrain_{k}": v for k, v in row.items() if k != "step"}, step=row["step"])
         ctx.run.log_metrics(res.metrics)
         ctx.run.log_artifact(args.plot)
         ctx.log.info("train loss %.3f over %d steps (%.0f tokens/s)", res.metrics["train_loss_mean"],

@@ -14,6 +14,14 @@ from toolkiln.policy.sft import train_sft
 SFT = SFTConfig(batch_size=4, learning_rate=3e-3, logging_steps=1, warmup_ratio=0.0, eval_samples=0)
 
 
+def test_tokenizer_training_is_deterministic(dialogs, policy_cfg, tokenizer):
+    from toolkiln.policy.model import build_tokenizer
+
+    # score_difficulty and warmup_sft each rebuild it; they must agree on every token budget
+    again = build_tokenizer(policy_cfg, dialogs.to_dicts())
+    assert again.get_vocab() == tokenizer.get_vocab() and again.chat_template == tokenizer.chat_template
+
+
 def test_tokenizer_is_byte_level_with_single_id_markers(tokenizer):
     text = 'città_üñï.call(x="東京 🚀", n=12345)'
     ids = tokenizer.encode(text, add_special_tokens=False)

@@ -112,7 +112,7 @@ def test_build_examples_counts_dropped_tools_and_skips(dialogs, tokenizer):
 
 def test_tools_only_and_first_sentence_rendering():
     tpl = build_chat_template(render_system=False, first_sentence=True)
-    tools = [{**TOOLS[0], "description": "Get the forecast. Also supports: tides. Results are JSON."}]
+    tools = [{**TOOLS[0], "description": "Get the forecast; part of Weather. Also supports: tides."}]
     msgs = [{"role": "system", "content": "Answer with calls. What you know: email a@b.c"}, {"role": "user", "content": "hi"}]
     text = render_text(tpl, msgs, tools)
     assert "Answer with calls" not in text and ") - Get the forecast\n" in text

@@ -49,7 +49,7 @@ def test_configs_name_the_bad_value():
         ScratchModelConfig(hidden_size=30, n_heads=4)
     with pytest.raises(ValidationError, match="lora.enabled: got true with base_model ''"):
         PolicyConfig(lora={"enabled": True})
-    with pytest.raises(ValidationError, match="max_position_embeddings: got 64; expected >= render.max_length=512"):
+    with pytest.raises(ValidationError, match="max_position_embeddings: got 64; expected >= render.max_length=768"):
         PolicyConfig(scratch={"max_position_embeddings": 64})
     with pytest.raises(ValidationError):
         SFTConfig(order="hard_to_easy")

@@ -69,6 +69,7 @@ def test_warmup_stage_writes_a_reloadable_checkpoint_and_curves(stage_run):
     assert model.generation_config.eos_token_id == tok.convert_tokens_to_ids("<|end|>")
     metrics = json.loads((d / "ws/metrics.json").read_text())
     assert metrics["order"] == "easy_to_hard" and metrics["train_steps"] == 12
+    assert metrics["pretrain"]["train_steps"] == 2  # the from-scratch policy's LM pre-training ran first
     with open(d / "ws/loss.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["step"]) for r in rows][:2] == [1, 2] and all(r["train_loss"] for r in rows[:2])

@@ -61,12 +61,12 @@ class TokenizerConfig(Section):
 class RenderConfig(Section):
     """How dialogs become model text: compact tool signatures in the system prompt, one line per tool."""
 
-    max_length: int = Field(512, ge=32, description="Token budget of one training/scoring example. Over it, distractor "
+    max_length: int = Field(768, ge=32, description="Token budget of one training/scoring example. Over it, distractor "
                             "tools are dropped (last first) until it fits; examples that still do not fit are skipped. "
                             "Both are counted in the stage metrics.")
     tool_description: Literal["first_sentence", "full"] = Field(
-        "first_sentence", description="first_sentence: a tool's description up to its first '. ' (what it does; the "
-        "rest is mostly 'Also supports: ...' and boilerplate); full: all of it. Either is then cut to "
+        "first_sentence", description="first_sentence: a tool's description up to its first '. ' or '; ' (what it "
+        "does; the rest is mostly 'Also supports: ...' and boilerplate); full: all of it. Either is then cut to "
         "tool_description_chars.")
     tool_description_chars: int = Field(80, ge=0, description="Tool descriptions are cut to this many characters (0 = none).")
     param_descriptions: bool = Field(False, description="Also render each parameter's description (longer prompts).")
@@ -75,6 +75,20 @@ class RenderConfig(Section):
         "tools_only: when tools are given, render only them (the format instruction is learnt from the targets; "
         "~20% shorter prompts; a user-profile fact in the system prompt is then unseen); without tools the system "
         "message is always rendered (e.g. BFCL-style prompts that carry the function docs).")
+
+
+class PretrainConfig(Section):
+    """Language-model pre-training of a from-scratch policy on the rendered training dialogs (every token).
+
+    A from-scratch model knows no language and no copying; a real base model does. A
+    short next-token pre-training on the training corpus stands in for that prior, so
+    the assistant-only warm-up SFT starts from a model that already reads tool lists.
+    Ignored for ``base_model`` policies.
+    """
+
+    steps: int = Field(0, ge=0, description="Optimizer steps (0 = no pre-training).")
+    batch_size: int = Field(16, ge=1, description="Dialogs per step.")
+    learning_rate: float = Field(2e-3, gt=0, description="Peak learning rate (cosine, 5% warm-up).")
 
 
 class LoRAConfig(Section):
@@ -99,6 +113,7 @@ class PolicyConfig(Section):
     scratch: ScratchModelConfig = ScratchModelConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
     render: RenderConfig = RenderConfig()
+    pretrain: PretrainConfig = PretrainConfig()
     lora: LoRAConfig = LoRAConfig()
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available, else cpu.")
     threads: int = Field(0, ge=0, description="torch CPU threads (0 = torch's default, one per core).")
@@ -117,13 +132,13 @@ class PolicyConfig(Section):
 class ProbeConfig(Section):
     """Cross-fitted probe models: the policy's code path at a smaller size and a short run."""
 
-    hidden_size: int = Field(128, ge=8, description="Probe width.")
+    hidden_size: int = Field(64, ge=8, description="Probe width.")
     n_layers: int = Field(2, ge=1, description="Probe decoder layers.")
-    n_heads: int = Field(4, ge=1, description="Probe attention heads.")
-    intermediate_size: int = Field(384, ge=8, description="Probe MLP width.")
-    max_steps: int = Field(150, ge=1, description="Optimizer steps per probe.")
-    batch_size: int = Field(16, ge=1, description="Probe training batch size.")
-    learning_rate: float = Field(2e-3, gt=0, description="Probe learning rate.")
+    n_heads: int = Field(2, ge=1, description="Probe attention heads.")
+    intermediate_size: int = Field(256, ge=8, description="Probe MLP width.")
+    max_steps: int = Field(60, ge=1, description="Optimizer steps per probe.")
+    batch_size: int = Field(8, ge=1, description="Probe training batch size.")
+    learning_rate: float = Field(3e-3, gt=0, description="Probe learning rate.")
     max_train_samples: int = Field(2000, ge=1, description="Training samples per probe, drawn from its k-1 training folds.")
 
 

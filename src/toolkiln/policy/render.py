@@ -74,7 +74,7 @@ _TEMPLATE = r"""
 {%- endfor -%}
 )
 {%- set d = f['description'] if f['description'] is defined and f['description'] is string else '' -%}
-{%- if @@FIRST_SENTENCE@@ %}{% set d = d.split('. ')[0].rstrip('.') %}{% endif -%}
+{%- if @@FIRST_SENTENCE@@ %}{% set d = d.split('. ')[0].split('; ')[0].rstrip('.') %}{% endif -%}
 {%- if d and @@DESC_CHARS@@ > 0 %} - {{ d[:@@DESC_CHARS@@] }}{% endif %}{{ '\n' }}
 {%- endfor -%}
 {%- endif -%}

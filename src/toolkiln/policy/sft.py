@@ -94,10 +94,11 @@ def _dataset(examples: Sequence[Mapping]):
 def train_sft(model, tokenizer, examples: Sequence[Mapping], cfg: SFTConfig, *, seed: int, device: str = "cpu",
               eval_examples: Sequence[Mapping] = (), peft_config: Any = None, max_steps: int = 0,
               max_length: int | None = None, work_dir: str | Path | None = None,
-              callbacks: Sequence[Any] = ()) -> tuple[Any, TrainResult]:
+              callbacks: Sequence[Any] = (), assistant_only: bool = True) -> tuple[Any, TrainResult]:
     """Train on ``examples`` in the given order (one pass) and return (trained model, logs).
 
     ``examples`` are already in curriculum order; the trainer must not reshuffle them.
+    ``assistant_only=False`` trains on every token (the from-scratch policy's language-model pre-training).
     """
     import torch
     from trl import SFTConfig as TRLSFTConfig
@@ -118,7 +119,7 @@ def train_sft(model, tokenizer, examples: Sequence[Mapping], cfg: SFTConfig, *, 
         logging_first_step=True, eval_strategy="steps" if has_eval else "no", eval_steps=cfg.eval_steps,
         save_strategy="no", report_to="none", seed=seed, data_seed=seed, use_cpu=cpu,
         # fp32 on CPU: bf16 matmuls run ~14x slower than fp32 on this class of CPU.
-        bf16=False, fp16=False, assistant_only_loss=True,
+        bf16=False, fp16=False, assistant_only_loss=assistant_only,
         # TRL turns activation checkpointing on by default; a small policy has no memory to save and pays ~1/3 more compute.
         gradient_checkpointing=False, max_length=max_length, shuffle_dataset=False,
         train_sampling_strategy="sequential", dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ class WarmupResult:
     tokenizer: Any
     curves: list[dict]
     metrics: dict
+    pretrain_curves: list[dict] = field(default_factory=list)
 
 
 def bucket_lookup(difficulty: pl.DataFrame, ids: list[str]) -> dict[str, str | None]:
@@ -59,6 +60,22 @@ def stratified_cap(buckets: list[str], cap: int, seed: int) -> list[int]:
     return sorted(keep)
 
 
+def pretrain(model, tok, rows: list[dict], policy: PolicyConfig, *, seed: int) -> tuple[Any, dict, list[dict]]:
+    """Next-token pre-training on whole rendered training dialogs, in a seeded random order (see PretrainConfig)."""
+    p = policy.pretrain
+    rng = np.random.default_rng(seed + 11)
+    need = p.steps * p.batch_size
+    pick = np.concatenate([rng.permutation(len(rows)) for _ in range(-(-need // len(rows)))])[:need]
+    examples, stats = build_examples([rows[i] for i in pick], tok, policy.render, "full", desc="render pre-training")
+    cfg = SFTConfig(order="random", batch_size=p.batch_size, learning_rate=p.learning_rate, warmup_ratio=0.05,
+                    logging_steps=max(1, p.steps // 20), eval_samples=0)
+    order = curriculum(["easy"] * len(examples), "random", 1, seed, lengths=[e["n_tokens"] for e in examples],
+                       batch_size=p.batch_size)
+    model, res = train_sft(model, tok, [examples[i] for i in order], cfg, seed=seed, device=resolve_device(policy.device),
+                           max_steps=p.steps, max_length=policy.render.max_length, assistant_only=False)
+    return model, {**res.metrics, "render": stats}, loss_curves(res.log_history)
+
+
 def warmup_sft(train: pl.DataFrame, difficulty: pl.DataFrame, policy: PolicyConfig, cfg: SFTConfig, *, seed: int,
                order: str | None = None) -> WarmupResult:
     """Build the policy and fine-tune it on ``train`` in ``cfg.order`` (or ``order``) of the difficulty buckets."""
@@ -73,6 +90,10 @@ def warmup_sft(train: pl.DataFrame, difficulty: pl.DataFrame, policy: PolicyConf
         raise ValueError("warmup_sft: no training dialog has a difficulty bucket; expected score_difficulty output "
                          "for this data/train.parquet")
     unscored = len(all_rows) - len(rows)
+    pretrain_metrics: dict = {}
+    pretrain_curves: list[dict] = []
+    if info["kind"] == "scratch" and policy.pretrain.steps:
+        model, pretrain_metrics, pretrain_curves = pretrain(model, tok, all_rows, policy, seed=seed)
     examples, stats = build_examples(rows, tok, policy.render, cfg.context, desc="render")
     buckets = [lookup[ex["id"]] for ex in examples]
     rng = np.random.default_rng(seed + 7)
@@ -88,6 +109,6 @@ def warmup_sft(train: pl.DataFrame, difficulty: pl.DataFrame, policy: PolicyConf
                            max_length=policy.render.max_length)
     counts = {b: sum(1 for i in pool if buckets[i] == b) for b in BUCKETS}
     metrics = {"policy": info, "render": stats, "order": order, "dialogs": len(pool), "eval_dialogs": len(held),
-               "unscored_dialogs": unscored,
+               "unscored_dialogs": unscored, "pretrain": pretrain_metrics,
                "bucket_dialogs": counts, **res.metrics, "seconds": time.perf_counter() - t0}
-    return WarmupResult(model, tok, loss_curves(res.log_history), metrics)
+    return WarmupResult(model, tok, loss_curves(res.log_history), metrics, pretrain_curves)
