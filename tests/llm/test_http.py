@@ -332,3 +332,18 @@ def test_make_backend():
         "http://127.0.0.1:1234/v1/chat/completions", "qwen", 3, 7.0, 2, None)
     with pytest.raises(ValueError, match="not a local model folder"):
         make_backend(LLMConfig(backend="transformers", model="no/such/folder"))
+
+
+def test_ssl_context_is_built_once_per_backend(monkeypatch):
+    # Loading the CA bundle per client per call was the main cost of many small chat_many calls.
+    import httpx
+
+    built = []
+    real = httpx.create_ssl_context
+    monkeypatch.setattr(httpx, "create_ssl_context", lambda *a, **k: built.append(1) or real(*a, **k))
+    with ChatTestServer() as srv:
+        b = backend(srv, concurrency=16)  # two client shards per call
+        for k in range(3):
+            assert all(r.ok for r in b.chat_many(reqs(5, prefix=f"c{k}-")))
+        assert srv.total_requests == 15
+    assert len(built) == 1

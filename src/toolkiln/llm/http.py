@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import random
+import ssl
 import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
@@ -146,6 +147,10 @@ class OpenAIBackend:
         self.trace = TraceWriter(trace_path, append=trace_append) if trace_path is not None else None
         # Jitter only spreads retries apart; it never changes an answer, so it needs no seed.
         self._jitter = random.Random()
+        # Each chat_many runs its own event loop, so clients cannot outlive a call; the SSL context can.
+        # Building it (loading the CA bundle) cost ~25-45 ms per client, per call — the dominant
+        # overhead of many small chat_many calls (dialog agents call once per turn batch).
+        self._ssl: ssl.SSLContext | None = None
 
     def __repr__(self) -> str:
         return (f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r}, api_key_env={self.api_key_env!r}, "
@@ -184,7 +189,9 @@ class OpenAIBackend:
             else:
                 todo.setdefault(self._effective(req).key(), []).append(i)
         if todo:
-            async with _ClientPool(self.concurrency, headers, self.timeout_s) as pool:
+            if self._ssl is None:
+                self._ssl = httpx.create_ssl_context()  # same defaults as httpx's own (certifi, SSL_CERT_FILE)
+            async with _ClientPool(self.concurrency, headers, self.timeout_s, self._ssl) as pool:
 
                 async def one(positions: list[int]) -> None:
                     first = await self._ask(pool, requests[positions[0]], secret)
@@ -321,13 +328,14 @@ class _ClientPool:
 
     SHARD = 8
 
-    def __init__(self, concurrency: int, headers: dict[str, str], timeout_s: float) -> None:
+    def __init__(self, concurrency: int, headers: dict[str, str], timeout_s: float,
+                 ssl_context: ssl.SSLContext | bool = True) -> None:
         self.sem = asyncio.Semaphore(concurrency)
         n = -(-concurrency // self.SHARD)
         size = -(-concurrency // n)
         limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-        self.clients = [httpx.AsyncClient(headers=headers, limits=limits, timeout=httpx.Timeout(timeout_s))
-                        for _ in range(n)]
+        self.clients = [httpx.AsyncClient(headers=headers, limits=limits, timeout=httpx.Timeout(timeout_s),
+                                          verify=ssl_context) for _ in range(n)]
         self.busy = [0] * n
 
     async def __aenter__(self) -> "_ClientPool":
