@@ -17,7 +17,7 @@ executability checks and of jsonschema are compared on that subsample (they must
 Without the DVC outputs the built-in example dialogs (8 APIs) are used: every cache hits, so that is a
 best case; ``--simulate`` (simulator output over a 27k-API pool, every dialog distinct) is the realistic
 one and the recorded result. Verdicts differ from jsonschema where our semantics differ on purpose:
-``date-time`` accepts ISO 8601 local times (RFC 3339 wants an offset), ``integer`` rejects ``2.0``.
+``integer`` rejects ``2.0``. ``date-time`` follows RFC 3339 like jsonschema (offset required).
 """
 
 from __future__ import annotations

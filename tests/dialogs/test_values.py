@@ -81,3 +81,19 @@ def test_pair_fix_orders_paired_dates():
     args = pair_fix({"start_date": "2025-02-01", "end_date": "2024-12-01", "check_in": "2024-03-03",
                      "check_out": "2024-03-03"})
     assert args["start_date"] < args["end_date"] and args["check_in"] < args["check_out"]
+
+
+def test_date_time_arguments_carry_an_offset_the_user_states():
+    from toolkiln.verify.argcheck import FORMAT_CHECKS
+
+    schema = {"type": "string", "format": "date-time", "description": "Departure time."}
+    rng = random.Random(5)
+    offsets = set()
+    for _ in range(100):
+        v = gen_value("departure_time", schema, rng)
+        assert FORMAT_CHECKS["date-time"](v), v
+        offsets.add(v[19:])
+        s = say("departure_time", schema, v, rng, date_text=1.0)
+        assert s.canonical == v and "UTC" in s.text
+        assert grounded(v, Context.of([f"Leave on {s.text}."]), schema)
+    assert "Z" in offsets and len(offsets) >= 3

@@ -18,6 +18,7 @@ PARAMS = {
         "code": {"type": "string", "pattern": "^[A-Z]{3}$"},
         "day": {"type": "string", "format": "date"},
         "mail": {"type": "string", "format": "email"},
+        "at": {"type": "string", "format": "date-time"},
         "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2},
         "where": {"type": "object", "properties": {"lat": {"type": "number"}}, "required": ["lat"],
                   "additionalProperties": False},
@@ -45,6 +46,14 @@ check = compile_parameters("weather.get", PARAMS)
     ({"city": "Oslo", "day": "2025-02-30"}, {"ok_arg_format"}),
     ({"city": "Oslo", "day": "2024-02-29"}, set()),
     ({"city": "Oslo", "mail": "bob(at)x"}, {"ok_arg_format"}),
+    # date-time is RFC 3339 (as in JSON Schema): seconds and a UTC offset are required
+    ({"city": "Oslo", "at": "2025-03-01T09:30:00Z"}, set()),
+    ({"city": "Oslo", "at": "2025-03-01t09:30:00.25+05:30"}, set()),
+    ({"city": "Oslo", "at": "2025-03-01T09:30:00"}, {"ok_arg_format"}),
+    ({"city": "Oslo", "at": "2025-03-01T09:30Z"}, {"ok_arg_format"}),
+    ({"city": "Oslo", "at": "2025-03-01 09:30:00Z"}, {"ok_arg_format"}),
+    ({"city": "Oslo", "at": "2025-03-01T09:30:00+0530"}, {"ok_arg_format"}),
+    ({"city": "Oslo", "at": "2025-02-30T09:30:00Z"}, {"ok_arg_format"}),
     ({"city": "Oslo", "tags": ["a", 3]}, {"ok_arg_types"}),
     ({"city": "Oslo", "where": {}}, {"ok_required_args"}),
     ({"city": "Oslo", "where": {"lat": 1.5, "lon": 2}}, {"ok_unknown_args"}),
@@ -84,3 +93,14 @@ def test_cache_compiles_once_per_schema_and_recompiles_on_change():
     assert a is b and cache.compiled == 1
     c = cache.get("f", {"type": "object", "properties": {"x": {"type": "string"}}})
     assert cache.compiled == 2 and c({"x": "s"}) == [] and a({"x": "s"}) != []
+
+
+@pytest.mark.parametrize("value", ["2025-03-01T09:30:00Z", "2025-03-01t09:30:00.25z", "2025-03-01T09:30:00-08:00",
+                                   "2025-03-01T09:30:00", "2025-03-01T09:30Z", "2025-03-01 09:30:00Z",
+                                   "2025-03-01T09:30:00+0530", "2025-13-01T09:30:00Z"])
+def test_date_time_agrees_with_jsonschema(value):
+    schema = {"type": "object", "properties": {"at": {"type": "string", "format": "date-time"}}}
+    ours = not compile_parameters("f", schema)({"at": value})
+    theirs = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+                                             ).is_valid({"at": value})
+    assert ours == theirs

@@ -33,7 +33,7 @@ MONTHS = ["January", "February", "March", "April", "May", "June", "July", "Augus
 NUMBER_WORDS = {0: "zero", 1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight",
                 9: "nine", 10: "ten", 11: "eleven", 12: "twelve", 20: "twenty", 30: "thirty", 50: "fifty"}
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_ISO_DT = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}):(\d{2})")
+_ISO_DT = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}):(\d{2})(?::\d{2}(?:\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})?$")
 _YEARISH = re.compile(r"year|season|_id$|code|zip|postal|number|pin")
 
 
@@ -81,6 +81,15 @@ def say_date(iso: str, rng: random.Random) -> str:
     return f"{m[:3]} {d.day}, {d.year}"
 
 
+def _say_offset(offset: str | None) -> str:
+    """`` UTC`` / `` UTC+05:30`` for an RFC 3339 offset, so a zoned argument stays grounded in what the user said."""
+    if not offset:
+        return ""
+    if offset in ("Z", "z", "+00:00", "-00:00"):
+        return " UTC"
+    return f" UTC{offset}"
+
+
 def say(name: str, schema: dict, value: Any, rng: random.Random, *, date_text: float = 0.6,
         number_words: float = 0.3) -> Said:
     """The surface form of a scalar value (see module doc)."""
@@ -108,7 +117,7 @@ def say(name: str, schema: dict, value: Any, rng: random.Random, *, date_text: f
         m = _ISO_DT.match(value)
         if m and rng.random() < date_text:
             try:
-                return Said(f"{say_date(m.group(1), rng)} at {m.group(2)}:{m.group(3)}", value)
+                return Said(f"{say_date(m.group(1), rng)} at {m.group(2)}:{m.group(3)}{_say_offset(m.group(4))}", value)
             except ValueError:
                 return Said(value)
         enum = schema.get("enum") if isinstance(schema, dict) else None

@@ -133,8 +133,14 @@ def _date(rng: random.Random) -> str:
     return d.isoformat()
 
 
-def _datetime(rng: random.Random) -> str:
-    return f"{_date(rng)}T{rng.choice([8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20]):02d}:{rng.choice([0, 15, 30, 45]):02d}:00"
+# UTC offsets a user might state; "Z" dominates because most APIs document UTC.
+_OFFSETS = ("Z", "Z", "Z", "+01:00", "+02:00", "-05:00", "-08:00", "+05:30", "+09:00")
+
+
+def _datetime(rng: random.Random, *, offset: bool = False) -> str:
+    """``YYYY-MM-DDTHH:MM:00``; with ``offset`` an RFC 3339 date-time (``format: date-time`` requires one)."""
+    base = f"{_date(rng)}T{rng.choice([8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20]):02d}:{rng.choice([0, 15, 30, 45]):02d}:00"
+    return base + rng.choice(_OFFSETS) if offset else base
 
 
 # (name regex, proposer). The first matching rule proposes; the schema has the last word.
@@ -315,7 +321,8 @@ def _format_value(fmt: str, rng: random.Random, name: str) -> str | None:
     if fmt == "date":
         return _date(rng)
     if fmt == "date-time":
-        return _datetime(rng)
+        # RFC 3339 (what JSON Schema's date-time means) requires a UTC offset; the user states it.
+        return _datetime(rng, offset=True)
     if fmt == "time":
         return f"{rng.randint(7, 21):02d}:{rng.choice([0, 15, 30, 45]):02d}"
     if fmt == "email":

@@ -41,7 +41,8 @@ _PY_TYPE = {"string": "str", "integer": "int", "number": "float", "boolean": "bo
             "object": "dict", "null": "None"}
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
+# RFC 3339 §5.6 date-time, what JSON Schema's "date-time" means: seconds and a UTC offset are required.
+_DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
 _EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 _URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#]+[^\s]*$")
@@ -68,7 +69,7 @@ def _is_datetime(v: str) -> bool:
     if not _DATETIME_RE.match(v):
         return False
     try:
-        _dt.datetime.fromisoformat(v)
+        _dt.datetime.fromisoformat(v.upper())  # RFC 3339 allows "t"/"z"; Python 3.11 only reads upper case
         return True
     except ValueError:
         return False
