@@ -83,20 +83,49 @@ def _quiet(ctx) -> None:
         log.debug("could not disable GX progress bars", exc_info=True)
 
 
+def suite_parameters(suite: Any) -> list[str]:
+    """Names of the ``{"$PARAMETER": name}`` values in a suite (GX resolves them at run time), in order."""
+    found: list[str] = []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, dict):
+            if set(x) == {"$PARAMETER"} and isinstance(x["$PARAMETER"], str):
+                if x["$PARAMETER"] not in found:
+                    found.append(x["$PARAMETER"])
+                return
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+    walk(suite)
+    return found
+
+
 def run_suite(df: pl.DataFrame, suite_path: str | Path, *, data_docs_dir: str | Path | None = None,
-              asset_name: str | None = None) -> SuiteResult:
+              asset_name: str | None = None, parameters: dict[str, Any] | None = None) -> SuiteResult:
     """Validate ``df`` against the suite; optionally write GX data docs (HTML) to ``data_docs_dir``."""
     suite_json = load_suite_json(suite_path)
     name = asset_name or suite_json["name"]
-    return run_suites({name: df}, suite_path, data_docs_dir=data_docs_dir)[name]
+    return run_suites({name: df}, suite_path, data_docs_dir=data_docs_dir, parameters=parameters)[name]
 
 
 def run_suites(frames: dict[str, pl.DataFrame], suite_path: str | Path, *,
-               data_docs_dir: str | Path | None = None) -> dict[str, SuiteResult]:
-    """Validate several frames (e.g. ``candidates`` and ``kept``) against one suite, with one data-docs site."""
+               data_docs_dir: str | Path | None = None, parameters: dict[str, Any] | None = None) -> dict[str, SuiteResult]:
+    """Validate several frames (e.g. ``candidates`` and ``kept``) against one suite, with one data-docs site.
+
+    ``parameters`` fill the suite's ``{"$PARAMETER": name}`` values (thresholds from
+    params.yaml) through GX's own expectation parameters, so the suite file stays the
+    single definition and the data docs show the values used.
+    """
     import great_expectations as gx
 
     suite_json = load_suite_json(suite_path)
+    parameters = dict(parameters or {})
+    missing_params = [p for p in suite_parameters(suite_json) if p not in parameters]
+    if missing_params:
+        raise ValueError(f"{suite_path}: suite parameters {missing_params} have no value; "
+                         f"given: {sorted(parameters)}")
     cols = ok_columns_required(suite_json)
     for asset_name, df in frames.items():
         missing = [c for c in cols if c not in df.columns]
@@ -118,7 +147,7 @@ def run_suites(frames: dict[str, pl.DataFrame], suite_path: str | Path, *,
             actions = [gx.checkpoint.UpdateDataDocsAction(name="data_docs")] if data_docs_dir else []
             cp = ctx.checkpoints.add(gx.Checkpoint(name=f"{asset_name}_checkpoint", validation_definitions=[vd],
                                                    actions=actions, result_format={"result_format": "SUMMARY"}))
-            res = cp.run(batch_parameters={"dataframe": pdf})
+            res = cp.run(batch_parameters={"dataframe": pdf}, expectation_parameters=parameters or None)
             vres = list(res.run_results.values())[0]
             outcomes = []
             for r in vres.results:

@@ -11,7 +11,7 @@ from toolkiln.schema import DIALOG_SCHEMA
 from toolkiln.verify.config import VerifyConfig
 from toolkiln.verify.evaluate import evaluate_injection
 from toolkiln.verify.inject import CORRUPTORS, KINDS, inject
-from toolkiln.verify.pipeline import TOOLACE_PASS_RATES, resolve_suite, run_suites, verify_dialogs
+from toolkiln.verify.pipeline import TOOLACE_PASS_RATES, run_suites, verify_dialogs
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +61,19 @@ def test_gx_suites_and_data_docs(mixed, tmp_path, repo_root):
     assert loose["dialogs_rules"]["success"]  # mostly 0.9 tolerates the three
 
 
-def test_suite_parameters_resolve_from_params(repo_root, tmp_path):
-    suite = resolve_suite(repo_root / "expectations" / "dialogs_rules.json", {"mostly_rules": 0.5})
-    assert {e["kwargs"]["mostly"] for e in suite["expectations"]} == {0.5}
+def test_suite_parameters_come_from_params_through_gx(repo_root, clean):
+    from toolkiln.gxsuite import run_suite, suite_parameters
+    from toolkiln.verify.rules import RULE_CHECKS
+
+    path = repo_root / "expectations" / "dialogs_rules.json"
+    assert suite_parameters(json.loads(path.read_text())) == ["mostly_rules"]
+    frame = pl.DataFrame({c: [True] * 9 + [False] for c in RULE_CHECKS})  # 90% pass on every check
+    strict = run_suite(frame, path, parameters={"mostly_rules": 0.95})
+    loose = run_suite(frame, path, parameters={"mostly_rules": 0.85})
+    assert not strict.success and loose.success
+    assert all(o.unexpected_count == 1 for o in strict.outcomes)
     with pytest.raises(ValueError, match="mostly_rules"):
-        resolve_suite(repo_root / "expectations" / "dialogs_rules.json", {})
+        run_suite(frame, path)
 
 
 def test_every_kind_corrupts_something_and_changes_the_row(clean):

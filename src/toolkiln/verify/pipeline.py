@@ -14,7 +14,6 @@ have been dropped (``enforced = false``).
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,40 +110,21 @@ def pass_rate_metrics(checks: pl.DataFrame, *, model_ran: bool, enabled: bool, o
     return m
 
 
-def resolve_suite(suite_path: str | Path, parameters: dict[str, Any]) -> dict:
-    """A suite with its ``{"$PARAMETER": name}`` values replaced from ``parameters`` (the params.yaml thresholds)."""
-    suite = json.loads(Path(suite_path).read_text())
-
-    def sub(x: Any) -> Any:
-        if isinstance(x, dict):
-            if set(x) == {"$PARAMETER"}:
-                if x["$PARAMETER"] not in parameters:
-                    raise ValueError(f"{suite_path}: suite parameter {x['$PARAMETER']!r} has no value; "
-                                     f"known: {sorted(parameters)}")
-                return parameters[x["$PARAMETER"]]
-            return {k: sub(v) for k, v in x.items()}
-        if isinstance(x, list):
-            return [sub(v) for v in x]
-        return x
-    return sub(suite)
-
-
 def run_suites(result: VerifyResult, cfg: VerifyConfig, expectations_dir: str | Path,
                data_docs_dir: str | Path | None) -> dict[str, Any]:
     """GX over the check columns (rules on all rows, model on the judged rows) and the verified output."""
-    from toolkiln.gxsuite import run_suite
+    from toolkiln.gxsuite import load_suite_json, run_suite, suite_parameters
 
     params = {"mostly_rules": cfg.gx.mostly_rules, "mostly_model": cfg.gx.mostly_model}
     frames = {"dialogs_rules": result.checks,
               "dialogs_model": result.checks.filter(pl.col("ok_model").is_not_null()),
               "verified_dialogs": result.verified}
     out = {}
-    with tempfile.TemporaryDirectory(prefix="toolkiln-suites-") as tmp:
-        for name, frame in frames.items():
-            if name == "dialogs_model" and frame.height == 0:
-                continue
-            resolved = Path(tmp) / f"{name}.json"
-            resolved.write_text(json.dumps(resolve_suite(Path(expectations_dir) / f"{name}.json", params)))
-            docs = Path(data_docs_dir) / name if data_docs_dir else None
-            out[name] = run_suite(frame, resolved, data_docs_dir=docs).to_dict()
+    for name, frame in frames.items():
+        if name == "dialogs_model" and frame.height == 0:
+            continue
+        suite_path = Path(expectations_dir) / f"{name}.json"
+        wanted = {k: v for k, v in params.items() if k in suite_parameters(load_suite_json(suite_path))}
+        docs = Path(data_docs_dir) / name if data_docs_dir else None
+        out[name] = run_suite(frame, suite_path, data_docs_dir=docs, parameters=wanted).to_dict()
     return out
