@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
             ctx.run.log_metrics({"embedding_spread": metrics["embedding_spread"]})
         ctx.run.log_artifact(args.plot)
         ctx.run.log_artifact(args.metrics)
+        ctx.run.log_artifacts(args.data_docs, "data_docs")
         ctx.log.info("pool: %d APIs (%d rejected) -> %s", result.pool.height, result.rejects.height, args.pool)
 
 

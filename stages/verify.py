@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
                                                "recall_model": {k: v.get("recall_model") for k, v in injection["kinds"].items()}}})
         for path in (args.metrics, args.plot, args.gx_results, args.injection):
             ctx.run.log_artifact(path)
-        ctx.run.log_artifact(f"{args.data_docs}/dialogs_rules/index.html", "data_docs/dialogs_rules")
+        ctx.run.log_artifacts(args.data_docs, "data_docs")
         failed = [name for name, r in gx.items() if not r["success"]]
         if failed:
             ctx.log.warning("GX suites failed: %s (see %s)", failed, args.data_docs)

@@ -67,6 +67,11 @@ class StageRun:
         if self.active and Path(path).exists():
             self._mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
+    def log_artifacts(self, directory: str | Path, artifact_path: str | None = None) -> None:
+        """A whole folder (e.g. a GX data-docs site, whose pages link to each other) as artifacts."""
+        if self.active and Path(directory).is_dir():
+            self._mlflow.log_artifacts(str(directory), artifact_path=artifact_path)
+
     def set_tags(self, tags: dict) -> None:
         if self.active:
             self._mlflow.set_tags({k: str(v) for k, v in tags.items()})

@@ -88,7 +88,9 @@ def test_repro_caches_and_reruns_on_param_change(dvc_repo):
     assert stages[0].data.metrics["n_apis"] > 50 and "apis_per_s.generate" in stages[0].data.metrics
     assert stages[0].data.params["synth.n_apis"] == "120"
     arts = {a.path for a in client.list_artifacts(stages[0].info.run_id)}
-    assert {"diversity.png", "metrics.json"} <= arts
+    assert {"diversity.png", "metrics.json", "data_docs"} <= arts
+    docs = {a.path for a in client.list_artifacts(stages[0].info.run_id, "data_docs")}
+    assert "data_docs/index.html" in docs and any(not a.endswith(".html") for a in docs)  # the linked pages too
 
 
 def test_bad_params_fail_before_work(dvc_repo):
