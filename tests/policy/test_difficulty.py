@@ -35,6 +35,27 @@ def test_ranks_buckets_and_ties():
         DifficultyConfig(bucket_quantiles=[0.7, 0.2])
 
 
+def test_buckets_within_type_keep_the_type_mix():
+    types = np.array(["call"] * 6 + ["refusal"] * 6)
+    score = np.concatenate([np.linspace(0.0, 0.4, 6), np.linspace(0.6, 1.0, 6)])  # refusals all score higher
+    overall = D.bucket_within_groups(score, None, [1 / 3, 2 / 3])
+    assert set(overall[6:]) == {"medium", "hard"} and "refusal" not in {t for t, b in zip(types, overall) if b == "easy"}
+    within = D.bucket_within_groups(score, types, [1 / 3, 2 / 3])
+    for t in ("call", "refusal"):
+        mine = [b for tt, b in zip(types, within) if tt == t]
+        assert mine == ["easy", "easy", "medium", "medium", "hard", "hard"]  # ordered by score inside the type
+    with pytest.raises(ValueError, match="bucket_within"):
+        DifficultyConfig(bucket_within="domain")
+
+
+def test_score_difficulty_buckets_within_type(dialogs, policy_cfg):
+    cfg = DifficultyConfig(perplexity="none", bucket_within="type")
+    t = D.score_difficulty(dialogs, policy_cfg, cfg, seed=0).table
+    for _, part in t.group_by("type"):
+        counts = [part["bucket"].to_list().count(b) for b in ("easy", "medium", "hard")]
+        assert max(counts) - min(counts) <= 1, counts  # each type spread over the buckets, not one type per bucket
+
+
 def test_structure_only_scores_order_buckets(dialogs, policy_cfg):
     res = D.score_difficulty(dialogs, policy_cfg, DifficultyConfig(perplexity="none"), seed=0)
     t = res.table

@@ -157,6 +157,9 @@ class DifficultyConfig(Section):
                               "structural rank gets 1 - ppl_weight.")
     bucket_quantiles: list[float] = Field([0.3333, 0.6667], description="Combined-score quantiles that cut easy | "
                                           "medium | hard.")
+    bucket_within: Literal["all", "type"] = Field(
+        "all", description="all: cut the quantiles over every scored dialog (iTool); type: cut them within each dialog "
+        "type, so every bucket keeps the type mix and easy -> hard is not also a type order.")
     batch_size: int = Field(32, ge=1, description="Samples per scoring forward pass.")
 
     @model_validator(mode="after")

@@ -89,6 +89,24 @@ def assign_buckets(score: np.ndarray, quantiles: Sequence[float]) -> list[str]:
     return [BUCKETS[0] if p < quantiles[0] else BUCKETS[1] if p < quantiles[1] else BUCKETS[2] for p in pos]
 
 
+def bucket_within_groups(score: np.ndarray, groups: np.ndarray | None, quantiles: Sequence[float]) -> list[str]:
+    """:func:`assign_buckets` over all samples (``groups`` None) or separately within each group (dialog type).
+
+    Per type, every bucket keeps the type mix of the data, so easy -> hard orders samples
+    by difficulty *within* each kind of turn. Globally, weak probes make whole types
+    "hard" (refusal prose has a higher NLL than a call) and the curriculum degenerates
+    into a type order whose last bucket biases the final model.
+    """
+    if groups is None:
+        return assign_buckets(score, quantiles)
+    out: list[str] = [""] * len(score)
+    for g in dict.fromkeys(groups.tolist()):
+        idx = np.flatnonzero(groups == g)
+        for i, b in zip(idx, assign_buckets(score[idx], quantiles)):
+            out[int(i)] = b
+    return out
+
+
 # -- perplexity ----------------------------------------------------------------------------------------------------------
 
 def probe_size(policy: PolicyConfig, cfg: DifficultyConfig) -> ScratchModelConfig:
@@ -216,7 +234,8 @@ def score_difficulty(train: pl.DataFrame, policy: PolicyConfig, cfg: DifficultyC
     ppl_rank = pct_rank(nll) if cfg.perplexity != "none" else np.zeros(len(rows))
     w = cfg.ppl_weight if cfg.perplexity != "none" else 0.0
     combined = w * ppl_rank + (1 - w) * structural
-    buckets = assign_buckets(combined, cfg.bucket_quantiles)
+    types = full["type"].to_numpy()[chosen]
+    buckets = bucket_within_groups(combined, types if cfg.bucket_within == "type" else None, cfg.bucket_quantiles)
     table = table.with_columns(pl.Series("structural", structural), pl.Series("nll", nll).fill_nan(None),
                                pl.Series("ppl", ppl).fill_nan(None), pl.Series("ppl_rank", ppl_rank),
                                pl.Series("combined", combined), pl.Series("bucket", buckets, dtype=pl.Utf8),
