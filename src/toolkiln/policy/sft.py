@@ -121,7 +121,7 @@ def train_sft(model, tokenizer, examples: Sequence[Mapping], cfg: SFTConfig, *, 
         # fp32 on CPU: bf16 matmuls run ~14x slower than fp32 on this class of CPU.
         bf16=False, fp16=False, assistant_only_loss=assistant_only,
         # TRL turns activation checkpointing on by default; a small policy has no memory to save and pays ~1/3 more compute.
-        gradient_checkpointing=False, max_length=max_length, shuffle_dataset=False,
+        activation_checkpointing=False, max_length=max_length, shuffle_dataset=False,
         train_sampling_strategy="sequential", dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
         disable_tqdm=False,
     )
