@@ -118,3 +118,28 @@ def test_tools_only_and_first_sentence_rendering():
     assert "Answer with calls" not in text and ") - Get the forecast\n" in text
     # without tools (e.g. BFCL-style prompts whose system message carries the docs) the system prompt is kept
     assert render_text(tpl, msgs, None).startswith("<|system|>Answer with calls. What you know: email a@b.c\n<|end|>")
+
+
+def test_description_first_puts_a_comment_line_above_each_signature():
+    tpl = build_chat_template(render_system=False, first_sentence=True, description_first=True)
+    second = {"name": "weather.get_tides", "description": "List tide times. More text.",
+              "parameters": {"type": "object", "properties": {}}}
+    text = render_text(tpl, [{"role": "user", "content": "hi"}], [TOOLS[0], second], add_generation_prompt=True)
+    assert text == ('<|system|># Get the weather forecast for a city, for some days\n'
+                    'weather.get_forecast(city: str, days?: int, unit?: "c"|"f", stops?: list[dict])\n'
+                    '# List tide times\nweather.get_tides()\n<|end|><|user|>hi<|end|><|assistant|>')
+    # no description, or descriptions cut to nothing: no comment line at all
+    bare = render_text(build_chat_template(description_first=True, tool_description_chars=0), [], TOOLS)
+    assert "#" not in bare and bare.startswith("<|system|>weather.get_forecast(")
+
+
+def test_call_arguments_follow_the_signature_order_unless_as_given():
+    row = {"id": "d1", "system": "", "target_turn": 1, "tools": json.dumps(TOOLS), "messages": json.dumps([
+        {"role": "user", "content": "two days of Paris in f"},
+        {"role": "assistant", "tool_calls": [{"name": "weather.get_forecast",
+                                              "arguments": {"unit": "f", "days": 2, "city": "Paris", "zz": 1}}]}])}
+    assert dialog_messages(row)[-1]["content"] == '[weather.get_forecast(city="Paris", days=2, unit="f", zz=1)]'
+    assert dialog_messages(row, arg_order="as_given")[-1]["content"] == \
+        '[weather.get_forecast(unit="f", days=2, city="Paris", zz=1)]'
+    with pytest.raises(ValueError, match="arg_order"):
+        dialog_messages(row, arg_order="alphabetical")

@@ -70,6 +70,13 @@ class RenderConfig(Section):
         "tool_description_chars.")
     tool_description_chars: int = Field(80, ge=0, description="Tool descriptions are cut to this many characters (0 = none).")
     param_descriptions: bool = Field(False, description="Also render each parameter's description (longer prompts).")
+    tool_line: Literal["signature_first", "description_first"] = Field(
+        "description_first", description="description_first: '# what it does' on its own line above each signature "
+        "(a causal model reading the list then holds the matching description when it reaches the name it must "
+        "copy); signature_first: 'name(args) - what it does' (the usual doc order).")
+    arg_order: Literal["signature", "as_given"] = Field(
+        "signature", description="Order of keyword arguments in rendered calls: signature (as the tool line lists "
+        "them; one canonical string per call) or as_given (as the dialog stores them). Matching ignores it.")
     system_prompt: Literal["dialog", "tools_only"] = Field(
         "tools_only", description="dialog: render the dialog's system prompt (the row's `system`) before the tools; "
         "tools_only: when tools are given, render only them (the format instruction is learnt from the targets; "

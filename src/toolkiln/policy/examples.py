@@ -44,7 +44,7 @@ def build_examples(rows: Sequence[Mapping], tokenizer, render: RenderConfig, con
              "tools_dropped": 0, "rows_with_tools_dropped": 0}
     for row in tqdm(rows, desc=desc, disable=desc is None, unit="dialog", mininterval=5):
         try:
-            messages = dialog_messages(row, context)
+            messages = dialog_messages(row, context, render.arg_order)
             tools = row_tools(row)
         except DialogFormatError as exc:
             stats["skipped_malformed"] += 1

@@ -44,7 +44,8 @@ def policy_chat_template(cfg: PolicyConfig, markers: Markers = Markers()) -> str
     return build_chat_template(markers, render_system=r.system_prompt == "dialog",
                                tool_description_chars=r.tool_description_chars,
                                first_sentence=r.tool_description == "first_sentence",
-                               param_descriptions=r.param_descriptions)
+                               param_descriptions=r.param_descriptions,
+                               description_first=r.tool_line == "description_first")
 
 
 def corpus_texts(rows: Sequence[Mapping], chat_template: str, limit: int) -> list[str]:

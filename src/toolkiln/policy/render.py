@@ -66,6 +66,9 @@ _TEMPLATE = r"""
 {%- set ps = f['parameters'] if f['parameters'] is defined and f['parameters'] is mapping else {} -%}
 {%- set props = ps['properties'] if ps['properties'] is defined and ps['properties'] is mapping else {} -%}
 {%- set req = ps['required'] if ps['required'] is defined and ps['required'] else [] -%}
+{%- set d = f['description'] if f['description'] is defined and f['description'] is string else '' -%}
+{%- if @@FIRST_SENTENCE@@ %}{% set d = d.split('. ')[0].split('; ')[0].rstrip('.') %}{% endif -%}
+{%- if @@DESC_FIRST@@ and d and @@DESC_CHARS@@ > 0 %}# {{ d[:@@DESC_CHARS@@] }}{{ '\n' }}{% endif -%}
 {{- f['name'] }}(
 {%- for pn, p in props.items() -%}
 {{ pn }}{{ '' if pn in req else '?' }}: {{ ty(p) }}
@@ -73,9 +76,7 @@ _TEMPLATE = r"""
 {%- if not loop.last %}, {% endif -%}
 {%- endfor -%}
 )
-{%- set d = f['description'] if f['description'] is defined and f['description'] is string else '' -%}
-{%- if @@FIRST_SENTENCE@@ %}{% set d = d.split('. ')[0].split('; ')[0].rstrip('.') %}{% endif -%}
-{%- if d and @@DESC_CHARS@@ > 0 %} - {{ d[:@@DESC_CHARS@@] }}{% endif %}{{ '\n' }}
+{%- if not @@DESC_FIRST@@ and d and @@DESC_CHARS@@ > 0 %} - {{ d[:@@DESC_CHARS@@] }}{% endif %}{{ '\n' }}
 {%- endfor -%}
 {%- endif -%}
 {{- '@@END@@' -}}
@@ -95,7 +96,8 @@ _TEMPLATE = r"""
 
 
 def build_chat_template(markers: Markers = Markers(), *, render_system: bool = True, tool_description_chars: int = 80,
-                        first_sentence: bool = False, param_descriptions: bool = False) -> str:
+                        first_sentence: bool = False, param_descriptions: bool = False,
+                        description_first: bool = False) -> str:
     """The Jinja chat template (``{% generation %}`` around assistant turns) for these markers and options."""
     subs = {
         "@@SYSTEM@@": markers.system, "@@USER@@": markers.user, "@@ASSISTANT@@": markers.assistant,
@@ -104,6 +106,7 @@ def build_chat_template(markers: Markers = Markers(), *, render_system: bool = T
         "@@PARAM_DESC@@": "true" if param_descriptions else "false",
         "@@DESC_CHARS@@": str(int(tool_description_chars)),
         "@@FIRST_SENTENCE@@": "true" if first_sentence else "false",
+        "@@DESC_FIRST@@": "true" if description_first else "false",
     }
     text = _TEMPLATE.strip()
     for key, value in subs.items():
@@ -139,12 +142,41 @@ def _loads(value: Any, what: str, row_id: str) -> Any:
     return value
 
 
-def normalise_messages(messages: Iterable[Mapping], row_id: str = "?") -> list[dict[str, str]]:
+def signature_order(tools: Sequence[Mapping]) -> dict[str, list[str]]:
+    """Tool name -> its parameter names in the order the tool list shows them."""
+    out: dict[str, list[str]] = {}
+    for t in tools:
+        f = t.get("function") if isinstance(t.get("function"), Mapping) else t
+        ps = f.get("parameters") if isinstance(f.get("parameters"), Mapping) else {}
+        props = ps.get("properties") if isinstance(ps.get("properties"), Mapping) else {}
+        out[str(f.get("name", ""))] = list(props)
+    return out
+
+
+def _in_signature_order(calls: Sequence[Mapping], order: Mapping[str, list[str]]) -> list[dict]:
+    """Keyword arguments sorted as the called tool's signature lists them (unknown names keep their place, last)."""
+    out = []
+    for c in calls:
+        args = c.get("arguments", {})
+        names = order.get(str(c.get("name")))
+        if isinstance(args, Mapping) and names:
+            rank = {n: i for i, n in enumerate(names)}
+            args = dict(sorted(args.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+        out.append({**c, "arguments": args})
+    return out
+
+
+def normalise_messages(messages: Iterable[Mapping], row_id: str = "?",
+                       arg_order: Mapping[str, list[str]] | None = None) -> list[dict[str, str]]:
     """Schema turns -> ``{"role", "content", "name"}`` dicts the template renders.
 
     An assistant turn with ``tool_calls`` gets ``content = format_calls(tool_calls)``
     (whatever text it carried), so the rendering of a call is the BFCL target string;
     every turn gets the same keys so the list is a uniform Arrow struct in ``datasets``.
+    With ``arg_order`` (tool name -> parameter names, :func:`signature_order`) keyword
+    arguments are written in signature order: the same call then always reads the same,
+    and the model copies argument names in the order the tool line lists them rather
+    than guessing the order a user happened to mention them (matching ignores it).
     """
     out = []
     for i, m in enumerate(messages):
@@ -156,6 +188,8 @@ def normalise_messages(messages: Iterable[Mapping], row_id: str = "?") -> list[d
         calls = m.get("tool_calls") or []
         if role == "assistant" and calls:
             try:
+                if arg_order is not None:
+                    calls = _in_signature_order(calls, arg_order)
                 content = format_calls(calls)
             except (KeyError, TypeError, ValueError) as exc:
                 raise DialogFormatError(f"dialog {row_id}: messages[{i}].tool_calls cannot be rendered as a call "
@@ -173,13 +207,19 @@ def row_tools(row: Mapping) -> list[dict]:
     return tools
 
 
-def prompt_messages(row: Mapping) -> list[dict[str, str]]:
+def prompt_messages(row: Mapping, arg_order: str = "signature") -> list[dict[str, str]]:
     """The evaluation prompt of a dialog row: system + ``messages[:target_turn]`` (schema.py), normalised."""
-    return dialog_messages(row, upto="prompt")
+    return dialog_messages(row, upto="prompt", arg_order=arg_order)
 
 
-def dialog_messages(row: Mapping, upto: str = "target") -> list[dict[str, str]]:
-    """System turn + the dialog's turns up to the target turn (``prompt``: excluded, ``target``: included, ``full``: all)."""
+def dialog_messages(row: Mapping, upto: str = "target", arg_order: str = "signature") -> list[dict[str, str]]:
+    """System turn + the dialog's turns up to the target turn (``prompt``: excluded, ``target``: included, ``full``: all).
+
+    ``arg_order``: ``signature`` writes call arguments in the order of the row's tool
+    signatures (see :func:`normalise_messages`); ``as_given``: as the dialog stores them.
+    """
+    if arg_order not in ("signature", "as_given"):
+        raise ValueError(f"arg_order: got {arg_order!r}; expected signature|as_given")
     rid = str(row.get("id", "?"))
     msgs = _loads(row.get("messages") or "[]", "messages", rid)
     if not isinstance(msgs, list):
@@ -192,7 +232,8 @@ def dialog_messages(row: Mapping, upto: str = "target") -> list[dict[str, str]]:
                                 "expected 'assistant'")
     cut = {"prompt": t, "target": t + 1, "full": len(msgs)}[upto]
     system = [{"role": "system", "content": row.get("system") or "", "name": ""}]
-    return system + normalise_messages(msgs[:cut], rid)
+    order = signature_order(row_tools(row)) if arg_order == "signature" else None
+    return system + normalise_messages(msgs[:cut], rid, order)
 
 
 def gold_tool_names(row: Mapping) -> set[str]:
