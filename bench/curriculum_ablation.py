@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
             test_examples, _ = build_examples(test.to_dicts(), res.tokenizer, policy.render, "target")
             test_nll = statistics.fmean(target_nll(res.model, res.tokenizer, test_examples, batch_size=16))
             with tempfile.TemporaryDirectory(prefix="toolkiln-ablation-") as tmp:
-                save_policy(res.model, res.tokenizer, tmp)
+                save_policy(res.model, res.tokenizer, tmp, policy)
                 report = run_evaluation(tmp, test, ev, seed=seed)
             m = report.metrics["synthetic"]
             run = {"order": order, "seed": seed, "accuracy": m["accuracy"],

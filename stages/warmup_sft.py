@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
         res = warmup_sft(pl.read_parquet(args.train), pl.read_parquet(args.difficulty), ctx.params.policy,
                          ctx.params.sft, seed=ctx.params.seed)
         with atomic_dir(args.out) as tmp:
-            save_policy(res.model, res.tokenizer, tmp)
+            save_policy(res.model, res.tokenizer, tmp, ctx.params.policy)
         atomic_write_json(args.metrics, res.metrics)
         atomic_write_text(args.curves, curves_csv(res.curves))
         atomic_write(args.plot, lambda p: plot_loss(res.curves, p, title=f"warm-up SFT ({res.metrics['order']})"))

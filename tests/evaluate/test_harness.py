@@ -151,3 +151,33 @@ def test_stage_writes_outputs_and_tracks(tiny_checkpoint, dialogs, tmp_path, mon
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["toolkiln"], filter_string="tags.`toolkiln.eval_tag` = 'unit'")
     assert len(runs) == 1 and runs.iloc[0]["metrics.synthetic.n"] == 5
+
+
+def test_run_evaluation_writes_earlier_calls_in_the_checkpoints_call_style(tiny_checkpoint, dialogs, tmp_path,
+                                                                           monkeypatch):
+    import shutil
+
+    from toolkiln.policy.render import CallStyle
+
+    seen: list[dict] = []
+
+    def record(self, prompts):
+        seen.extend(prompts)
+        return [""] * len(prompts)
+
+    monkeypatch.setattr(HFGenerator, "__call__", record)
+    cfg = EvaluateConfig(bfcl_categories=[], max_prompt_tokens=4000)
+
+    def history_calls(folder) -> list[str]:
+        seen.clear()
+        run_evaluation(folder, dialogs, cfg)
+        return [m["content"] for p in seen for m in p["messages"][:-1] if m["role"] == "assistant"
+                and m["content"].startswith("[")]
+
+    plain = history_calls(tiny_checkpoint)
+    assert plain and not any(c.startswith("[# ") for c in plain)  # no style file: plain calls
+    styled = tmp_path / "styled"
+    shutil.copytree(tiny_checkpoint, styled)
+    CallStyle(comments=True).save(styled)
+    commented = history_calls(styled)
+    assert len(commented) == len(plain) and all(c.startswith("[# ") for c in commented)

@@ -7,7 +7,7 @@ import pytest
 from toolkiln.calls import format_calls
 from toolkiln.policy.config import RenderConfig
 from toolkiln.policy.examples import build_examples, chat_ids, target_spans
-from toolkiln.policy.render import (DialogFormatError, Markers, build_chat_template, dialog_messages, fit_tools,
+from toolkiln.policy.render import (CallStyle, DialogFormatError, Markers, build_chat_template, dialog_messages, fit_tools,
                                     normalise_messages, prompt_messages, render_text, row_tools)
 
 TOOLS = [{"name": "weather.get_forecast", "description": "Get the weather forecast for a city, for some days.",
@@ -138,8 +138,46 @@ def test_call_arguments_follow_the_signature_order_unless_as_given():
         {"role": "user", "content": "two days of Paris in f"},
         {"role": "assistant", "tool_calls": [{"name": "weather.get_forecast",
                                               "arguments": {"unit": "f", "days": 2, "city": "Paris", "zz": 1}}]}])}
-    assert dialog_messages(row)[-1]["content"] == '[weather.get_forecast(city="Paris", days=2, unit="f", zz=1)]'
-    assert dialog_messages(row, arg_order="as_given")[-1]["content"] == \
+    assert dialog_messages(row, style=CallStyle(arg_order="signature"))[-1]["content"] == \
+        '[weather.get_forecast(city="Paris", days=2, unit="f", zz=1)]'
+    assert dialog_messages(row)[-1]["content"] == \
         '[weather.get_forecast(unit="f", days=2, city="Paris", zz=1)]'
     with pytest.raises(ValueError, match="arg_order"):
-        dialog_messages(row, arg_order="alphabetical")
+        CallStyle(arg_order="alphabetical")
+
+
+def test_call_comments_repeat_the_tool_lines_description_and_still_parse(tmp_path):
+    from toolkiln.evaluate.parse import parse_calls
+
+    tools = [TOOLS[0], {"name": "weather.get_tides", "description": "List tide times. More.",
+                        "parameters": {"type": "object", "properties": {"port": {"type": "string"}}}},
+             {"name": "bare", "parameters": {"type": "object", "properties": {}}}]
+    calls = [{"name": "weather.get_forecast", "arguments": {"days": 2, "city": "Paris"}},
+             {"name": "weather.get_tides", "arguments": {"port": "Brest # 2"}}, {"name": "bare", "arguments": {}}]
+    row = {"id": "d1", "system": "", "target_turn": 1, "tools": json.dumps(tools), "messages": json.dumps([
+        {"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": calls}])}
+    style = CallStyle(arg_order="signature", comments=True)
+    target = dialog_messages(row, style=style)[-1]["content"]
+    assert target == ('[# Get the weather forecast for a city, for some days\n'
+                      'weather.get_forecast(city="Paris", days=2),\n'
+                      '# List tide times\nweather.get_tides(port="Brest # 2"),\nbare()]')
+    # each comment is the tool list's own line, so the name after it is a copy of what follows it there
+    text = render_text(build_chat_template(render_system=False, first_sentence=True, description_first=True),
+                       dialog_messages(row, style=style), tools)
+    assert "# List tide times\nweather.get_tides(" in text.split("<|user|>")[0]
+    for strict in (False, True):
+        parsed = parse_calls(target, strict=strict)
+        assert parsed.error is None and [c["name"] for c in parsed.calls] == [c["name"] for c in calls]
+        assert parsed.calls[1]["arguments"] == {"port": "Brest # 2"}
+    style.save(tmp_path)
+    assert CallStyle.load(tmp_path) == style
+    assert CallStyle.load(tmp_path / "elsewhere") == CallStyle()  # a folder toolkiln did not write: plain calls
+    (tmp_path / CallStyle.FILE).write_text('{"comments": true, "colour": 1}')
+    with pytest.raises(ValueError, match="colour"):
+        CallStyle.load(tmp_path)
+
+
+def test_call_style_follows_the_render_config():
+    cfg = RenderConfig(tool_description="full", tool_description_chars=12, call_comments=True, arg_order="as_given")
+    assert CallStyle.from_render(cfg) == CallStyle(arg_order="as_given", comments=True, first_sentence=False,
+                                                   description_chars=12)

@@ -66,11 +66,15 @@ def _json(calls: list[dict] | None) -> str | None:
 
 # -- prompts ----------------------------------------------------------------------------------------------------------
 
-def dialog_prompt(row: Mapping) -> dict:
-    """System + ``messages[:target_turn]`` + tools, exactly as the policy is trained on them (policy.render)."""
-    from toolkiln.policy.render import prompt_messages, row_tools
+def dialog_prompt(row: Mapping, style: Any = None) -> dict:
+    """System + ``messages[:target_turn]`` + tools, exactly as the policy is trained on them (policy.render).
 
-    return {"messages": prompt_messages(row), "tools": row_tools(row)}
+    ``style``: the checkpoint's :class:`toolkiln.policy.render.CallStyle` (how earlier
+    call turns are written); None = the plain default.
+    """
+    from toolkiln.policy.render import CallStyle, prompt_messages, row_tools
+
+    return {"messages": prompt_messages(row, style or CallStyle()), "tools": row_tools(row)}
 
 
 # -- scoring ----------------------------------------------------------------------------------------------------------
@@ -144,7 +148,8 @@ def _attach_skips(items: list[dict], generate_fn: GenerateFn) -> None:
         items[i]["skip_reason"] = reason
 
 
-def evaluate_dialogs(dialogs_df: pl.DataFrame, generate_fn: GenerateFn, cfg: EvaluateConfig) -> tuple[pl.DataFrame, dict]:
+def evaluate_dialogs(dialogs_df: pl.DataFrame, generate_fn: GenerateFn, cfg: EvaluateConfig,
+                     style: Any = None) -> tuple[pl.DataFrame, dict]:
     """Score ``generate_fn`` on dialog rows (schema.DIALOG_SCHEMA); metrics per dialog ``type``.
 
     A row whose prompt or target cannot be read is recorded as ``bad_input`` (and
@@ -159,7 +164,7 @@ def evaluate_dialogs(dialogs_df: pl.DataFrame, generate_fn: GenerateFn, cfg: Eva
               "category": "parallel_multiple", "answer": None, "gold_calls": None, "docs": []}
         items.append(it)
         try:
-            prompt = dialog_prompt(r)
+            prompt = dialog_prompt(r, style)
         except (ValueError, KeyError, TypeError) as exc:
             it["bad_input"] = f"cannot build the prompt: {exc}"
             continue
@@ -284,13 +289,17 @@ class EvalReport:
 def run_evaluation(checkpoint: str | Path, dialogs_df: pl.DataFrame | None, cfg: EvaluateConfig, *, seed: int = 0,
                    generate_fn: GenerateFn | None = None) -> EvalReport:
     """The ``evaluate`` stage: one checkpoint on the synthetic test split and the configured BFCL categories."""
+    style = None
     if generate_fn is None:
+        from toolkiln.policy.render import CallStyle
+
+        style = CallStyle.load(checkpoint)  # how this checkpoint was trained to write calls
         generate_fn = HFGenerator(checkpoint, batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens,
                                   device=cfg.device, dtype=cfg.dtype, max_prompt_tokens=cfg.max_prompt_tokens)
     metrics: dict[str, Any] = {}
     dialogs = bfcl_df = None
     if dialogs_df is not None:
-        dialogs, metrics["synthetic"] = evaluate_dialogs(dialogs_df, generate_fn, cfg)
+        dialogs, metrics["synthetic"] = evaluate_dialogs(dialogs_df, generate_fn, cfg, style)
     if cfg.bfcl_categories:
         bfcl_df, metrics["bfcl"] = evaluate_bfcl(cfg.bfcl_categories, generate_fn, cfg, seed=seed)
         per_cat = [v["accuracy"] for v in metrics["bfcl"]["by_group"].values()]

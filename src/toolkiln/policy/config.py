@@ -71,12 +71,17 @@ class RenderConfig(Section):
     tool_description_chars: int = Field(80, ge=0, description="Tool descriptions are cut to this many characters (0 = none).")
     param_descriptions: bool = Field(False, description="Also render each parameter's description (longer prompts).")
     tool_line: Literal["signature_first", "description_first"] = Field(
-        "description_first", description="description_first: '# what it does' on its own line above each signature "
+        "signature_first", description="description_first: '# what it does' on its own line above each signature "
         "(a causal model reading the list then holds the matching description when it reaches the name it must "
         "copy); signature_first: 'name(args) - what it does' (the usual doc order).")
     arg_order: Literal["signature", "as_given"] = Field(
-        "signature", description="Order of keyword arguments in rendered calls: signature (as the tool line lists "
+        "as_given", description="Order of keyword arguments in rendered calls: signature (as the tool line lists "
         "them; one canonical string per call) or as_given (as the dialog stores them). Matching ignores it.")
+    call_comments: bool = Field(
+        False, description="Write each call after a '# <its tool's description>' comment line (a formalised thought; "
+        "valid Python, parsers ignore it). With tool_line=description_first the tool name then follows the same "
+        "line in the tool list: writing it becomes copying. Saved with the checkpoint (toolkiln_call_style.json) so "
+        "evaluation renders earlier calls the same way.")
     system_prompt: Literal["dialog", "tools_only"] = Field(
         "tools_only", description="dialog: render the dialog's system prompt (the row's `system`) before the tools; "
         "tools_only: when tools are given, render only them (the format instruction is learnt from the targets; "

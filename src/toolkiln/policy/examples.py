@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 from tqdm.auto import tqdm
 
 from toolkiln.policy.config import RenderConfig
-from toolkiln.policy.render import DialogFormatError, dialog_messages, fit_tools, gold_tool_names, row_tools
+from toolkiln.policy.render import CallStyle, DialogFormatError, dialog_messages, fit_tools, gold_tool_names, row_tools
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def build_examples(rows: Sequence[Mapping], tokenizer, render: RenderConfig, con
              "tools_dropped": 0, "rows_with_tools_dropped": 0}
     for row in tqdm(rows, desc=desc, disable=desc is None, unit="dialog", mininterval=5):
         try:
-            messages = dialog_messages(row, context, render.arg_order)
+            messages = dialog_messages(row, context, CallStyle.from_render(render))
             tools = row_tools(row)
         except DialogFormatError as exc:
             stats["skipped_malformed"] += 1

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from toolkiln.policy.config import PolicyConfig, ScratchModelConfig
-from toolkiln.policy.render import Markers, build_chat_template, dialog_messages, render_text, row_tools
+from toolkiln.policy.render import CallStyle, Markers, build_chat_template, dialog_messages, render_text, row_tools
 from toolkiln.policy.tokenizer import train_bpe_tokenizer
 
 log = logging.getLogger(__name__)
@@ -136,9 +136,15 @@ def lora_config(cfg: PolicyConfig):
                       target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM")
 
 
-def save_policy(model, tokenizer, folder: str | Path) -> None:
-    """Write a plain HF folder (LoRA adapters merged) that ``from_pretrained`` reloads."""
+def save_policy(model, tokenizer, folder: str | Path, cfg: PolicyConfig | None = None) -> None:
+    """Write a plain HF folder (LoRA adapters merged) that ``from_pretrained`` reloads.
+
+    With ``cfg``, also the call style it was trained with (``toolkiln_call_style.json``),
+    which evaluation reads to render earlier call turns the way training did.
+    """
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
+    if cfg is not None:
+        CallStyle.from_render(cfg.render).save(folder)

@@ -142,6 +142,72 @@ def _loads(value: Any, what: str, row_id: str) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class CallStyle:
+    """How assistant call turns are written (the message side of ``policy.render``; travels with a checkpoint).
+
+    ``arg_order``: ``signature`` writes keyword arguments in the order of the tool's
+    signature line; ``as_given`` as the dialog stores them. ``comments``: each call is
+    preceded by a Python comment line repeating its tool's description exactly as the
+    tool list shows it (``first_sentence`` / ``description_chars`` must match the chat
+    template's options), e.g. ``[# Get the forecast\nweather.get_forecast(city="Paris")]``.
+    The comment is the call's formalised thought (ToolACE §3.2: state the capability,
+    then act); with ``tool_line: description_first`` the name then follows the same line
+    in the tool list, so writing it is a copy of what came after that line there.
+    Comments are valid Python: every call parser reads the list unchanged.
+    """
+
+    arg_order: str = "as_given"
+    comments: bool = False
+    first_sentence: bool = True
+    description_chars: int = 80
+
+    FILE = "toolkiln_call_style.json"
+
+    def __post_init__(self) -> None:
+        if self.arg_order not in ("signature", "as_given"):
+            raise ValueError(f"arg_order: got {self.arg_order!r}; expected signature|as_given")
+
+    @classmethod
+    def from_render(cls, render: Any) -> "CallStyle":
+        """From a ``RenderConfig`` (duck-typed: this module imports no config)."""
+        return cls(arg_order=render.arg_order, comments=render.call_comments,
+                   first_sentence=render.tool_description == "first_sentence",
+                   description_chars=render.tool_description_chars)
+
+    def save(self, folder) -> None:
+        from pathlib import Path
+
+        data = {"arg_order": self.arg_order, "comments": self.comments, "first_sentence": self.first_sentence,
+                "description_chars": self.description_chars}
+        (Path(folder) / self.FILE).write_text(json.dumps(data, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, folder) -> "CallStyle":
+        """The style a checkpoint was trained with; the plain default for a folder toolkiln did not write."""
+        from pathlib import Path
+
+        path = Path(folder) / cls.FILE
+        if not path.is_file():
+            return cls()
+        data = json.loads(path.read_text())
+        unknown = set(data) - {"arg_order", "comments", "first_sentence", "description_chars"}
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {sorted(unknown)}; expected arg_order, comments, first_sentence, "
+                             "description_chars")
+        return cls(**data)
+
+
+def tool_description(tool: Mapping, first_sentence: bool, chars: int) -> str:
+    """A tool's description as the chat template shows it (the same cut, kept in step by a test)."""
+    f = tool.get("function") if isinstance(tool.get("function"), Mapping) else tool
+    d = f.get("description")
+    d = d if isinstance(d, str) else ""
+    if first_sentence:
+        d = d.split(". ")[0].split("; ")[0].rstrip(".")
+    return d[:chars] if chars > 0 else ""
+
+
 def signature_order(tools: Sequence[Mapping]) -> dict[str, list[str]]:
     """Tool name -> its parameter names in the order the tool list shows them."""
     out: dict[str, list[str]] = {}
@@ -166,8 +232,18 @@ def _in_signature_order(calls: Sequence[Mapping], order: Mapping[str, list[str]]
     return out
 
 
+def _commented_calls(calls: Sequence[Mapping], comments: Mapping[str, str]) -> str:
+    parts = []
+    for c in calls:
+        text = format_calls([c])[1:-1]
+        note = comments.get(str(c.get("name")), "")
+        parts.append(f"# {note}\n{text}" if note and "\n" not in note else text)
+    return "[" + ",\n".join(parts) + "]"
+
+
 def normalise_messages(messages: Iterable[Mapping], row_id: str = "?",
-                       arg_order: Mapping[str, list[str]] | None = None) -> list[dict[str, str]]:
+                       arg_order: Mapping[str, list[str]] | None = None,
+                       comments: Mapping[str, str] | None = None) -> list[dict[str, str]]:
     """Schema turns -> ``{"role", "content", "name"}`` dicts the template renders.
 
     An assistant turn with ``tool_calls`` gets ``content = format_calls(tool_calls)``
@@ -177,6 +253,8 @@ def normalise_messages(messages: Iterable[Mapping], row_id: str = "?",
     arguments are written in signature order: the same call then always reads the same,
     and the model copies argument names in the order the tool line lists them rather
     than guessing the order a user happened to mention them (matching ignores it).
+    With ``comments`` (tool name -> description line) each call gets its comment line
+    (:class:`CallStyle`).
     """
     out = []
     for i, m in enumerate(messages):
@@ -190,7 +268,7 @@ def normalise_messages(messages: Iterable[Mapping], row_id: str = "?",
             try:
                 if arg_order is not None:
                     calls = _in_signature_order(calls, arg_order)
-                content = format_calls(calls)
+                content = _commented_calls(calls, comments) if comments is not None else format_calls(calls)
             except (KeyError, TypeError, ValueError) as exc:
                 raise DialogFormatError(f"dialog {row_id}: messages[{i}].tool_calls cannot be rendered as a call "
                                         f"list: {exc}") from None
@@ -207,19 +285,16 @@ def row_tools(row: Mapping) -> list[dict]:
     return tools
 
 
-def prompt_messages(row: Mapping, arg_order: str = "signature") -> list[dict[str, str]]:
+def prompt_messages(row: Mapping, style: CallStyle = CallStyle()) -> list[dict[str, str]]:
     """The evaluation prompt of a dialog row: system + ``messages[:target_turn]`` (schema.py), normalised."""
-    return dialog_messages(row, upto="prompt", arg_order=arg_order)
+    return dialog_messages(row, upto="prompt", style=style)
 
 
-def dialog_messages(row: Mapping, upto: str = "target", arg_order: str = "signature") -> list[dict[str, str]]:
+def dialog_messages(row: Mapping, upto: str = "target", style: CallStyle = CallStyle()) -> list[dict[str, str]]:
     """System turn + the dialog's turns up to the target turn (``prompt``: excluded, ``target``: included, ``full``: all).
 
-    ``arg_order``: ``signature`` writes call arguments in the order of the row's tool
-    signatures (see :func:`normalise_messages`); ``as_given``: as the dialog stores them.
+    Call turns are written in ``style`` (:class:`CallStyle`: argument order, comment lines).
     """
-    if arg_order not in ("signature", "as_given"):
-        raise ValueError(f"arg_order: got {arg_order!r}; expected signature|as_given")
     rid = str(row.get("id", "?"))
     msgs = _loads(row.get("messages") or "[]", "messages", rid)
     if not isinstance(msgs, list):
@@ -232,8 +307,12 @@ def dialog_messages(row: Mapping, upto: str = "target", arg_order: str = "signat
                                 "expected 'assistant'")
     cut = {"prompt": t, "target": t + 1, "full": len(msgs)}[upto]
     system = [{"role": "system", "content": row.get("system") or "", "name": ""}]
-    order = signature_order(row_tools(row)) if arg_order == "signature" else None
-    return system + normalise_messages(msgs[:cut], rid, order)
+    tools = row_tools(row)
+    order = signature_order(tools) if style.arg_order == "signature" else None
+    comments = None
+    if style.comments:
+        comments = {_tool_name(t): tool_description(t, style.first_sentence, style.description_chars) for t in tools}
+    return system + normalise_messages(msgs[:cut], rid, order, comments)
 
 
 def gold_tool_names(row: Mapping) -> set[str]:
