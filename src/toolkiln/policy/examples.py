@@ -42,9 +42,10 @@ def build_examples(rows: Sequence[Mapping], tokenizer, render: RenderConfig, con
     examples: list[dict] = []
     stats = {"rows": len(rows), "examples": 0, "skipped_too_long": 0, "skipped_malformed": 0,
              "tools_dropped": 0, "rows_with_tools_dropped": 0}
+    style = CallStyle.from_render(render)
     for row in tqdm(rows, desc=desc, disable=desc is None, unit="dialog", mininterval=5):
         try:
-            messages = dialog_messages(row, context, CallStyle.from_render(render))
+            messages = dialog_messages(row, context, style)
             tools = row_tools(row)
         except DialogFormatError as exc:
             stats["skipped_malformed"] += 1

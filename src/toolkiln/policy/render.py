@@ -22,10 +22,10 @@ sets to ``toolkiln.calls.format_calls(tool_calls)``; the formalised-thinking rat
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from toolkiln.calls import format_calls
+from toolkiln.calls import format_call, format_calls
 
 
 @dataclass(frozen=True)
@@ -178,9 +178,7 @@ class CallStyle:
     def save(self, folder) -> None:
         from pathlib import Path
 
-        data = {"arg_order": self.arg_order, "comments": self.comments, "first_sentence": self.first_sentence,
-                "description_chars": self.description_chars}
-        (Path(folder) / self.FILE).write_text(json.dumps(data, indent=1) + "\n")
+        (Path(folder) / self.FILE).write_text(json.dumps(asdict(self), indent=1) + "\n")
 
     @classmethod
     def load(cls, folder) -> "CallStyle":
@@ -191,17 +189,21 @@ class CallStyle:
         if not path.is_file():
             return cls()
         data = json.loads(path.read_text())
-        unknown = set(data) - {"arg_order", "comments", "first_sentence", "description_chars"}
+        known = [f.name for f in fields(cls)]
+        unknown = set(data) - set(known)
         if unknown:
-            raise ValueError(f"{path}: unknown keys {sorted(unknown)}; expected arg_order, comments, first_sentence, "
-                             "description_chars")
+            raise ValueError(f"{path}: unknown keys {sorted(unknown)}; expected {', '.join(known)}")
         return cls(**data)
+
+
+def _function(tool: Mapping) -> Mapping:
+    """The function spec of a tool: canonical dicts as they are, OpenAI's ``{"type": "function", "function": ...}`` unwrapped."""
+    return tool.get("function") if isinstance(tool.get("function"), Mapping) else tool
 
 
 def tool_description(tool: Mapping, first_sentence: bool, chars: int) -> str:
     """A tool's description as the chat template shows it (the same cut, kept in step by a test)."""
-    f = tool.get("function") if isinstance(tool.get("function"), Mapping) else tool
-    d = f.get("description")
+    d = _function(tool).get("description")
     d = d if isinstance(d, str) else ""
     if first_sentence:
         d = d.split(". ")[0].split("; ")[0].rstrip(".")
@@ -212,7 +214,7 @@ def signature_order(tools: Sequence[Mapping]) -> dict[str, list[str]]:
     """Tool name -> its parameter names in the order the tool list shows them."""
     out: dict[str, list[str]] = {}
     for t in tools:
-        f = t.get("function") if isinstance(t.get("function"), Mapping) else t
+        f = _function(t)
         ps = f.get("parameters") if isinstance(f.get("parameters"), Mapping) else {}
         props = ps.get("properties") if isinstance(ps.get("properties"), Mapping) else {}
         out[str(f.get("name", ""))] = list(props)
@@ -235,7 +237,7 @@ def _in_signature_order(calls: Sequence[Mapping], order: Mapping[str, list[str]]
 def _commented_calls(calls: Sequence[Mapping], comments: Mapping[str, str]) -> str:
     parts = []
     for c in calls:
-        text = format_calls([c])[1:-1]
+        text = format_call(c["name"], c.get("arguments", {}))
         note = comments.get(str(c.get("name")), "")
         parts.append(f"# {note}\n{text}" if note and "\n" not in note else text)
     return "[" + ",\n".join(parts) + "]"
@@ -343,5 +345,4 @@ def fit_tools(tools: list[dict], keep: set[str], length: Callable[[list[dict]], 
 
 
 def _tool_name(tool: Mapping) -> str:
-    f = tool.get("function") if isinstance(tool.get("function"), Mapping) else tool
-    return str(f.get("name", ""))
+    return str(_function(tool).get("name", ""))
