@@ -13,7 +13,20 @@ per step (6·N per token for the matmuls incl. the LM head + 12·L·d·T for att
 PaLM's convention), MFU against the measured peak, and TRL's time per step as a ratio
 to the plain loop. Data: ``data/train.parquet`` when present, else the test fixture corpus.
 
+With ``--base FOLDER`` (e.g. ``checkpoints/base``, the package-shipped SmolLM2-135M) it
+measures instead the ways to fine-tune a pretrained model on a CPU, same examples and
+batches for each, all through ``train_sft`` (TRL ``SFTTrainer``):
+
+* ``full``            — every weight trains, TRL's own loss (LM head over every position): the baseline;
+* ``full+compact``    — the same, LM head only over supervised positions (``CompactHeadSFTTrainer``);
+* ``lora``            — LoRA r=16 on every linear layer of every block, compact head;
+* ``lora top-k``      — LoRA on the top k blocks only: no backward below them;
+* ``full top-k``      — all weights of the top k blocks train, the rest frozen.
+
+Reported: tokens/s (non-padding) and the speed-up over ``full``, in one run.
+
     python -m bench sft_speed            # or: python bench/sft_speed.py --steps 30
+    python bench/sft_speed.py --base checkpoints/base --steps 8 --top-layers 8
 """
 
 from __future__ import annotations
@@ -91,10 +104,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, default=30, help="measured optimizer steps per method")
     ap.add_argument("--warmup", type=int, default=3, help="steps excluded from timing")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    ap.add_argument("--base", default="", help="a local HF folder: benchmark fine-tuning variants of it instead")
+    ap.add_argument("--top-layers", type=int, default=8, help="--base: k of the top-k variants")
+    ap.add_argument("--batch-size", type=int, default=4, help="--base: examples per step")
     args = ap.parse_args(argv)
+    if args.base:
+        return base_variants(args)
 
     import torch
-    from transformers import TrainerCallback
 
     from toolkiln.config import load_params
     from toolkiln.policy.examples import build_examples
@@ -141,18 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     plain_t = plain_loop(model, batches, sft.learning_rate, args.warmup)
 
-    class Timer(TrainerCallback):
-        def __init__(self):
-            self.t = []
-            self.t0 = 0.0
-
-        def on_step_begin(self, *a, **k):
-            self.t0 = time.perf_counter()
-
-        def on_step_end(self, *a, **k):
-            self.t.append(time.perf_counter() - self.t0)
-
-    timer = Timer()
+    timer = StepTimer()
     trl_model = scratch_model(pol.scratch, tok, seed=0)
     cfg = sft.model_copy(update={"logging_steps": 10, "eval_samples": 0, "max_steps": 0})
     _, res = train_sft(trl_model, tok, examples, cfg, seed=0, device="cpu", callbacks=[timer],
@@ -185,6 +191,84 @@ def main(argv: list[str] | None = None) -> dict:
     payload = {"data": source, "model_params": n_all, "matmul_params": n_matmul, "batch_size": bs,
                "policy": pol.scratch.model_dump(), "peak": peak, "results": summary, "warmup_steps": w}
     path = record("sft_speed", payload)
+    print(f"wrote {path.relative_to(ROOT)}")
+    return payload
+
+
+class StepTimer:
+    """A TrainerCallback that records each optimizer step's wall time."""
+
+    def __new__(cls):
+        from transformers import TrainerCallback
+
+        class _Timer(TrainerCallback):
+            def __init__(self):
+                self.t: list[float] = []
+                self.t0 = 0.0
+
+            def on_step_begin(self, *a, **k):
+                self.t0 = time.perf_counter()
+
+            def on_step_end(self, *a, **k):
+                self.t.append(time.perf_counter() - self.t0)
+
+        return _Timer()
+
+
+def base_variants(args) -> dict:
+    """Fine-tuning variants of a pretrained HF model on the same examples (see the module docstring)."""
+    import torch
+
+    from toolkiln.config import load_params
+    from toolkiln.policy.examples import build_examples
+    from toolkiln.policy.model import load_pretrained
+    from toolkiln.policy.sft import train_sft
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    params = load_params(args.params)
+    pol = params.policy.model_copy(update={"base_model": args.base})
+    bs, n_steps, w = args.batch_size, args.steps + args.warmup, args.warmup
+    _, tok = load_pretrained(args.base, pol)
+    rows, source = load_rows(Path(args.train), max(200, n_steps * bs))
+    examples, _ = build_examples(rows, tok, pol.render, params.sft.context)
+    examples = examples[:n_steps * bs]
+    nonpad = [sum(e["n_tokens"] for e in examples[s:s + bs]) for s in range(0, len(examples), bs)]
+    padded = [bs * max(e["n_tokens"] for e in examples[s:s + bs]) for s in range(0, len(examples), bs)]
+    cfg = params.sft.model_copy(update={"batch_size": bs, "grad_accum": 1, "logging_steps": 1000, "eval_samples": 0,
+                                        "max_steps": 0, "learning_rate": 1e-4})
+    from toolkiln.policy.config import LoRAConfig
+    from toolkiln.policy.model import lora_config
+
+    lora_all = LoRAConfig(enabled=True, r=16, alpha=32, dropout=0.0,
+                          target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    k = args.top_layers
+    variants = [("full", None, 0, False), ("full+compact", None, 0, True), ("lora", lora_all, 0, True),
+                (f"lora top-{k}", lora_all, k, True), (f"full top-{k}", None, k, True)]
+    rows_out, summary = [], {}
+    for name, lcfg, top, compact in variants:
+        model, tok = load_pretrained(args.base, pol)
+        timer = StepTimer()
+        peft = lora_config(pol.model_copy(update={"lora": lcfg})) if lcfg is not None else None
+        _, res = train_sft(model, tok, examples, cfg, seed=0, device="cpu", callbacks=[timer], peft_config=peft,
+                           max_length=pol.render.max_length, top_layers=top, compact_head=compact)
+        t = sum(timer.t[w:])
+        steps = len(timer.t) - w
+        summary[name] = {"seconds": t, "steps": steps, "nonpad_tokens_per_s": sum(nonpad[w:len(timer.t)]) / t,
+                         "padded_tokens_per_s": sum(padded[w:len(timer.t)]) / t,
+                         "trainable_params": res.metrics["trainable_params"], "loss": res.metrics["train_loss_mean"]}
+        del model
+    base = summary["full"]["nonpad_tokens_per_s"]
+    for name, s in summary.items():
+        s["speedup_vs_full"] = s["nonpad_tokens_per_s"] / base
+        rows_out.append({"variant": name, "trainable": f"{s['trainable_params'] / 1e6:.1f}M", "steps": s["steps"],
+                         "s/step": s["seconds"] / s["steps"], "tok/s": s["nonpad_tokens_per_s"],
+                         "x full": s["speedup_vs_full"], "mean loss": s["loss"]})
+    print(f"data: {source}; {args.base}; batch {bs}; mean example {sum(nonpad) / len(examples):.0f} tokens; "
+          f"padding {1 - sum(nonpad) / sum(padded):.1%}; torch threads {torch.get_num_threads()}")
+    print(table(rows_out, ["variant", "trainable", "steps", "s/step", "tok/s", "x full", "mean loss"]))
+    payload = {"data": source, "base": args.base, "batch_size": bs, "warmup_steps": w, "results": summary}
+    path = record("sft_speed_base", payload)
     print(f"wrote {path.relative_to(ROOT)}")
     return payload
 

@@ -108,3 +108,19 @@ def test_official_bfcl_checker_grades_our_ground_truth_correct(dialogs):
                      for c in target]
             assert not oracle.check(to_bfcl_calls(wrong), a["ground_truth"], q["function"], q["category"])["valid"]
     assert n > 150 and cats == {"multiple", "parallel_multiple", "irrelevance"} | (cats & {"simple", "parallel"})
+
+
+def test_split_records_whether_each_test_target_calls_unseen_apis(dialogs):
+    from toolkiln.dialogs.split import TARGET_KINDS, target_apis, target_status
+
+    res = split_by_api(dialogs, SplitConfig(test_fraction=0.3), seed=0)
+    test_apis = set(res.test_apis)
+    kinds = [json.loads(r["provenance"])["split_target"] for r in res.test.to_dicts()]
+    assert set(kinds) <= set(TARGET_KINDS) and sum(res.metrics["test_targets"].values()) == res.test.height
+    for r, k in zip(res.test.to_dicts(), kinds):
+        names = target_apis(r)
+        assert k == ("no_call" if not names else "unseen" if names <= test_apis else
+                     "seen" if not names & test_apis else "partly_seen")
+    row = {"calls": json.dumps([{"turn": 1, "name": "a"}, {"turn": 3, "name": "b"}]), "target_turn": 3}
+    assert target_status(row, {"a"}) == "seen" and target_status(row, {"b"}) == "unseen"
+    assert target_status({**row, "target_turn": 2}, {"a"}) == "no_call"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import polars as pl
+import torch
 import pytest
 
 from toolkiln.evaluate.config import EvaluateConfig
@@ -181,3 +182,60 @@ def test_run_evaluation_writes_earlier_calls_in_the_checkpoints_call_style(tiny_
     CallStyle(comments=True).save(styled)
     commented = history_calls(styled)
     assert len(commented) == len(plain) and all(c.startswith("[# ") for c in commented)
+
+
+def test_call_list_end_stops_rows_when_their_list_closes(tiny_checkpoint):
+    from transformers import AutoTokenizer
+
+    from toolkiln.evaluate.harness import CallListEnd
+
+    tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    stop = CallListEnd(tok)
+    texts = ['[f(a="x]y", b=[1, 2]), g()] trailing', "I cannot help with that. [", '  [f(s="\\")"), h(x={"k": [1]})]']
+    ends = []
+    for text in texts:
+        stop.state = None
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        done_at = None
+        for k in range(len(ids)):
+            if bool(stop(torch.tensor([ids[:k + 1]]), None)[0]):
+                done_at = tok.decode(ids[:k + 1])
+                break
+        ends.append(done_at)
+    # brackets inside strings and nested lists do not end the list; prose is left to EOS
+    assert ends == ['[f(a="x]y", b=[1, 2]), g()]', None, '  [f(s="\\")"), h(x={"k": [1]})]']
+
+
+def test_prefix_cache_and_call_end_keep_plain_generate_outputs(tiny_checkpoint, dialogs):
+    from toolkiln.evaluate import bfcl
+    from toolkiln.evaluate.harness import common_prefix, dialog_prompt
+
+    prompts = [dialog_prompt(r) for r in dialogs.to_dicts()]
+    prompts += [{"messages": bfcl.prompt_messages(e), "tools": None}
+                for e in bfcl.load_category("simple_python", limit=3, seed=0)]
+    plain = HFGenerator(tiny_checkpoint, batch_size=3, max_new_tokens=10, prefix_cache=False, stop_at_call_end=False)
+    fast = HFGenerator(tiny_checkpoint, batch_size=3, max_new_tokens=10, model=plain.model, tokenizer=plain.tok)
+    for subset in (prompts[:5], prompts[5:]):
+        assert fast(subset) == plain(subset)
+    # BFCL's instructions are a long shared prefix: computed once, reused by every batch
+    ids = [plain.tok(plain.render(p), add_special_tokens=False)["input_ids"] for p in prompts[5:]]
+    assert fast.stats["shared_prefix_tokens"] == min(common_prefix(ids), min(map(len, ids)) - 1) >= 100
+    assert common_prefix([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2 and common_prefix([]) == 0
+
+
+def test_unseen_target_selection_and_per_type_sample(dialogs):
+    from toolkiln.evaluate.harness import select_dialogs
+
+    kinds = ["unseen", "seen", "partly_seen", "no_call", None]
+    rows = [{**r, "provenance": json.dumps({"split_target": k} if k else {})}
+            for r, k in zip(dialogs.to_dicts(), kinds)]
+    unseen = select_dialogs(rows, EvaluateConfig(targets="unseen"), seed=0)
+    assert [r["id"] for r in unseen] == [rows[0]["id"], rows[3]["id"], rows[4]["id"]]
+    assert len(select_dialogs(rows, EvaluateConfig(targets="all"), seed=0)) == 5
+    many = rows * 4
+    sample = select_dialogs(many, EvaluateConfig(targets="all", samples_per_type=2), seed=3)
+    assert sorted(r["type"] for r in sample) == sorted(list({r["type"] for r in rows}) * 2)
+    assert sample == select_dialogs(many, EvaluateConfig(targets="all", samples_per_type=2), seed=3)
+    df, metrics = evaluate_dialogs(pl.DataFrame(rows, schema=dialogs.schema), scripted(
+        {u: "" for u in users(dialogs).values()}), EvaluateConfig(targets="all", bfcl_categories=[]))
+    assert set(metrics["by_split_target"]) == {"unseen", "seen", "partly_seen", "no_call"}

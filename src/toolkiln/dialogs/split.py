@@ -9,6 +9,14 @@ added too. No test API is a key API of a train dialog; with
 ``strip_test_distractors`` test APIs are also removed from the candidate lists of
 train dialogs (a train dialog left with no candidate moves to test), so no test
 API appears in train at all.
+
+The promise is about the *target turn*: a dependent dialog is in test because one of
+its calls uses a test API, yet its target turn may call only APIs that train dialogs
+call too. Each test dialog's provenance therefore records ``split_target``:
+``unseen`` (every API the target turn calls is a test API), ``seen`` (none is),
+``partly_seen`` or ``no_call`` (a text target: refusal, clarifying question).
+Evaluation reports accuracy per group and, by default, samples the unseen and no-call
+targets only (``evaluate.targets``), so a number called "unseen APIs" means that.
 """
 
 from __future__ import annotations
@@ -41,6 +49,26 @@ def key_apis(row: dict) -> set[str]:
     if intent:
         keys.add(intent)
     return keys
+
+
+TARGET_KINDS = ("unseen", "partly_seen", "seen", "no_call")
+
+
+def target_apis(row: dict) -> set[str]:
+    """Names the target turn calls."""
+    calls = row.get("calls") or "[]"
+    calls = json.loads(calls) if isinstance(calls, str) else calls
+    t = int(row.get("target_turn", -1))
+    return {str(c.get("name")) for c in calls if int(c.get("turn", -2)) == t}
+
+
+def target_status(row: dict, test_apis: set[str]) -> str:
+    """unseen | partly_seen | seen | no_call: how many of the target turn's APIs are test APIs."""
+    names = target_apis(row)
+    if not names:
+        return "no_call"
+    unseen = len(names & test_apis)
+    return "unseen" if unseen == len(names) else ("seen" if unseen == 0 else "partly_seen")
 
 
 def split_by_api(df: pl.DataFrame, cfg: SplitConfig, *, seed: int) -> SplitResult:
@@ -108,6 +136,13 @@ def split_by_api(df: pl.DataFrame, cfg: SplitConfig, *, seed: int) -> SplitResul
 
     train_rows = [r for i, r in enumerate(rows) if not in_test[i]]
     test_rows = [r for i, r in enumerate(rows) if in_test[i]]
+    target_kinds = Counter()
+    for r in test_rows:
+        kind = target_status(r, test_apis)
+        target_kinds[kind] += 1
+        prov = json.loads(r["provenance"] or "{}")
+        prov["split_target"] = kind
+        r["provenance"] = json.dumps(prov, ensure_ascii=False)
     leak = sorted({a for i, r in enumerate(rows) if not in_test[i] for a in keys[i] & test_apis})
     if leak:
         raise AssertionError(f"split: test APIs {leak[:5]} are key APIs of train dialogs")
@@ -127,5 +162,6 @@ def split_by_api(df: pl.DataFrame, cfg: SplitConfig, *, seed: int) -> SplitResul
         "domains_train": int(train["domain"].n_unique()) if train.height else 0,
         "domains_test": int(test["domain"].n_unique()) if test.height else 0,
         "stripped_candidates": stripped, "moved_to_test_no_candidates": moved,
+        "test_targets": {k: target_kinds.get(k, 0) for k in TARGET_KINDS},
     }
     return SplitResult(train, test, sorted(test_apis), metrics)

@@ -24,6 +24,12 @@ class EvaluateConfig(Section):
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?|mps)$", description="torch device for generation.")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weights dtype at generation.")
     max_samples: int = Field(0, ge=0, description="Evaluate at most this many synthetic test dialogs (0 = all).")
+    samples_per_type: int = Field(0, ge=0, description="A seeded sample of this many test dialogs per dialog type "
+                                  "(0 = every dialog); applied before max_samples.")
+    targets: Literal["unseen", "all"] = Field(
+        "unseen", description="unseen: only test dialogs whose target turn calls test APIs alone (or no API; the "
+        "split's provenance.split_target), so the score measures unseen tools; all: every test dialog, with accuracy "
+        "also reported per split_target group.")
     strict_parse: bool = Field(False, description="Synthetic split: true = the output must be the call list itself "
                                "(BFCL's decoding rules); false = also find calls in code fences, tags, prose and "
                                "JSON tool-call formats.")

@@ -46,7 +46,7 @@ ALL_ERROR_TYPES = ERROR_TYPES + HARNESS_ERRORS
 SAMPLE_SCHEMA = {
     "id": pl.Utf8, "group": pl.Utf8, "output": pl.Utf8, "calls": pl.Utf8, "parse_error": pl.Utf8,
     "correct": pl.Boolean, "error_type": pl.Utf8, "detail": pl.Utf8, "partial_credit": pl.Float64,
-    "n_gold_calls": pl.Int64, "n_pred_calls": pl.Int64, "gold": pl.Utf8,
+    "n_gold_calls": pl.Int64, "n_pred_calls": pl.Int64, "gold": pl.Utf8, "split_target": pl.Utf8,
 }
 
 
@@ -84,6 +84,7 @@ def _score_rows(items: list[dict], outputs: list[str | None], strict: bool) -> l
     rows = []
     for it, out in zip(items, outputs):
         row = {"id": it["id"], "group": it["group"], "output": out, "gold": it["gold"],
+               "split_target": it.get("split_target"),
                "n_gold_calls": len(it["gold_calls"] or []) if it["gold_calls"] is not None else None}
         if it.get("bad_input"):
             rows.append({**row, "calls": None, "parse_error": None, "correct": False, "error_type": "bad_input",
@@ -128,6 +129,9 @@ def summarise(df: pl.DataFrame) -> dict:
     out = block(scored)
     out["n_bad_input"] = df.height - scored.height
     out["by_group"] = {g: block(scored.filter(pl.col("group") == g)) for g in sorted(set(scored["group"].to_list()))}
+    kinds = sorted(k for k in set(scored["split_target"].to_list()) if k) if "split_target" in scored.columns else []
+    if kinds:
+        out["by_split_target"] = {k: block(scored.filter(pl.col("split_target") == k)) for k in kinds}
     return out
 
 
@@ -148,20 +152,46 @@ def _attach_skips(items: list[dict], generate_fn: GenerateFn) -> None:
         items[i]["skip_reason"] = reason
 
 
+def split_target(row: Mapping) -> str | None:
+    """The split's verdict on a test dialog's target turn (unseen | partly_seen | seen | no_call), if recorded."""
+    try:
+        prov = json.loads(row.get("provenance") or "{}")
+    except (TypeError, ValueError):
+        return None
+    kind = prov.get("split_target") if isinstance(prov, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def select_dialogs(rows: list[dict], cfg: EvaluateConfig, seed: int) -> list[dict]:
+    """The evaluated dialogs: unseen targets only (``cfg.targets``), a seeded per-type sample, then the cap."""
+    import random
+
+    if cfg.targets == "unseen":
+        rows = [r for r in rows if split_target(r) in (None, "unseen", "no_call")]
+    if cfg.samples_per_type:
+        by_type: dict[str, list[dict]] = {}
+        for r in rows:
+            by_type.setdefault(str(r.get("type") or "?"), []).append(r)
+        rng = random.Random(seed)
+        rows = [r for t in sorted(by_type) for r in rng.sample(by_type[t], min(cfg.samples_per_type, len(by_type[t])))]
+    if cfg.max_samples and len(rows) > cfg.max_samples:
+        rows = rows[:cfg.max_samples]
+    return rows
+
+
 def evaluate_dialogs(dialogs_df: pl.DataFrame, generate_fn: GenerateFn, cfg: EvaluateConfig,
-                     style: Any = None) -> tuple[pl.DataFrame, dict]:
+                     style: Any = None, seed: int = 0) -> tuple[pl.DataFrame, dict]:
     """Score ``generate_fn`` on dialog rows (schema.DIALOG_SCHEMA); metrics per dialog ``type``.
 
     A row whose prompt or target cannot be read is recorded as ``bad_input`` (and
     left out of the accuracy), never generated for, never a crash.
     """
-    rows = dialogs_df.to_dicts()
-    if cfg.max_samples and len(rows) > cfg.max_samples:
-        rows = rows[:cfg.max_samples]
+    rows = select_dialogs(dialogs_df.to_dicts(), cfg, seed)
     items, prompts, asked = [], [], []
     for r in rows:
         it = {"id": str(r.get("id")), "group": r.get("type") or "?", "gold": r.get("target") or "",
-              "category": "parallel_multiple", "answer": None, "gold_calls": None, "docs": []}
+              "category": "parallel_multiple", "answer": None, "gold_calls": None, "docs": [],
+              "split_target": split_target(r)}
         items.append(it)
         try:
             prompt = dialog_prompt(r, style)
@@ -215,19 +245,103 @@ def evaluate_bfcl(categories: Sequence[str], generate_fn: GenerateFn, cfg: Evalu
 
 # -- generation with a local checkpoint -------------------------------------------------------------------------------
 
+class CallListEnd:
+    """Per-row stopping criterion: a row is done once its output is a complete top-level call list ``[...]``.
+
+    Scanned character by character over each row's new tokens (brackets inside string
+    literals do not count), from a token -> text table built once per tokenizer. A row
+    whose output does not start with ``[`` (prose, a refusal) is left to EOS and
+    ``max_new_tokens``: only the call list is cut short, which is all any call parser
+    reads (BFCL's decoders take the first list). What a trained policy writes after the
+    list is its end-of-turn token anyway; a base model often keeps talking.
+    """
+
+    def __init__(self, tokenizer) -> None:
+        vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        self.text = [tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
+        self.state: list[list] | None = None
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        b = input_ids.shape[0]
+        if self.state is None:
+            self.state = [[None, 0, None, False, False] for _ in range(b)]  # started, depth, quote, escape, done
+        new = input_ids[:, -1].tolist()
+        done = []
+        for r, tid in enumerate(new):
+            st = self.state[r]
+            if not st[4]:
+                self._feed(st, self.text[tid] if tid < len(self.text) else "")
+            done.append(st[4])
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    @staticmethod
+    def _feed(st: list, text: str) -> None:
+        for ch in text:
+            if st[0] is None:
+                if ch.isspace():
+                    continue
+                st[0] = ch == "["
+                if not st[0]:
+                    return
+            if not st[0] or st[4]:
+                return
+            if st[2] is not None:  # inside a string literal
+                if st[3]:
+                    st[3] = False
+                elif ch == "\\":
+                    st[3] = True
+                elif ch == st[2]:
+                    st[2] = None
+            elif ch in "\"'":
+                st[2] = ch
+            elif ch in "[({":
+                st[1] += 1
+            elif ch in "])}":
+                st[1] -= 1
+                if st[1] <= 0:
+                    st[4] = True
+                    return
+
+
+def common_prefix(seqs: Sequence[Sequence[int]]) -> int:
+    """Length of the token prefix every sequence shares."""
+    if not seqs:
+        return 0
+    first, n = seqs[0], min(len(s) for s in seqs)
+    k = 0
+    while k < n and all(s[k] == first[k] for s in seqs):
+        k += 1
+    return k
+
+
 class HFGenerator:
-    """Batched greedy generation with a local HF causal-LM folder and its chat template (left padding)."""
+    """Batched greedy generation with a local HF causal-LM folder and its chat template.
+
+    Prompts are sorted by length into batches (less padding). Two savings that leave the
+    decoding rule unchanged (``bench/eval_speed.py`` measures them and the agreement
+    with plain ``generate``):
+
+    * ``prefix_cache``: the token prefix shared by every prompt (BFCL's instructions, a
+      common system prompt) is run through the model once; each batch starts from a
+      copy of that KV cache, its rows padded *between* prefix and suffix (positions
+      follow the attention mask, so each row sees exactly what it would unpadded);
+    * ``stop_at_call_end``: a row stops once its call list is complete
+      (:class:`CallListEnd`), a batch once every row has.
+    """
 
     def __init__(self, checkpoint: str | Path, *, batch_size: int = 8, max_new_tokens: int = 128, device: str = "cpu",
-                 dtype: str = "float32", max_prompt_tokens: int = 0) -> None:
+                 dtype: str = "float32", max_prompt_tokens: int = 0, prefix_cache: bool = True,
+                 stop_at_call_end: bool = True, min_prefix: int = 16, model=None, tokenizer=None) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         path = Path(checkpoint)
-        if not (path / "config.json").is_file():
+        if model is None and not (path / "config.json").is_file():
             raise ValueError(f"checkpoint {str(checkpoint)!r}: not a Hugging Face model folder (no config.json); "
                              "evaluation loads local folders only")
-        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        tok = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(path, local_files_only=True)
         if not getattr(tok, "chat_template", None):
             raise ValueError(f"checkpoint {str(checkpoint)!r}: its tokenizer has no chat template; the evaluator "
                              "renders prompts (tools, turns) with tokenizer.apply_chat_template")
@@ -236,21 +350,43 @@ class HFGenerator:
             if tok.eos_token is None:
                 raise ValueError(f"checkpoint {str(checkpoint)!r}: tokenizer has neither a pad nor an eos token")
             tok.pad_token = tok.eos_token
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=getattr(torch, dtype))
+        if model is None:
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=getattr(torch, dtype))
         model.to(device).eval()
         self.tok, self.model, self.device = tok, model, device
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
+        self.prefix_cache, self.stop_at_call_end, self.min_prefix = prefix_cache, stop_at_call_end, min_prefix
         ctx = getattr(model.config, "max_position_embeddings", None)
         self.max_prompt_tokens = max_prompt_tokens or (ctx - max_new_tokens if isinstance(ctx, int) else 0)
         self.skipped: dict[int, str] = {}
+        self.stats: dict[str, float] = {}
+        self._stopper: CallListEnd | None = None
 
     def render(self, prompt: Mapping) -> str:
         return self.tok.apply_chat_template(list(prompt["messages"]), tools=prompt.get("tools") or None,
                                             add_generation_prompt=True, tokenize=False)
 
-    def __call__(self, prompts: list[dict]) -> list[str | None]:
+    def _prefix(self, seqs: list[list[int]]):
+        """(prefix length, its KV cache) when the prompts share at least ``min_prefix`` tokens, else (0, None)."""
         import torch
 
+        if not self.prefix_cache or len(seqs) < 2:
+            return 0, None
+        p = min(common_prefix(seqs), min(len(s) for s in seqs) - 1)  # every row keeps >= 1 token to feed
+        if p < self.min_prefix:
+            return 0, None
+        with torch.no_grad():
+            out = self.model(input_ids=torch.tensor([seqs[0][:p]], device=self.device), use_cache=True)
+        return p, out.past_key_values
+
+    def __call__(self, prompts: list[dict]) -> list[str | None]:
+        import copy
+        import time
+
+        import torch
+        from transformers import StoppingCriteriaList
+
+        t0 = time.perf_counter()
         self.skipped = {}
         ids = [self.tok(self.render(p), add_special_tokens=False)["input_ids"] for p in prompts]
         fits = []
@@ -261,21 +397,43 @@ class HFGenerator:
             else:
                 fits.append(i)
         fits.sort(key=lambda i: len(ids[i]))  # similar lengths per batch: less padding
+        p, cache = self._prefix([ids[i] for i in fits])
+        if self.stop_at_call_end and self._stopper is None:
+            self._stopper = CallListEnd(self.tok)
         out: list[str | None] = [None] * len(prompts)
-        eos = self.tok.eos_token_id
+        eos, pad = self.tok.eos_token_id, self.tok.pad_token_id
+        new_tokens = 0
         with tqdm(total=len(fits), desc="generate", unit="prompt", disable=len(fits) < 2 * self.batch_size) as bar:
             for s in range(0, len(fits), self.batch_size):
                 batch = fits[s:s + self.batch_size]
-                enc = self.tok.pad({"input_ids": [ids[i] for i in batch]}, padding=True, return_tensors="pt")
-                enc = {k: v.to(self.device) for k, v in enc.items()}
+                width = max(len(ids[i]) - p for i in batch)
+                x = torch.full((len(batch), p + width), pad, dtype=torch.long)
+                att = torch.zeros((len(batch), p + width), dtype=torch.long)
+                for r, i in enumerate(batch):
+                    seq = ids[i]
+                    x[r, :p] = torch.tensor(seq[:p], dtype=torch.long)
+                    att[r, :p] = 1
+                    x[r, p + width - (len(seq) - p):] = torch.tensor(seq[p:], dtype=torch.long)
+                    att[r, p + width - (len(seq) - p):] = 1
+                kwargs = {}
+                if cache is not None:
+                    c = copy.deepcopy(cache)
+                    c.batch_repeat_interleave(len(batch))
+                    kwargs["cache"] = c
+                if self._stopper is not None:
+                    self._stopper.state = None
+                    kwargs["stopping_criteria"] = StoppingCriteriaList([self._stopper])
                 with torch.no_grad():
-                    gen = self.model.generate(**enc, do_sample=False, max_new_tokens=self.max_new_tokens,
-                                              pad_token_id=self.tok.pad_token_id, eos_token_id=eos,
-                                              temperature=None, top_p=None, top_k=None)
-                new = gen[:, enc["input_ids"].shape[1]:]
+                    gen = self.model.generate(input_ids=x.to(self.device), attention_mask=att.to(self.device),
+                                              do_sample=False, max_new_tokens=self.max_new_tokens, pad_token_id=pad,
+                                              eos_token_id=eos, temperature=None, top_p=None, top_k=None, **kwargs)
+                new = gen[:, x.shape[1]:]
+                new_tokens += int((new != pad).sum())
                 for i, text in zip(batch, self.tok.batch_decode(new, skip_special_tokens=True)):
                     out[i] = text.strip()
                 bar.update(len(batch))
+        self.stats = {"prompts": len(fits), "seconds": time.perf_counter() - t0, "shared_prefix_tokens": p,
+                      "prompt_tokens": sum(len(ids[i]) for i in fits), "new_tokens": new_tokens}
         return out
 
 
@@ -299,7 +457,7 @@ def run_evaluation(checkpoint: str | Path, dialogs_df: pl.DataFrame | None, cfg:
     metrics: dict[str, Any] = {}
     dialogs = bfcl_df = None
     if dialogs_df is not None:
-        dialogs, metrics["synthetic"] = evaluate_dialogs(dialogs_df, generate_fn, cfg, style)
+        dialogs, metrics["synthetic"] = evaluate_dialogs(dialogs_df, generate_fn, cfg, style, seed=seed)
     if cfg.bfcl_categories:
         bfcl_df, metrics["bfcl"] = evaluate_bfcl(cfg.bfcl_categories, generate_fn, cfg, seed=seed)
         per_cat = [v["accuracy"] for v in metrics["bfcl"]["by_group"].values()]

@@ -127,6 +127,9 @@ class PolicyConfig(Section):
     render: RenderConfig = RenderConfig()
     pretrain: PretrainConfig = PretrainConfig()
     lora: LoRAConfig = LoRAConfig()
+    train_layers: int = Field(0, ge=0, description="Train only the top k decoder blocks (full weights, or LoRA adapters "
+                              "on those blocks only); the blocks below are frozen, so the backward pass stops at block "
+                              "L-k (2-3x faster on a CPU, bench/sft_speed.py). 0 = every block.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available, else cpu.")
     threads: int = Field(0, ge=0, description="torch CPU threads (0 = torch's default, one per core).")
 

@@ -76,6 +76,17 @@ def build_examples(rows: Sequence[Mapping], tokenizer, render: RenderConfig, con
     return examples, stats
 
 
+def backbone_and_head(model):
+    """(the transformer body returning hidden states, the LM head) of a HF causal LM, LoRA-wrapped or not."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    body = getattr(base, base.base_model_prefix, None)
+    head = base.get_output_embeddings()
+    if body is None or head is None:
+        raise ValueError(f"{type(base).__name__}: expected a causal LM with a '{base.base_model_prefix}' body and an "
+                         "output embedding (LM head)")
+    return body, head
+
+
 def target_spans(tokenizer, examples: Sequence[Mapping]) -> list[tuple[list[int], int]]:
     """(full ids, index where the target turn starts) per example; the target is the last message."""
     out = []
@@ -102,6 +113,7 @@ def target_nll(model, tokenizer, examples: Sequence[Mapping], *, batch_size: int
     result = [math.nan] * len(spans)
     model.eval()
     model.to(device)
+    backbone, head = backbone_and_head(model)
     with torch.inference_mode():
         for s in tqdm(range(0, len(order), batch_size), desc=desc, disable=desc is None, unit="batch", mininterval=5):
             idx = order[s:s + batch_size]
@@ -114,11 +126,14 @@ def target_nll(model, tokenizer, examples: Sequence[Mapping], *, batch_size: int
                 ids[r, :len(full)] = torch.tensor(full)
                 att[r, :len(full)] = 1
                 tgt[r, start:len(full)] = True
-            logits = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits.float()  # (B, T, V)
-            # position t predicts token t+1
-            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1)
+            hidden = backbone(input_ids=ids.to(device), attention_mask=att.to(device)).last_hidden_state
+            # position t predicts token t+1; only the target's positions reach the LM head (a tenth of the tokens)
             mask = tgt[:, 1:].to(device)
-            nll = -(logp * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+            logits = head(hidden[:, :-1][mask]).float()  # (n_target, V)
+            tok_nll = torch.nn.functional.cross_entropy(logits, ids[:, 1:].to(device)[mask], reduction="none")
+            row = mask.nonzero()[:, 0]
+            sums = torch.zeros(len(idx), device=device).index_add_(0, row, tok_nll)
+            nll = sums / mask.sum(-1).clamp(min=1)
             for r, i in enumerate(idx):
                 result[i] = float(nll[r])
     return result

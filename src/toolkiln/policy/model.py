@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from toolkiln.policy.config import PolicyConfig, ScratchModelConfig
-from toolkiln.policy.render import CallStyle, Markers, build_chat_template, dialog_messages, render_text, row_tools
+from toolkiln.policy.render import (CallStyle, Markers, build_chat_template, dialog_messages, markers_for, render_text,
+                                    row_tools)
 from toolkiln.policy.tokenizer import train_bpe_tokenizer
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,11 @@ def policy_chat_template(cfg: PolicyConfig, markers: Markers = Markers()) -> str
                                first_sentence=r.tool_description == "first_sentence",
                                param_descriptions=r.param_descriptions,
                                description_first=r.tool_line == "description_first")
+
+
+def base_chat_template(cfg: PolicyConfig, tokenizer) -> str:
+    """This project's tool rendering (``policy.render``) in ``tokenizer``'s own turn markers (ChatML for SmolLM2)."""
+    return policy_chat_template(cfg, markers_for(tokenizer))
 
 
 def corpus_texts(rows: Sequence[Mapping], chat_template: str, limit: int) -> list[str]:
@@ -94,21 +100,11 @@ def load_pretrained(path: str | Path, cfg: PolicyConfig):
     model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
     template = getattr(tok, "chat_template", None)
     if cfg.chat_template == "toolkiln" or not template or not has_generation_markers(template):
-        if tok.eos_token is None:
-            raise ValueError(f"policy.base_model: tokenizer in {folder} has no eos_token; cannot end assistant turns")
-        ours = policy_chat_template(cfg)
-        if template != ours and not _is_toolkiln_tokenizer(tok):
-            # A foreign vocabulary: the markers are plain text and the turn ends at the model's own EOS token.
-            ours = policy_chat_template(cfg, Markers(end=tok.eos_token, pad=tok.pad_token or tok.eos_token))
-        tok.chat_template = ours
+        # this project's rendering (tool signatures, {% generation %} spans) in the model's own turn markers
+        tok.chat_template = base_chat_template(cfg, tok)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return model, tok
-
-
-def _is_toolkiln_tokenizer(tok) -> bool:
-    vocab = tok.get_vocab()
-    return all(m in vocab for m in Markers().specials())
 
 
 def build_policy(cfg: PolicyConfig, rows: Sequence[Mapping], seed: int) -> tuple[Any, Any, dict]:

@@ -43,6 +43,25 @@ class Markers:
         return [self.pad, self.end, self.system, self.user, self.assistant, self.tool]
 
 
+# ChatML (SmolLM2, Qwen, ...): a turn is "<|im_start|>role\n ... <|im_end|>\n"; the tool role is written as a role
+# name like any other (ChatML has no fixed role list), so a base model reads tool results as a distinct speaker.
+CHATML = Markers(system="<|im_start|>system\n", user="<|im_start|>user\n", assistant="<|im_start|>assistant\n",
+                 tool="<|im_start|>tool\n", end="<|im_end|>\n", pad="<|im_end|>")
+
+
+def markers_for(tokenizer) -> Markers:
+    """The turn markers a tokenizer was trained with: this project's specials, ChatML, or plain text + its EOS."""
+    vocab = tokenizer.get_vocab()
+    if "<|im_start|>" in vocab and "<|im_end|>" in vocab:
+        return CHATML
+    if all(m in vocab for m in Markers().specials()):
+        return Markers()
+    if tokenizer.eos_token is None:
+        raise ValueError("tokenizer has no eos_token and no known turn markers; cannot end assistant turns")
+    # A foreign vocabulary: the markers are plain text and the turn ends at the model's own EOS token.
+    return Markers(end=tokenizer.eos_token, pad=tokenizer.pad_token or tokenizer.eos_token)
+
+
 _TEMPLATE = r"""
 {%- macro ty(p) -%}
 {%- if p is mapping and p['enum'] is defined and p['enum'] -%}{{ p['enum'] | map('tojson') | join('|') }}

@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from toolkiln.policy.config import SFTConfig
+from toolkiln.policy.examples import backbone_and_head
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,85 @@ class TrainResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+def decoder_layers(model) -> Any:
+    """The ``nn.ModuleList`` of decoder blocks of a HF causal LM (Llama, Qwen, Mistral, ... : ``model.model.layers``)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    layers = getattr(getattr(base, "model", None), "layers", None)
+    if layers is None:
+        raise ValueError(f"{type(base).__name__}: cannot find its decoder layers (expected model.model.layers)")
+    return layers
+
+
+def freeze_below(model, top_layers: int) -> dict:
+    """Train only the top ``top_layers`` decoder blocks (and the final norm); freeze the rest, embeddings included.
+
+    No parameter below the lowest trainable block requires a gradient and the inputs
+    do not either, so autograd records nothing there: the backward pass stops at that
+    block. On a CPU that is the difference between paying backward for 30 layers and
+    for a handful (``bench/sft_speed.py``). ``top_layers=0`` leaves the model as it is.
+    """
+    layers = decoder_layers(model)
+    n = len(layers)
+    if top_layers <= 0 or top_layers >= n:
+        return {"trainable_layers": n, "frozen_layers": 0}
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for block in list(layers)[n - top_layers:]:
+        for p in block.parameters():
+            p.requires_grad_(True)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    norm = getattr(base.model, "norm", None)
+    if norm is not None:
+        for p in norm.parameters():
+            p.requires_grad_(True)
+    return {"trainable_layers": top_layers, "frozen_layers": n - top_layers}
+
+
+def _trainer_class():
+    from trl import SFTTrainer
+
+    class CompactHeadSFTTrainer(SFTTrainer):
+        """``SFTTrainer`` whose loss projects only the supervised positions through the LM head.
+
+        TRL's fused head scores every position on devices without Triton (CPU among
+        them), i.e. a (tokens x vocabulary) matmul — for SmolLM2 a third of the forward
+        FLOPs — although assistant-only loss needs the ~10% of positions that are
+        supervised. The loss (sum of target-token NLL over the number of supervised
+        tokens), the token accuracy and the token count it logs are TRL's; only which
+        rows reach the head changes. This is the one method we override.
+        """
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            import torch
+
+            if return_outputs or "labels" not in inputs or "attention_mask" not in inputs:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            mode = "train" if self.model.training else "eval"
+            body, head = backbone_and_head(model)
+            kwargs = {k: v for k, v in inputs.items() if k not in ("labels",)}
+            kwargs["use_cache"] = False
+            hidden = body(**kwargs).last_hidden_state[:, :-1]  # position t predicts token t+1
+            labels = inputs["labels"][:, 1:]
+            mask = labels != -100
+            logits = head(hidden[mask]).float()  # (n_supervised, V)
+            target = labels[mask]
+            nll = torch.nn.functional.cross_entropy(logits, target, reduction="sum")
+            n = mask.sum() if num_items_in_batch is None else num_items_in_batch
+            loss = nll / torch.as_tensor(n).clamp(min=1)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * self.accelerator.num_processes
+            with torch.no_grad():
+                n_valid = int(mask.sum())
+                correct = int((logits.argmax(-1) == target).sum())
+            self._metrics[mode]["mean_token_accuracy"].append(correct / n_valid if n_valid else 0.0)
+            if mode == "train":
+                self._total_train_tokens += int(inputs["attention_mask"].sum())
+            self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+            return loss
+
+    return CompactHeadSFTTrainer
+
+
 def _dataset(examples: Sequence[Mapping]):
     from datasets import Dataset
 
@@ -94,11 +174,14 @@ def _dataset(examples: Sequence[Mapping]):
 def train_sft(model, tokenizer, examples: Sequence[Mapping], cfg: SFTConfig, *, seed: int, device: str = "cpu",
               eval_examples: Sequence[Mapping] = (), peft_config: Any = None, max_steps: int = 0,
               max_length: int | None = None, work_dir: str | Path | None = None,
-              callbacks: Sequence[Any] = (), assistant_only: bool = True) -> tuple[Any, TrainResult]:
+              callbacks: Sequence[Any] = (), assistant_only: bool = True, top_layers: int = 0,
+              compact_head: bool = True) -> tuple[Any, TrainResult]:
     """Train on ``examples`` in the given order (one pass) and return (trained model, logs).
 
     ``examples`` are already in curriculum order; the trainer must not reshuffle them.
     ``assistant_only=False`` trains on every token (the from-scratch policy's language-model pre-training).
+    ``top_layers``: train only the top k decoder blocks (:func:`freeze_below`; with LoRA, adapters go on those
+    blocks only); 0 = all. ``compact_head``: the LM head sees only supervised positions (same loss, less compute).
     """
     import torch
     from trl import SFTConfig as TRLSFTConfig
@@ -125,9 +208,18 @@ def train_sft(model, tokenizer, examples: Sequence[Mapping], cfg: SFTConfig, *, 
         train_sampling_strategy="sequential", dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
         disable_tqdm=False,
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=_dataset(examples),
-                         eval_dataset=_dataset(eval_examples) if has_eval else None, processing_class=tokenizer,
-                         peft_config=peft_config, callbacks=list(callbacks) or None)
+    n_layers = len(decoder_layers(model))
+    frozen = {"trainable_layers": n_layers, "frozen_layers": 0}
+    if peft_config is not None and 0 < top_layers < n_layers:
+        peft_config.layers_to_transform = list(range(n_layers - top_layers, n_layers))
+        frozen = {"trainable_layers": top_layers, "frozen_layers": n_layers - top_layers}
+    elif peft_config is None:
+        frozen = freeze_below(model, top_layers)
+    trainer_cls = _trainer_class() if compact_head and assistant_only else SFTTrainer
+    trainer = trainer_cls(model=model, args=args, train_dataset=_dataset(examples),
+                          eval_dataset=_dataset(eval_examples) if has_eval else None, processing_class=tokenizer,
+                          peft_config=peft_config, callbacks=list(callbacks) or None)
+    n_trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     t0 = time.perf_counter()
     out = trainer.train()
     seconds = time.perf_counter() - t0
@@ -135,7 +227,8 @@ def train_sft(model, tokenizer, examples: Sequence[Mapping], cfg: SFTConfig, *, 
     tokens = float(trainer.state.num_input_tokens_seen or 0)
     metrics = {"train_loss_mean": float(out.training_loss), "train_seconds": seconds, "train_steps": int(trainer.state.global_step),
                "train_examples": len(examples), "train_tokens": tokens,
-               "train_tokens_per_s": tokens / seconds if seconds > 0 else math.nan}
+               "train_tokens_per_s": tokens / seconds if seconds > 0 else math.nan,
+               "trainable_params": int(n_trainable), **frozen}
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]
     if evals:
         metrics["final_eval_loss"] = float(evals[-1])
