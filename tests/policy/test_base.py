@@ -148,3 +148,14 @@ def test_packaged_gguf_converts_and_answers(tmp_path):
     out = model.generate(**ids, max_new_tokens=12, do_sample=False)
     answer = tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
     assert "Paris" in answer
+
+
+def test_packaged_gguf_errors_name_the_fix(tmp_path):
+    from toolkiln.policy.base import convert_gguf, packaged_gguf
+
+    with pytest.raises(FileNotFoundError, match="make install"):
+        packaged_gguf("no-such-package-toolkiln")
+    with pytest.raises(FileNotFoundError, match="has no file"):
+        packaged_gguf("pytest", "missing.gguf")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        convert_gguf(tmp_path / "absent.gguf", tmp_path / "out")
