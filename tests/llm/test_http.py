@@ -18,7 +18,7 @@ import pytest
 
 from toolkiln.llm import make_backend
 from toolkiln.llm.base import ChatRequest
-from toolkiln.llm.config import LLMConfig
+from toolkiln.llm.config import LLMConfig, LLMRuntime
 from toolkiln.llm.http import OpenAIBackend, parse_retry_after
 from toolkiln.llm.testserver import ChatTestServer, FaultPlan, request_key
 
@@ -324,9 +324,8 @@ def test_missing_key_sends_no_authorization(monkeypatch):
 
 def test_make_backend():
     assert make_backend(LLMConfig()) is None
-    cfg = LLMConfig(backend="openai", base_url="http://127.0.0.1:1234/v1/", model="qwen", concurrency=3,
-                    timeout_s=7.0, max_retries=2, cache_dir="")
-    b = make_backend(cfg)
+    cfg = LLMConfig(backend="openai", base_url="http://127.0.0.1:1234/v1/", model="qwen")
+    b = make_backend(cfg, LLMRuntime(concurrency=3, timeout_s=7.0, max_retries=2, cache_dir=""))
     assert isinstance(b, OpenAIBackend)
     assert (b.url, b.model, b.concurrency, b.timeout_s, b.max_retries, b.cache) == (
         "http://127.0.0.1:1234/v1/chat/completions", "qwen", 3, 7.0, 2, None)
