@@ -205,13 +205,16 @@ class ParamReads:
 
     def __init__(self, index: ModuleIndex):
         self.index = index
-        self._memo: dict[tuple, frozenset] = {}
+        self._memo: dict[tuple, tuple] = {}
+        self._ns: dict[str, dict[str, tuple]] = {}
         self._stack: set[tuple] = set()
 
     # name resolution ---------------------------------------------------------
     def _namespace(self, mod: str) -> dict[str, tuple]:
         """Names bound in ``mod``: ('def', node) / ('class', node) / ('module', name) / ('from', module, name)."""
-        ns: dict[str, tuple] = {}
+        if mod in self._ns:
+            return self._ns[mod]
+        ns: dict[str, tuple] = self._ns.setdefault(mod, {})
         tree = self.index.tree(mod)
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -337,6 +340,8 @@ class ParamReads:
             if model is None:
                 return None
             keys = list(model.model_fields)
+            if not any(kw.arg in ("include", "exclude") for kw in call.keywords):
+                return None  # everything: read it whole
             for kw in call.keywords:
                 if kw.arg in ("include", "exclude"):
                     try:
