@@ -74,6 +74,7 @@ def smoke_repo(tmp_path_factory, request):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "PYTHONPATH": f"{repo / 'src'}:{repo}", "PREFECT_HOME": str(r.parent / "prefect"),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "INFO",
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "600",  # a loaded machine starts it slowly
            "TOOLKILN_PIPELINE_ID": "smoke", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@localhost"}
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q", "-f"], ["git", "add", "-A"], ["git", "commit", "-qm", "smoke"]):
