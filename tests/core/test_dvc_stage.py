@@ -148,6 +148,7 @@ def test_stage_order_follows_dvc_dependencies(repo_root):
             assert pos[up] < pos[down]
 
 
+@pytest.mark.timeout(2400)
 def test_sigkill_mid_stage_registers_nothing_and_the_rerun_completes(dvc_repo):
     """A stage killed with SIGKILL halfway (after it started working, before its outputs) leaves no entry in
     dvc.lock and nothing in the DVC cache; the next `dvc repro` runs it to completion."""
@@ -165,6 +166,17 @@ def test_sigkill_mid_stage_registers_nothing_and_the_rerun_completes(dvc_repo):
     os.killpg(proc.pid, signal.SIGKILL)  # dvc and the stage process with it
     proc.wait(60)
     assert proc.returncode == -signal.SIGKILL
+    import psutil
+
+    time.sleep(1)
+    alive = []
+    for p in psutil.process_iter(["cmdline", "cwd"]):
+        try:
+            if p.info["cwd"] == str(r):
+                alive.append(" ".join(p.info["cmdline"] or []))
+        except psutil.Error:
+            continue
+    assert not alive, f"left running after the kill: {alive}"
     assert not (r / "data/api_pool.parquet").exists(), "the stage finished before the kill: nothing was tested"
     assert not (r / "dvc.lock").exists() or "synthesize_apis" not in (r / "dvc.lock").read_text()
     cache = r / ".dvc/cache"
