@@ -7,7 +7,7 @@ agent turn. The engine keeps ``batch_size`` dialogs in flight and advances all o
 them a phase per *round*: simulator turns are computed on the spot, and the LLM
 agents' requests of the round (from every dialog and every agent) go to the chat
 backend as one concurrent batch, so an HTTP endpoint sees up to
-``llm.concurrency`` requests at once however the dialogs are staggered. A
+``runtime.llm.concurrency`` requests at once however the dialogs are staggered. A
 finished dialog is replaced by the next plan immediately.
 
 A dialog ends in exactly one place: the output rows, or the rejects with the
