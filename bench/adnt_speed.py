@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     from toolkiln.config import load_params
 
     torch.set_num_threads(1)
-    full = load_params(ROOT / "params.yaml").adnt
+    all_params = load_params(ROOT / "params.yaml")
+    full, workers = all_params.adnt, all_params.runtime.workers
     domains, source = _domains(full)
     task = make_task(domains, args.target)
     # skada: one epoch = max(#source, #target) source images; scale epochs to our steps' source images
@@ -77,11 +78,11 @@ def main(argv: list[str] | None = None) -> None:
         r["run_ratio"] = r["cpu_per_default_run_s"] / base_run
     per_task_seed = sum(r["cpu_per_default_run_s"] for r in rows if r["method"] in full.protocol.methods)
     n_cells = len(full.data.domains) * len(full.protocol.seeds)
-    projected = per_task_seed * n_cells / full.protocol.workers
+    projected = per_task_seed * n_cells / workers
     print(f"task: -> {args.target}, {args.steps} steps; data: {source}")
     print(table(rows, ["method", "cpu_s", "ratio", "cpu_per_default_run_s", "run_ratio", "wall_s", "acc"]))
     print(f"projected default protocol ({n_cells} task-seeds x {len(full.protocol.methods)} methods, "
-          f"{full.protocol.workers} workers, idle cores): {projected:.0f} s = {projected / 60:.1f} min")
+          f"{workers} workers, idle cores): {projected:.0f} s = {projected / 60:.1f} min")
     path = record("adnt_speed", {"steps": args.steps, "target": args.target, "data": source, "rows": rows,
                                  "baseline": "source_only", "projected_protocol_seconds": projected})
     print(f"-> {path.relative_to(ROOT)}")

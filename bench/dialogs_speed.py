@@ -129,7 +129,7 @@ def llm_rows(pool, levels: list[int], latency_s: float, rounds: int, batch_facto
             # Many dialogs in flight per concurrency slot: each engine step is one chat_many call, whose fixed cost
             # (client setup) and last partial wave are spread over more requests.
             cfg = DialogsConfig(n_dialogs=max(24, int(dialog_factor * batch_factor * c)), batch_size=batch_factor * c)
-            llm_cfg = LLMConfig(backend="openai", base_url=srv.base_url, model="bench", concurrency=c, cache_dir="")
+            llm_cfg = LLMConfig(backend="openai", base_url=srv.base_url, model="bench")
             srv.call("reset")
             t0 = time.perf_counter()
             res = generate_dialogs(pool, cfg, seed=c, agents=llm_agents(cfg.voting, llm_cfg), backend=backend,

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import networkx as nx
 
@@ -52,8 +53,37 @@ def dvc_env() -> dict:
     return env
 
 
-def repro_stage(stage: str, repo_dir: str | Path = ".", force: bool = False) -> subprocess.CompletedProcess:
+def _repro_cmd(stage: str, force: bool) -> list[str]:
     cmd = [str(Path(sys.executable).parent / "dvc"), "repro", "--single-item", stage]
     if force:
         cmd.append("--force")
-    return subprocess.run(cmd, cwd=repo_dir, env=dvc_env(), capture_output=True, text=True)
+    return cmd
+
+
+def repro_stage(stage: str, repo_dir: str | Path = ".", force: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(_repro_cmd(stage, force), cwd=repo_dir, env=dvc_env(), capture_output=True, text=True)
+
+
+def repro_stage_streaming(stage: str, repo_dir: str | Path, on_line: Callable[[str], None],
+                          force: bool = False) -> tuple[int, bool]:
+    """``dvc repro --single-item <stage>``, handing each line of its output (the stage's log
+    included) to ``on_line`` as it is written. Returns (exit status, whether the stage ran)."""
+    env = {**dvc_env(), "PYTHONUNBUFFERED": "1"}  # the stage's log lines as they happen, not at exit
+    ran = False
+    with subprocess.Popen(_repro_cmd(stage, force), cwd=repo_dir, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, bufsize=1, errors="replace") as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            ran = ran or line.startswith(f"Running stage '{stage}'")
+            on_line(line)
+    return proc.returncode, ran
+
+
+def stage_metrics_files(stage: str, repo_dir: str | Path = ".") -> list[Path]:
+    """The metrics files ``dvc.yaml`` declares for ``stage``."""
+    import yaml
+
+    st = yaml.safe_load((Path(repo_dir) / "dvc.yaml").read_text())["stages"].get(stage, {})
+    files = [m if isinstance(m, str) else next(iter(m)) for m in st.get("metrics", []) or []]
+    return [Path(repo_dir) / f for f in files]

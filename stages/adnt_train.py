@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> None:
         cfg = ctx.params.adnt
         domains = load_domains(args.domains, cfg.data.domains)
         t0 = time.perf_counter()
-        results = run_protocol(domains, cfg)
+        workers = ctx.params.runtime.workers
+        results = run_protocol(domains, cfg, workers=workers)
         wall = time.perf_counter() - t0
         atomic_write_parquet(args.out, results)
         summary = summarise(results)
@@ -32,14 +33,14 @@ def main(argv: list[str] | None = None) -> None:
         metrics = {"n_runs": results.height, "wall_seconds": wall, "run_seconds_total": float(results["seconds"].sum()),
                    # one torch thread per worker: CPU seconds / workers = the wall time on idle cores
                    "cpu_seconds_total": float(results["cpu_seconds"].sum()),
-                   "projected_idle_wall_seconds": float(results["cpu_seconds"].sum()) / cfg.protocol.workers,
-                   "workers": cfg.protocol.workers,
+                   "projected_idle_wall_seconds": float(results["cpu_seconds"].sum()) / workers,
+                   "workers": workers,
                    "avg_acc": {m: v["avg"]["mean"] for m, v in s.items()}}
         atomic_write_json(args.metrics, metrics)
         ctx.run.log_metrics(metrics)
         n = log_method_runs(ctx.run, summary, results)
         ctx.log.info("%d runs in %.0fs (%d workers); %d MLflow method runs", results.height, wall,
-                     cfg.protocol.workers, n)
+                     workers, n)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     from toolkiln.dialogs.pool import APIPool
     from toolkiln.dialogs.report import mlflow_metrics, plot_dialogs, type_table
     from toolkiln.io import atomic_write, atomic_write_json, atomic_write_parquet, atomic_write_text
-    from toolkiln.llm import make_backend
+    from toolkiln.llm import check_outage, make_backend
     from toolkiln.stage import stage_context
 
     with stage_context("generate_dialogs", args.params, sections=("dialogs", "llm")) as ctx:
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"generate_dialogs: cannot use the API pool {args.pool}: {exc}") from None
         ctx.log.info("pool: %d APIs, %d domains, %d dependency slots", len(pool), len(pool.domains), len(pool.link_slots))
         atomic_write_text(args.trace, "")
-        backend = make_backend(p.llm, trace_path=args.trace)
+        backend = make_backend(p.llm, p.runtime.llm, trace_path=args.trace)
         agents = simulator_agents(p.dialogs) if backend is None else llm_agents(p.dialogs.voting, p.llm)
         result = generate_dialogs(pool, p.dialogs, seed=p.seed, agents=agents, backend=backend,
                                   scorer=make_scorer(p.dialogs.complexity))
@@ -57,6 +57,12 @@ def main(argv: list[str] | None = None) -> None:
         ctx.run.log_artifact(args.metrics)
         ctx.log.info("dialogs: %d (%d rejected attempts, %.0f dialogs/s) -> %s", result.dialogs.height,
                      result.rejects.height, metrics["dialogs_per_s"] or 0, args.dialogs)
+        check_outage(backend, p.runtime.llm.max_failure_rate, "generate_dialogs")
+        ctx.require(result.dialogs.height >= p.dialogs.n_dialogs,
+                    f"{result.dialogs.height} dialogs kept, below dialogs.n_dialogs = {p.dialogs.n_dialogs} after "
+                    f"{metrics['n_attempts']} attempts (top rejection reasons: "
+                    f"{dict(list(metrics['reject_reasons'].items())[:3])}); see {args.rejects}, or raise "
+                    "dialogs.max_attempts_factor")
 
 
 if __name__ == "__main__":

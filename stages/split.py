@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> None:
         atomic_write_json(args.metrics, metrics)
         ctx.run.log_metrics({k: v for k, v in metrics.items() if k not in ("exports",)})
         ctx.run.log_artifact(args.metrics)
+        ctx.require(result.train.height > 0 and result.test.height > 0,
+                    f"split {df.height} verified dialogs into {result.train.height} train / {result.test.height} test; "
+                    "both must be non-empty (too few verified dialogs or APIs for split.test_fraction)")
         ctx.log.info("split: %d train / %d test dialogs, %d test APIs -> %s, %s, %s", result.train.height,
                      result.test.height, len(result.test_apis), args.train, args.test, args.exports)
 

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from toolkiln.gxsuite import run_suites
     from toolkiln.io import atomic_write_json, atomic_write_parquet, atomic_write_text
-    from toolkiln.llm import make_backend
+    from toolkiln.llm import check_outage, make_backend
     from toolkiln.stage import stage_context
     from toolkiln.synth.pool import synthesize_pool
     from toolkiln.synth.report import plot_diversity
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         ctx.log.info("context tree: %s", tree.stats())
         Path(args.trace).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.trace, "")
-        backend = make_backend(p.llm, trace_path=args.trace)
+        backend = make_backend(p.llm, p.runtime.llm, trace_path=args.trace)
         synth = SimulatorSynthesizer() if backend is None else LLMSynthesizer(
             backend, model=p.llm.model, temperature=p.llm.temperature, max_tokens=p.llm.max_tokens)
         result = synthesize_pool(tree, p.synth, synth, seed=p.seed)
@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> None:
         ctx.run.log_artifact(args.metrics)
         ctx.run.log_artifacts(args.data_docs, "data_docs")
         ctx.log.info("pool: %d APIs (%d rejected) -> %s", result.pool.height, result.rejects.height, args.pool)
+        check_outage(backend, p.runtime.llm.max_failure_rate, "synthesize_apis")
+        ctx.require(result.pool.height >= p.synth.n_apis,
+                    f"the pool has {result.pool.height} unique valid APIs, below synth.n_apis = {p.synth.n_apis} "
+                    f"({metrics['candidates']} candidates, {metrics['rejected']} rejected: "
+                    f"{dict(list(metrics['reject_reasons'].items())[:3])}); raise synth.oversample")
 
 
 if __name__ == "__main__":

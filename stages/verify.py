@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     import polars as pl
 
     from toolkiln.io import atomic_write, atomic_write_json, atomic_write_parquet, atomic_write_text
+    from toolkiln.llm import check_outage
     from toolkiln.stage import stage_context
     from toolkiln.verify.evaluate import evaluate_injection
     from toolkiln.verify.model import make_judge
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg = ctx.params.verify
         dialogs = pl.read_parquet(args.dialogs)
         atomic_write_text(args.trace, "")
-        judge = make_judge(cfg.model, ctx.params.llm, trace_path=args.trace) if cfg.model.enabled else None
+        judge = make_judge(cfg.model, ctx.params.llm, ctx.params.runtime.llm, trace_path=args.trace) if cfg.model.enabled else None
         caches = RuleCaches()
         if args.apis:
             ctx.log.info("trusting definition clarity of %d pool APIs from %s", caches.trust_pool(pl.read_parquet(args.apis)),
@@ -79,6 +80,10 @@ def main(argv: list[str] | None = None) -> None:
         for path in (args.metrics, args.plot, args.gx_results, args.injection):
             ctx.run.log_artifact(path)
         ctx.run.log_artifacts(args.data_docs, "data_docs")
+        check_outage(getattr(judge, "backend", None), ctx.params.runtime.llm.max_failure_rate, "verify")
+        ctx.require(result.verified.height > 0 or dialogs.height == 0,
+                    f"no dialog of {dialogs.height} passed verification (pass rates {result.metrics['pass_rate']}); "
+                    f"see {args.rejects}")
         failed = [name for name, r in gx.items() if not r["success"]]
         if failed:
             ctx.log.warning("GX suites failed: %s (see %s)", failed, args.data_docs)

@@ -24,7 +24,7 @@ from toolkiln.adapt.config import ADNTConfig
 from toolkiln.configbase import Section
 from toolkiln.dialogs.config import DialogsConfig
 from toolkiln.evaluate.config import EvaluateConfig
-from toolkiln.llm.config import LLMConfig
+from toolkiln.llm.config import LLMConfig, LLMRuntime
 from toolkiln.policy.config import DifficultyConfig, PolicyConfig, SFTConfig
 from toolkiln.synth.config import SynthConfig
 from toolkiln.verify.config import SplitConfig, VerifyConfig
@@ -37,9 +37,23 @@ class TrackingConfig(Section):
     experiment: str = Field("toolkiln", description="MLflow experiment name.")
 
 
+class RuntimeConfig(Section):
+    """``runtime:``: how fast and where the work runs, never what it produces.
+
+    No stage lists this section in ``dvc.yaml``, so changing any of it reruns nothing; a
+    setting belongs here only if the outputs are the same whatever its value (the test
+    suite checks that no stage lists it and that no output-changing read hides here).
+    """
+
+    workers: int = Field(2, ge=1, le=256, description="Processes the ADNT protocol's runs are spread over (one torch "
+                         "thread each; every run is seeded on its own, so results do not depend on it).")
+    llm: LLMRuntime = LLMRuntime()
+
+
 class Params(Section):
     seed: int = Field(0, description="Global seed; every stage derives its own seeds from it.")
     tracking: TrackingConfig = TrackingConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
     llm: LLMConfig = LLMConfig()
     synth: SynthConfig = SynthConfig()
     dialogs: DialogsConfig = DialogsConfig()

@@ -24,12 +24,27 @@ from toolkiln.config import Params, ParamsError, load_params
 from toolkiln.tracking import StageRun, stage_run
 
 
+class TargetMissed(SystemExit):
+    """A stage missed its target (too few APIs or dialogs, an empty split): exit 1 with the reason,
+    so DVC records nothing and the next ``dvc repro`` runs the stage again."""
+
+
 @dataclass
 class StageContext:
     name: str
     params: Params
     run: StageRun
     log: logging.Logger
+
+    def require(self, ok: bool, message: str) -> None:
+        """Stop the stage (exit status 1, ``message`` on stderr) unless ``ok``.
+
+        Called after the stage wrote its metrics, so a failed run can be inspected; DVC does not
+        register the outputs of a stage that exits non-zero, so a miss is never cached as a success.
+        """
+        if not ok:
+            self.log.error("target missed: %s", message)
+            raise TargetMissed(f"{self.name}: target missed: {message}")
 
 
 def setup_logging(level: int = logging.INFO) -> None:

@@ -39,6 +39,6 @@ def tiny_cfg():
         "train": {"steps": 12, "batch_size": 8, "eval_batch": 64},
         "method": {"refresh_every": 3, "pseudo_start": 0.25, "pseudo_threshold": 0.2},
         "skada": {"max_epochs": 1, "batch_size": 16},
-        "protocol": {"seeds": [0], "workers": 1},
+        "protocol": {"seeds": [0]},
         "data": {"gap_steps": 5},
     })

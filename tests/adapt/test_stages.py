@@ -23,8 +23,9 @@ def test_adnt_stages_end_to_end(tmp_path, repo_root, monkeypatch):
         "train": {**params["adnt"]["train"], "steps": 4, "batch_size": 8},
         "method": {**params["adnt"]["method"], "refresh_every": 2},
         "skada": {"max_epochs": 1, "batch_size": 16, "reg": 0.5},
-        "protocol": {"seeds": [0], "methods": ["adnt", "source_only", "skada_dann"], "workers": 1},
+        "protocol": {"seeds": [0], "methods": ["adnt", "source_only", "skada_dann"]},
     })
+    params["runtime"] = {**params.get("runtime", {}), "workers": 1}
     p = tmp_path / "params.yaml"
     p.write_text(yaml.safe_dump(params))
     monkeypatch.setenv("TOOLKILN_PIPELINE_ID", "adnt-test")

@@ -181,3 +181,24 @@ def test_bad_pool_is_a_clear_error(pool_frame):
         APIPool.from_frame(pool_frame.drop("returns"))
     with pytest.raises(ValueError, match="empty"):
         APIPool([])
+
+
+def test_a_bug_in_an_agent_fails_generation_but_a_bad_reply_is_a_rejection(pool):
+    from toolkiln.dialogs.agents import AgentError, BadReply, SimulatorTool
+    from toolkiln.dialogs.generate import simulator_agents
+
+    class BuggyTool(SimulatorTool):
+        def respond(self, st, ph, results):
+            return {}["no such key"]  # a programming error, not something a model said
+
+    class PickyTool(SimulatorTool):
+        def respond(self, st, ph, results):
+            raise BadReply("the result is not JSON")
+
+    cfg = DialogsConfig(n_dialogs=6, type_mix={"single": 1.0, "parallel": 0.0, "dependent": 0.0, "non_tool": 0.0,
+                                               "clarification": 0.0})
+    with pytest.raises(AgentError, match="tool agent .BuggyTool. crashed.*KeyError.*bug in the agent's code"):
+        generate_dialogs(pool, cfg, seed=0, agents={**simulator_agents(cfg), "tool": BuggyTool()}, progress=False)
+    res = generate_dialogs(pool, cfg, seed=0, agents={**simulator_agents(cfg), "tool": PickyTool()}, progress=False)
+    assert res.dialogs.height == 0 and res.rejects.height > 0
+    assert set(res.rejects["reason"]) == {"tool: the result is not JSON"}

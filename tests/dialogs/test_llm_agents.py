@@ -13,7 +13,7 @@ from toolkiln.dialogs.generate import generate_dialogs, simulator_agents
 from toolkiln.dialogs.llm_agents import TOOL_SYSTEM, USER_SYSTEM, LLMTool, LLMUser, llm_agents, parse_action
 from toolkiln.dialogs.scripted import ScriptedLLM
 from toolkiln.llm import make_backend
-from toolkiln.llm.config import LLMConfig
+from toolkiln.llm.config import LLMConfig, LLMRuntime
 from toolkiln.llm.testserver import ChatTestServer, FaultPlan
 from toolkiln.verify.config import RuleConfig
 from toolkiln.verify.model import DialogView, EmbeddedJudge
@@ -21,9 +21,9 @@ from toolkiln.verify.rules import rule_checks
 
 
 def _backend(srv, trace=None, concurrency=8):
-    cfg = LLMConfig(backend="openai", base_url=srv.base_url, model="scripted", cache_dir="", max_retries=2,
-                    backoff_s=0.01, max_backoff_s=0.05, timeout_s=10.0, concurrency=concurrency)
-    return make_backend(cfg, trace_path=trace), cfg
+    cfg = LLMConfig(backend="openai", base_url=srv.base_url, model="scripted")
+    rt = LLMRuntime(cache_dir="", max_retries=2, backoff_s=0.01, max_backoff_s=0.05, timeout_s=10.0, concurrency=concurrency)
+    return make_backend(cfg, rt, trace_path=trace), cfg
 
 
 def test_llm_agents_generate_valid_dialogs_over_http(pool, tmp_path):
@@ -68,8 +68,9 @@ def test_malformed_replies_are_rejections_with_reasons(pool):
 
 def test_dead_endpoint_is_a_rejection_not_a_crash(pool):
     cfg = DialogsConfig(n_dialogs=3, max_attempts_factor=1.0)
-    llm_cfg = LLMConfig(backend="openai", base_url="http://127.0.0.1:9/v1", cache_dir="", max_retries=0, timeout_s=2.0)
-    res = generate_dialogs(pool, cfg, seed=0, agents=llm_agents(cfg.voting, llm_cfg), backend=make_backend(llm_cfg),
+    llm_cfg = LLMConfig(backend="openai", base_url="http://127.0.0.1:9/v1")
+    rt = LLMRuntime(cache_dir="", max_retries=0, timeout_s=2.0)
+    res = generate_dialogs(pool, cfg, seed=0, agents=llm_agents(cfg.voting, llm_cfg), backend=make_backend(llm_cfg, rt),
                            progress=False)
     assert res.dialogs.height == 0 and res.rejects.height == 3
     assert all(r.startswith("user: backend error") for r in res.rejects["reason"])

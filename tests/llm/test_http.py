@@ -18,7 +18,7 @@ import pytest
 
 from toolkiln.llm import make_backend
 from toolkiln.llm.base import ChatRequest
-from toolkiln.llm.config import LLMConfig
+from toolkiln.llm.config import LLMConfig, LLMRuntime
 from toolkiln.llm.http import OpenAIBackend, parse_retry_after
 from toolkiln.llm.testserver import ChatTestServer, FaultPlan, request_key
 
@@ -324,9 +324,8 @@ def test_missing_key_sends_no_authorization(monkeypatch):
 
 def test_make_backend():
     assert make_backend(LLMConfig()) is None
-    cfg = LLMConfig(backend="openai", base_url="http://127.0.0.1:1234/v1/", model="qwen", concurrency=3,
-                    timeout_s=7.0, max_retries=2, cache_dir="")
-    b = make_backend(cfg)
+    cfg = LLMConfig(backend="openai", base_url="http://127.0.0.1:1234/v1/", model="qwen")
+    b = make_backend(cfg, LLMRuntime(concurrency=3, timeout_s=7.0, max_retries=2, cache_dir=""))
     assert isinstance(b, OpenAIBackend)
     assert (b.url, b.model, b.concurrency, b.timeout_s, b.max_retries, b.cache) == (
         "http://127.0.0.1:1234/v1/chat/completions", "qwen", 3, 7.0, 2, None)
@@ -347,3 +346,39 @@ def test_ssl_context_is_built_once_per_backend(monkeypatch):
             assert all(r.ok for r in b.chat_many(reqs(5, prefix=f"c{k}-")))
         assert srv.total_requests == 15
     assert len(built) == 1
+
+
+def test_circuit_breaker_stops_hammering_a_dead_endpoint():
+    with ChatTestServer(faults=FaultPlan(schedule=always("503"))) as srv:
+        b = backend(srv, concurrency=1, max_retries=0, breaker_failures=3, breaker_cooldown_s=3600)
+        rs = b.chat_many(reqs(20))
+        later = b.chat_many(reqs(5, prefix="later"))  # the circuit stays open across calls
+        sent = srv.total_requests
+    assert sent == 3  # three failed requests, then nothing more reached the server
+    assert [r.error.startswith("gave up after 1 attempt: HTTP 503") for r in rs[:3]] == [True] * 3
+    assert all(not r.ok and r.error.startswith("circuit_open: the endpoint failed 3 consecutive requests")
+               for r in rs[3:] + later)
+    assert b.stats == {"ok": 0, "cached": 0, "failed": 3, "circuit_open": 22}
+
+
+def test_circuit_breaker_probe_closes_it_when_the_endpoint_recovers():
+    dead = {"a0", "b0", "c0"}  # the contents of the first three requests
+    plan = FaultPlan(schedule=lambda body, attempt: "500" if body["messages"][0]["content"] in dead else None)
+    with ChatTestServer(faults=plan) as srv:
+        b = backend(srv, concurrency=1, max_retries=0, breaker_failures=3, breaker_cooldown_s=0)
+        rs = b.chat_many(reqs(1, "a") + reqs(1, "b") + reqs(1, "c") + reqs(5, "ok"))
+    assert [r.ok for r in rs] == [False] * 3 + [True] * 5  # the first request after opening is the probe
+    assert b.stats["circuit_open"] == 0 and b.breaker.trips == 1 and not b.breaker.is_open()
+
+
+def test_outage_above_the_threshold_exits_nonzero():
+    from toolkiln.llm import EndpointOutage, check_outage
+
+    class Fake:
+        stats = {"ok": 90, "cached": 5, "failed": 2, "circuit_open": 3}
+
+    assert check_outage(Fake(), 0.05, "s")["failure_rate"] == 0.05  # at the threshold: fine
+    with pytest.raises(EndpointOutage) as exc:
+        check_outage(Fake(), 0.04, "s")
+    assert exc.value.code == 3 and "5 of 100 LLM requests failed" in str(exc.value)
+    assert check_outage(None, 0.0, "s")["failure_rate"] == 0.0  # the simulator sends nothing

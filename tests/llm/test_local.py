@@ -9,7 +9,7 @@ import torch
 
 from toolkiln.llm import make_backend
 from toolkiln.llm.base import ChatRequest
-from toolkiln.llm.config import LLMConfig
+from toolkiln.llm.config import LLMConfig, LLMRuntime
 from toolkiln.llm.local import TransformersBackend, render_fallback
 
 SENTENCES = [
@@ -121,13 +121,13 @@ def test_chat_template_is_used(model_dir):
 
 
 def test_cache_and_trace(model_dir, tmp_path):
-    cfg = LLMConfig(backend="transformers", model=str(model_dir), cache_dir=str(tmp_path / "cache"), max_tokens=5,
-                    batch_size=2)
-    backend = make_backend(cfg, trace_path=tmp_path / "trace.jsonl")
+    cfg = LLMConfig(backend="transformers", model=str(model_dir), max_tokens=5, batch_size=2)
+    rt = LLMRuntime(cache_dir=str(tmp_path / "cache"))
+    backend = make_backend(cfg, rt, trace_path=tmp_path / "trace.jsonl")
     assert isinstance(backend, TransformersBackend)
     reqs = [_req(p) for p in PROMPTS]
     first = backend.chat_many(reqs)
-    again = make_backend(cfg).chat_many(reqs)
+    again = make_backend(cfg, rt).chat_many(reqs)
     assert all(r.cached for r in again) and not any(r.cached for r in first)
     assert [r.texts for r in again] == [r.texts for r in first]
     rows = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text().splitlines()]

@@ -104,3 +104,24 @@ def test_date_time_agrees_with_jsonschema(value):
     theirs = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
                                              ).is_valid({"at": value})
     assert ours == theirs
+
+
+def test_model_written_pattern_cannot_hang_the_check():
+    # ^(a|aa)+$ against 40 a's and a '!' backtracks ~fib(40) times under Python's re: hours.
+    evil = compile_parameters("f", {"type": "object", "properties": {"s": {"type": "string", "pattern": "^(a|aa)+$"}}})
+    problems = evil({"s": "a" * 40 + "!"})
+    assert [k for k, _ in problems] == ["ok_arg_pattern"]
+    assert "too expensive" in problems[0][1] and "catastrophic backtracking" in problems[0][1]
+    assert evil({"s": "aaaa"}) == []  # the same pattern on a matching value is an ordinary check
+
+
+def test_pattern_guard_refuses_oversized_patterns_and_values():
+    from toolkiln.saferegex import MAX_PATTERN, MAX_SUBJECT, BadPattern, PatternTimeout, compile_guarded
+
+    with pytest.raises(BadPattern, match="exceeds"):
+        compile_guarded("a" * (MAX_PATTERN + 1))
+    with pytest.raises(BadPattern, match="does not compile"):
+        compile_guarded("([a-z]")
+    with pytest.raises(PatternTimeout, match="exceeds"):
+        compile_guarded("^a").search("a" * (MAX_SUBJECT + 1))
+    assert compile_guarded(r"^\d{3}-\d{4}$").search("555-0100")

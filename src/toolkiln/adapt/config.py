@@ -120,7 +120,6 @@ class SkadaConfig(Section):
 class ProtocolConfig(Section):
     seeds: list[int] = Field([0, 1, 2], min_length=1, description="Model seeds; each (method, target) runs once per seed.")
     methods: list[Literal[METHODS]] = Field(list(METHODS), min_length=1, description="Methods and ablations to run.")
-    workers: int = Field(2, ge=1, description="Worker processes (one torch thread each) the runs are spread over.")
 
 
 class DialogsAdaptConfig(Section):

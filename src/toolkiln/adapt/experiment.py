@@ -58,22 +58,28 @@ def jobs_for(domains: dict, cfg: ADNTConfig) -> list[tuple[str, str, int]]:
     return [(m, t, s) for t in domains for s in cfg.protocol.seeds for m in cfg.protocol.methods]
 
 
-def run_protocol(domains: dict[str, Domain], cfg: ADNTConfig, *, progress: bool = True) -> pl.DataFrame:
-    """Run every (method, target, seed) of ``cfg.protocol`` and return one row per run."""
+def run_protocol(domains: dict[str, Domain], cfg: ADNTConfig, *, workers: int = 1,
+                 progress: bool = True) -> pl.DataFrame:
+    """Run every (method, target, seed) of ``cfg.protocol`` and return one row per run.
+
+    ``workers`` (``params.runtime.workers``) processes share the runs; each run seeds itself from
+    (seed, target) and uses one torch thread, so the rows do not depend on it (only their timings do).
+    """
     from tqdm import tqdm
 
     jobs = jobs_for(domains, cfg)
-    cfg_json = cfg.model_dump_json()
+    # the workers get every section the digit runs read; ``dialogs`` is adnt_dialogs' alone
+    cfg_json = cfg.model_dump_json(exclude={"dialogs"})
     rows = []
     bar = tqdm(total=len(jobs), desc="adnt runs", disable=not progress)
-    if cfg.protocol.workers == 1:
+    if workers == 1:
         _init_worker(domains, cfg_json)
         for job in jobs:
             rows.append(_run_job(job))
             bar.update()
     else:
         # spawn, not fork: forking after torch has started its thread pools can deadlock
-        with ProcessPoolExecutor(cfg.protocol.workers, mp_context=mp.get_context("spawn"),
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
                                  initializer=_init_worker, initargs=(domains, cfg_json)) as ex:
             for row in ex.map(_run_job, jobs, chunksize=1):
                 rows.append(row)

@@ -49,6 +49,18 @@ class Outcome:
     llm_keys: list[str] = field(default_factory=list)
 
 
+class BadReply(ValueError):
+    """Raised by an agent whose model reply is unusable: the dialog becomes a rejection with this reason.
+
+    Agents may also return ``Outcome(reject=...)``; any *other* exception from an agent is a bug in
+    the agent's code and fails the stage (:class:`AgentError`), so it is fixed, not counted as data.
+    """
+
+
+class AgentError(RuntimeError):
+    """An agent's own code failed (not the model's reply): the stage must stop, not record a rejection."""
+
+
 class Agent(Protocol):
     kind: str  # "simulator" | "llm"
 

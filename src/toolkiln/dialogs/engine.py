@@ -7,7 +7,7 @@ agent turn. The engine keeps ``batch_size`` dialogs in flight and advances all o
 them a phase per *round*: simulator turns are computed on the spot, and the LLM
 agents' requests of the round (from every dialog and every agent) go to the chat
 backend as one concurrent batch, so an HTTP endpoint sees up to
-``llm.concurrency`` requests at once however the dialogs are staggered. A
+``runtime.llm.concurrency`` requests at once however the dialogs are staggered. A
 finished dialog is replaced by the next plan immediately.
 
 A dialog ends in exactly one place: the output rows, or the rejects with the
@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from toolkiln.calls import format_calls
-from toolkiln.dialogs.agents import Action, Agent, Outcome, ask_action, link_value, refuse_action
+from toolkiln.dialogs.agents import (Action, Agent, AgentError, BadReply, Outcome, ask_action, link_value,
+                                     refuse_action)
 from toolkiln.dialogs.plan import DialogPlan, PCall
 from toolkiln.dialogs.pool import APIPool
 from toolkiln.dialogs.surface import param_words
@@ -305,7 +306,16 @@ def run_states(states: Iterable[DialogState], agents: dict[str, Agent], backend,
 
 
 def _safe_respond(agent: Agent, st: DialogState, ph: Phase, results) -> Outcome:
+    """The agent's outcome; an unusable model reply (:class:`BadReply`) is a rejection with its reason.
+
+    Any other exception is a bug in the agent's code: turning it into rejections would let a broken
+    agent quietly reject every dialog and the stage "succeed", so it stops the stage instead.
+    """
     try:
         return agent.respond(st, ph, results)
-    except Exception as exc:  # noqa: BLE001 - a broken reply or an agent bug is a rejection, never a crash
-        return Outcome(reject=f"{ph.role} agent failed: {type(exc).__name__}: {exc}")
+    except BadReply as exc:
+        return Outcome(reject=f"{ph.role}: {exc}")
+    except Exception as exc:
+        raise AgentError(f"the {ph.role} agent ({type(agent).__name__}) crashed on phase {ph.kind!r}: "
+                         f"{type(exc).__name__}: {exc}. This is a bug in the agent's code, not a bad model reply "
+                         "(those are rejections)") from exc

@@ -22,6 +22,8 @@ except ImportError:  # pragma: no cover - older Pythons
     import sre_constants as _c  # type: ignore[no-redef]
     import sre_parse as _p  # type: ignore[no-redef]
 
+from toolkiln.saferegex import BadPattern, PatternTimeout, compile_guarded
+
 _DIGITS = string.digits
 _UPPER = string.ascii_uppercase
 _LOWER = string.ascii_lowercase
@@ -105,8 +107,8 @@ def _emit(tree, rng: random.Random, out: list[str], groups: dict[int, str]) -> N
 @lru_cache(maxsize=4096)
 def _compile(pattern: str):
     try:
-        return re.compile(pattern), _p.parse(pattern)
-    except (re.error, RecursionError, OverflowError):
+        return compile_guarded(pattern), _p.parse(pattern)
+    except (BadPattern, re.error, RecursionError, OverflowError):
         return None, None
 
 
@@ -122,6 +124,9 @@ def sample_pattern(pattern: str, rng: random.Random, tries: int = 8) -> str | No
         except _Unsupported:
             return None
         s = "".join(out)
-        if rx.search(s) is not None:
-            return s
+        try:
+            if rx.search(s):  # model-written patterns are matched under a time guard
+                return s
+        except PatternTimeout:
+            return None
     return None

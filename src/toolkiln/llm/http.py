@@ -14,6 +14,12 @@ through the faults real endpoints produce:
   transiently; a choice without text content (refusal, tool-call only, cut at
   ``length`` with nothing) is the model's answer, so it is recorded, not retried;
 * every outcome is a :class:`ChatResult`; nothing raises;
+* a circuit breaker (``breaker_failures``) stops hammering a dead endpoint: after that
+  many consecutive failed requests (each after its own retries) every queued request
+  fails at once with reason ``circuit_open`` instead of being retried; after
+  ``breaker_cooldown_s`` one probe request is let through, and its success closes the
+  circuit again. ``stats`` counts answered, failed and short-circuited requests, which a
+  stage compares with its failure threshold (:func:`toolkiln.llm.check_outage`);
 * identical requests (same :meth:`ChatRequest.key`) get one answer, within a batch
   as across reruns through the cache: vary ``seed`` for independent samples.
 
@@ -73,6 +79,12 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+class _Open(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class _Final(Exception):
     def __init__(self, reason: str, response: Any = None) -> None:
         super().__init__(reason)
@@ -126,8 +138,11 @@ class OpenAIBackend:
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
                  timeout_s: float = 60.0, max_retries: int = 5, backoff_s: float = 1.0, max_backoff_s: float = 30.0,
+                 breaker_failures: int = 0, breaker_cooldown_s: float = 30.0,
                  cache_dir: str | Path | None = None, trace_path: str | Path | None = None,
                  trace_append: bool = False) -> None:
+        if breaker_failures < 0:
+            raise ValueError(f"OpenAIBackend.breaker_failures: got {breaker_failures}; expected >= 0 (0 = off)")
         if concurrency < 1:
             raise ValueError(f"OpenAIBackend.concurrency: got {concurrency}; expected >= 1")
         if timeout_s <= 0:
@@ -143,6 +158,8 @@ class OpenAIBackend:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self.breaker = CircuitBreaker(breaker_failures, breaker_cooldown_s)
+        self.stats = {"ok": 0, "cached": 0, "failed": 0, "circuit_open": 0}
         self.cache = ResponseCache(cache_dir) if cache_dir is not None else None
         self.trace = TraceWriter(trace_path, append=trace_append) if trace_path is not None else None
         # Jitter only spreads retries apart; it never changes an answer, so it needs no seed.
@@ -214,6 +231,7 @@ class OpenAIBackend:
             return None
         result = ChatResult(key=req.key(), ok=True, texts=list(entry["texts"]), attempts=0, cached=True,
                             usage=entry.get("usage"))
+        self.stats["cached"] += 1
         self._trace(req, eff, result, response=entry.get("response"))
         return result
 
@@ -226,6 +244,8 @@ class OpenAIBackend:
 
     async def _attempt(self, pool: "_ClientPool", body: dict, started: list[float]) -> tuple[list[str], dict | None, Any]:
         async with pool.slot() as client:  # held only while a request is in flight, not while backing off
+            if not self.breaker.allow():  # checked once a slot is free: queued requests fail fast
+                raise _Open(self.breaker.reason())
             if not started:  # latency counts from the first send, not from queueing for a slot
                 started.append(time.perf_counter())
             try:
@@ -264,12 +284,19 @@ class OpenAIBackend:
             attempts += 1
             try:
                 texts, usage, payload = await self._attempt(pool, body, started)
+            except _Open as exc:
+                reason = exc.reason
+                self.stats["circuit_open"] += 1
+                break
             except _Final as exc:
                 reason, response = exc.reason, exc.response
                 break
             except _Retryable as exc:
                 reason = exc.reason
                 if attempts > self.max_retries:
+                    exhausted = True
+                    break
+                if self.breaker.is_open():  # the endpoint was declared dead while this request waited
                     exhausted = True
                     break
                 delay = self._backoff(attempts - 1, exc.retry_after)
@@ -280,6 +307,8 @@ class OpenAIBackend:
             except Exception as exc:  # a bug or an exotic client error must not kill a 10-hour run
                 reason = f"unexpected client error: {type(exc).__name__}: {exc}"
                 break
+            self.breaker.success()
+            self.stats["ok"] += 1
             result = ChatResult(key=req.key(), ok=True, texts=texts, attempts=attempts,
                                 latency_s=_since(started), usage=usage)
             if self.cache is not None:
@@ -291,6 +320,12 @@ class OpenAIBackend:
             return result
         if exhausted:
             reason = f"gave up after {attempts} attempt{'s' if attempts != 1 else ''}: {reason}"
+        if not reason.startswith("circuit_open"):
+            self.stats["failed"] += 1
+            if self.breaker.failure(_scrub(reason, secret)):
+                log.error("LLM endpoint %s: %d consecutive requests failed (last: %s); circuit open, queued requests "
+                          "fail fast for %.0fs", self.base_url, self.breaker.threshold, _scrub(reason, secret)[:200],
+                          self.breaker.cooldown_s)
         result = ChatResult(key=req.key(), ok=False, error=_scrub(reason, secret), attempts=attempts,
                             latency_s=_since(started))
         self._trace(req, eff, result, response=_scrub_obj(response, secret))
@@ -311,6 +346,50 @@ class OpenAIBackend:
             self.trace.write(row)
         except OSError as exc:
             log.warning("could not append to LLM trace %s: %s", self.trace.path, exc)
+
+
+class CircuitBreaker:
+    """Closed -> open after ``threshold`` consecutive failures -> one probe after ``cooldown_s`` -> closed on success.
+
+    ``threshold`` 0 disables it. All methods run on the event loop's thread, so plain counters suffice.
+    """
+
+    def __init__(self, threshold: int, cooldown_s: float = 30.0) -> None:
+        self.threshold, self.cooldown_s = threshold, cooldown_s
+        self.streak = 0
+        self.opened_at: float | None = None
+        self.probing = False
+        self.last_reason = ""
+        self.trips = 0
+
+    def is_open(self) -> bool:
+        return self.opened_at is not None
+
+    def allow(self) -> bool:
+        """May a request be sent now? While open, only one probe after the cool-down."""
+        if self.opened_at is None:
+            return True
+        if not self.probing and time.monotonic() - self.opened_at >= self.cooldown_s:
+            self.probing = True
+            return True
+        return False
+
+    def reason(self) -> str:
+        return (f"circuit_open: the endpoint failed {self.threshold} consecutive requests "
+                f"(last: {self.last_reason[:200]}); not sent")
+
+    def success(self) -> None:
+        self.streak, self.opened_at, self.probing = 0, None, False
+
+    def failure(self, reason: str) -> bool:
+        """Record a failed request; True when this failure opens the circuit."""
+        self.last_reason = reason
+        self.streak += 1
+        if self.threshold and (self.probing or (self.opened_at is None and self.streak >= self.threshold)):
+            self.opened_at, self.probing = time.monotonic(), False
+            self.trips += 1
+            return True
+        return False
 
 
 def _since(started: list[float]) -> float:

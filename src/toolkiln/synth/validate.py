@@ -23,6 +23,8 @@ from typing import Any
 
 import polars as pl
 
+from toolkiln.saferegex import BadPattern, compile_guarded
+
 JSON_TYPES = ("string", "integer", "number", "boolean", "array", "object", "null")
 FORMATS = ("date", "date-time", "time", "email", "uri", "url", "uuid", "ipv4", "ipv6", "hostname", "duration",
            "phone", "currency", "country-code", "language-code", "color")
@@ -155,9 +157,9 @@ class _Walker:
         if "pattern" in s:
             p = s["pattern"]
             try:
-                re.compile(p)
-            except (re.error, TypeError) as exc:
-                self.bad("ok_constraints", path, f"pattern {p!r} does not compile: {exc}")
+                compile_guarded(p)  # the same engine and guard the argument checks match with
+            except BadPattern as exc:
+                self.bad("ok_constraints", path, str(exc))
         # JSON Schema treats unknown formats as annotations; only a non-string format is an error.
         if "format" in s and not isinstance(s["format"], str):
             self.bad("ok_constraints", path, f"format must be a string, got {s['format']!r}")

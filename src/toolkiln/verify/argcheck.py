@@ -31,6 +31,8 @@ import re
 import uuid
 from typing import Any, Callable
 
+from toolkiln.saferegex import BadPattern, PatternTimeout, compile_guarded
+
 Problem = tuple[str, str]
 ValueCheck = Callable[[Any, str, list], None]  # (value, path, problems) -> None; appends on failure
 
@@ -224,13 +226,18 @@ def compile_value(schema: Any) -> ValueCheck:
         pattern = schema.get("pattern")
         if isinstance(pattern, str):
             try:
-                rx = re.compile(pattern)
-            except re.error:
+                rx = compile_guarded(pattern)  # model-written: matched under a time and size guard
+            except BadPattern:
                 rx = None  # an uncompilable pattern is a definition-clarity failure, reported there
             if rx is not None:
                 def check_pattern(v, path, out, rx=rx, pattern=pattern):
-                    if isinstance(v, str) and rx.search(v) is None:
-                        out.append(("ok_arg_pattern", f"{path}: {short(v)} does not match {pattern!r}"))
+                    if not isinstance(v, str):
+                        return
+                    try:
+                        if not rx.search(v):
+                            out.append(("ok_arg_pattern", f"{path}: {short(v)} does not match {pattern!r}"))
+                    except PatternTimeout as exc:
+                        out.append(("ok_arg_pattern", f"{path}: pattern too expensive to check: {exc}"))
                 steps.append(check_pattern)
         fmt = schema.get("format")
         fmt_ok = FORMAT_CHECKS.get(fmt) if isinstance(fmt, str) else None

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import polars as pl
 
 from toolkiln.calls import format_calls
+from toolkiln.saferegex import BadPattern, PatternTimeout, compile_guarded
 from toolkiln.schema import DIALOG_SCHEMA, dialogs_frame
 from toolkiln.verify.argcheck import compile_parameters, json_type
 from toolkiln.verify.model import Context, grounded
@@ -280,12 +281,18 @@ def bad_pattern(row: Row, rng: random.Random) -> Row | None:
     if got is None:
         return None
     msgs, call, k, props = got
-    pattern = re.compile(props[k]["pattern"])
+    try:
+        pattern = compile_guarded(props[k]["pattern"])
+    except BadPattern:
+        return None
     base = str((call.get("arguments") or {}).get(k, "value"))
     for cand in (base.lower() + "!", " " + base + " #", base[::-1] + "??", "@@" + base, "--"):
-        if pattern.search(cand) is None:
-            call.setdefault("arguments", {})[k] = cand
-            return _resync(row, msgs)
+        try:
+            if not pattern.search(cand):
+                call.setdefault("arguments", {})[k] = cand
+                return _resync(row, msgs)
+        except PatternTimeout:
+            return None
     return None
 
 

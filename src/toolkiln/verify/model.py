@@ -369,7 +369,7 @@ class LLMJudge:
         return out
 
 
-def make_judge(cfg: Any, llm_cfg: Any, *, trace_path: str | None = None) -> ModelJudge:
+def make_judge(cfg: Any, llm_cfg: Any, runtime: Any = None, *, trace_path: str | None = None) -> ModelJudge:
     """The judge ``verify.model`` asks for (``auto``: the LLM unless ``llm.backend`` is the simulator)."""
     kind = cfg.judge
     if kind == "auto":
@@ -378,7 +378,7 @@ def make_judge(cfg: Any, llm_cfg: Any, *, trace_path: str | None = None) -> Mode
         return EmbeddedJudge(intent_margin=cfg.intent_margin, batch_size=cfg.batch_size)
     from toolkiln.llm import make_backend
 
-    backend = make_backend(llm_cfg, trace_path=trace_path)
+    backend = make_backend(llm_cfg, runtime, trace_path=trace_path)
     if backend is None:
         raise ValueError("verify.model.judge: got 'llm' but llm.backend is 'simulator'; set llm.backend to "
                          "'openai' or 'transformers', or use judge: embedded")
