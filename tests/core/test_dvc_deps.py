@@ -13,34 +13,8 @@ import yaml
 
 from toolkiln.dagcheck import EXEMPT_PARAMS, check_dvc_yaml
 
-# Stages owned elsewhere whose dvc.yaml entries are known to miss these deps / params. A miss
-# not listed here fails the test; when an entry is fixed, delete it here.
-KNOWN_MISSES: dict[str, dict[str, set[str]]] = {
-    "score_difficulty": {"deps": {
-        "src/toolkiln/__init__.py", "src/toolkiln/calls.py", "src/toolkiln/config.py", "src/toolkiln/configbase.py",
-        "src/toolkiln/io.py", "src/toolkiln/stage.py", "src/toolkiln/dialogs/__init__.py",
-        "src/toolkiln/evaluate/__init__.py", "src/toolkiln/verify/__init__.py", "src/toolkiln/synth/__init__.py",
-        "src/toolkiln/adapt/__init__.py", "src/toolkiln/llm/__init__.py", "src/toolkiln/llm/base.py",
-        "src/toolkiln/llm/cache.py", "src/toolkiln/llm/http.py", "src/toolkiln/llm/local.py",
-        "src/toolkiln/llm/parse.py", "src/toolkiln/llm/config.py", "src/toolkiln/saferegex.py",
-    }, "params": set()},
-    "warmup_sft": {"deps": {
-        "src/toolkiln/__init__.py", "src/toolkiln/calls.py", "src/toolkiln/config.py", "src/toolkiln/configbase.py",
-        "src/toolkiln/io.py", "src/toolkiln/stage.py", "src/toolkiln/dialogs/__init__.py",
-        "src/toolkiln/evaluate/__init__.py", "src/toolkiln/verify/__init__.py", "src/toolkiln/synth/__init__.py",
-        "src/toolkiln/adapt/__init__.py", "src/toolkiln/llm/__init__.py", "src/toolkiln/llm/base.py",
-        "src/toolkiln/llm/cache.py", "src/toolkiln/llm/http.py", "src/toolkiln/llm/local.py",
-        "src/toolkiln/llm/parse.py", "src/toolkiln/llm/config.py", "src/toolkiln/saferegex.py",
-    }, "params": set()},
-    "eval_warmup": {"deps": {
-        "src/toolkiln/__init__.py", "src/toolkiln/calls.py", "src/toolkiln/config.py", "src/toolkiln/configbase.py",
-        "src/toolkiln/io.py", "src/toolkiln/stage.py", "src/toolkiln/dialogs/__init__.py",
-        "src/toolkiln/verify/__init__.py", "src/toolkiln/synth/__init__.py", "src/toolkiln/adapt/__init__.py",
-        "src/toolkiln/policy/__init__.py", "src/toolkiln/llm/__init__.py", "src/toolkiln/llm/base.py",
-        "src/toolkiln/llm/cache.py", "src/toolkiln/llm/http.py", "src/toolkiln/llm/local.py",
-        "src/toolkiln/llm/parse.py", "src/toolkiln/llm/config.py", "src/toolkiln/saferegex.py",
-    }, "params": set()},
-}
+# Stage -> deps / params it is known to miss (none today). A miss not listed here fails the test.
+KNOWN_MISSES: dict[str, dict[str, set[str]]] = {}
 
 
 def test_every_stage_lists_the_modules_it_imports_and_the_params_it_reads(repo_root):
