@@ -25,7 +25,6 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--tree", default=str(Path(__file__).resolve().parents[1] / "data" / "api_context_tree"))
     args = ap.parse_args(argv)
 
-    import numpy as np
     import polars as pl
     from jsonschema import Draft202012Validator
 

@@ -114,7 +114,7 @@ def test_targets_follow_the_schema_semantics(clean, pool):
             assert asked["role"] == "user"
         if r["type"] == "non_tool":
             intent = json.loads(r["provenance"])["intent_api"]
-            assert intent not in tools and not (pool.by_name[intent].leaves & {l for n in tools for l in pool.by_name[n].leaves})
+            assert intent not in tools and not (pool.by_name[intent].leaves & {leaf for n in tools for leaf in pool.by_name[n].leaves})
 
 
 def test_structure_is_varied(clean):

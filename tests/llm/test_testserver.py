@@ -70,4 +70,4 @@ def test_stop_is_clean_with_requests_hanging():
     t.join(timeout=20)
     assert not t.is_alive() and len(errors) == 1
     with pytest.raises(RuntimeError, match="not running"):
-        srv.base_url
+        _ = srv.base_url

@@ -79,7 +79,7 @@ def test_normalize_name():
     assert normalize_name("Market Trends API") == "Market_Trends_API"
     assert normalize_name("math.gcd") == "math.gcd"
     assert normalize_name("3D Print") == "_3D_Print"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="non-empty string"):
         normalize_name("  ")
 
 

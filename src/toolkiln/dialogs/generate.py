@@ -104,12 +104,13 @@ def generate_dialogs(pool: APIPool, cfg: DialogsConfig, *, seed: int, agents: di
             retry: list[tuple[int, int | None]] = []
             level_of = dict(todo)
 
+            # run_states calls done() before this iteration ends, so the closure's retry/level_of are this round's
             def done(st: DialogState) -> None:
                 if st.reject is not None:
                     phase, agent, reason = st.reject
                     rejects.append(reject_row(st, {"slot": st.slot, "attempt": st.plan.attempt, "seed": st.plan.seed,
                                                    "type": st.plan.type, "domain": st.plan.domain}, phase, agent, reason))
-                    retry.append((st.slot, level_of.get(st.slot)))
+                    retry.append((st.slot, level_of.get(st.slot)))  # noqa: B023
                     return
                 try:
                     sink[st.slot] = dialog_row(st, agents, (extra or {}).get(st.slot))
@@ -117,7 +118,7 @@ def generate_dialogs(pool: APIPool, cfg: DialogsConfig, *, seed: int, agents: di
                     rejects.append(reject_row(st, {"slot": st.slot, "attempt": st.plan.attempt, "seed": st.plan.seed,
                                                    "type": st.plan.type, "domain": st.plan.domain}, "assemble", "engine",
                                               f"dialog cannot be serialised: {type(exc).__name__}: {exc}"))
-                    retry.append((st.slot, level_of.get(st.slot)))
+                    retry.append((st.slot, level_of.get(st.slot)))  # noqa: B023
                     return
                 bar.update(1)
 

@@ -83,7 +83,7 @@ class Oracle:
         """The official verdict on raw model text, as BFCL's eval runner computes it for prompt-based models."""
         try:
             decoded = self.decode_ast(text)
-        except Exception as exc:  # BFCL counts any decoder failure as "no call" / "decoder failed"
+        except Exception as exc:  # noqa: BLE001 - BFCL counts any decoder failure as "no call" / "decoder failed"
             if "irrelevance" in category:
                 return {"valid": True, "error_type": None}
             return {"valid": False, "error_type": f"ast_decoder:decoder_failed: {type(exc).__name__}"}

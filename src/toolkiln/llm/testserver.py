@@ -252,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             reply = owner.responder(body)
-        except Exception as exc:  # a broken test responder is the server's 500, as in real life
+        except Exception as exc:  # noqa: BLE001 - a broken test responder is the server's 500, as in real life
             self._error(500, f"responder failed: {type(exc).__name__}: {exc}")
             return
         n = int(body.get("n") or 1)

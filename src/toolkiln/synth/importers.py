@@ -28,7 +28,7 @@ TYPE_MAP = {
     "any": None,  # JSON Schema: no "type" means any value
     # BFCL's simple_java / simple_javascript docs use the host language's type names
     "arraylist": "array", "linkedlist": "array", "hashset": "array", "queue": "array", "stack": "array",
-    "hashmap": "object", "treemap": "object", "concurrenthashmap": "object",
+    "treemap": "object", "concurrenthashmap": "object",
     "short": "integer", "byte": "integer", "bigint": "integer", "biginteger": "integer", "character": "string",
     "bigdecimal": "number", "function": None, "class": None, "void": "null",
 }
