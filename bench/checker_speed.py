@@ -1,4 +1,4 @@
-"""Checker throughput: our parser + matcher vs bfcl-eval's official decoder + checker, same cases, same run (issue 5).
+"""Checker throughput: our parser + matcher vs bfcl-eval's official decoder + checker, same cases, same run.
 
 Cases are the agreement cases (possible answers and their perturbations as model
 outputs) over every single-turn Python AST and relevance category of BFCL v4.

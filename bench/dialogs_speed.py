@@ -1,4 +1,4 @@
-"""Dialog generation speed (issue 3): simulator dialogs/s, and LLM-path throughput vs concurrency.
+"""Dialog generation speed: simulator dialogs/s, and LLM-path throughput vs concurrency.
 
 1. **Simulator.** The default ``dialogs`` config (24,000 dialogs) on a pool of
    ``--pool-apis`` APIs made by the API synthesiser (or ``--pool``). Aim: the

@@ -1,4 +1,4 @@
-"""LLM client throughput vs concurrency (DESIGN.md §3, §7 "LLM calls concurrent").
+"""LLM client throughput vs concurrency (docs/architecture.md (#backends, #reliability)).
 
 Runs :class:`toolkiln.llm.http.OpenAIBackend` against the local chat test server
 (in its own process) with a fixed injected service latency, at several concurrency bounds. An ideal

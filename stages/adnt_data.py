@@ -1,4 +1,4 @@
-"""Stage adnt_data: build the offline multi-domain digits benchmark (DESIGN.md §2.6)."""
+"""Stage adnt_data: build the offline multi-domain digits benchmark (docs/architecture.md#domain-adaptation)."""
 
 from __future__ import annotations
 

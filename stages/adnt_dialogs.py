@@ -1,5 +1,5 @@
 """Stage adnt_dialogs: ADNT vs source-only for a dialog-verification classifier moved to a new API domain
-(DESIGN.md §2.6 applied to §2.3's error-injection labels)."""
+(ADNT arXiv 2208.02947 on the error-injection labels of verification; docs/architecture.md#domain-adaptation)."""
 
 from __future__ import annotations
 

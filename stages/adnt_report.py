@@ -1,4 +1,4 @@
-"""Stage adnt_report: results table (markdown), bar plot, pseudo-label plot and verdict metrics (DESIGN.md §2.6)."""
+"""Stage adnt_report: results table (markdown), bar plot, pseudo-label plot and verdict metrics (docs/architecture.md#domain-adaptation)."""
 
 from __future__ import annotations
 

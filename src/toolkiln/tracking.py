@@ -1,4 +1,4 @@
-"""MLflow tracking: one parent run per pipeline run, one child run per stage (DESIGN.md §4).
+"""MLflow tracking: one parent run per pipeline run, one child run per stage (docs/architecture.md#tracking).
 
 Stages run as separate processes under ``dvc repro``; they find their parent by
 the tag ``toolkiln.pipeline_id``, taken from ``$TOOLKILN_PIPELINE_ID`` (set by

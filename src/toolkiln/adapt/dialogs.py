@@ -1,5 +1,5 @@
 """ADNT on a second problem: a dialog-verification classifier adapted to a new API domain
-(ADNT arXiv 2208.02947 applied to ToolACE-style dialogs, DESIGN.md §2.3 and §2.6).
+(ADNT arXiv 2208.02947 applied to ToolACE-style dialogs).
 
 The verifier question "is this dialog clean or corrupted?" is learned from
 labelled dialogs of several API domains (the sources) and must transfer to the
@@ -211,7 +211,7 @@ def dialog_cfg(cfg):
 
 
 def run_dialog_adaptation(clean: pl.DataFrame, cfg, *, progress: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Part 7 end to end: labelled rows, embeddings, then every (method, target, seed). Returns the runs
+    """ADNT on dialogs end to end: labelled rows, embeddings, then every (method, target, seed). Returns the runs
     (method, target, seed, acc, ...) and the labelled rows' per-domain counts."""
     from tqdm import tqdm
 

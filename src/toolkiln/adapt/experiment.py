@@ -1,4 +1,4 @@
-"""The ADNT benchmark protocol (ADNT arXiv 2208.02947 §4; DESIGN.md §2.6).
+"""The ADNT benchmark protocol (ADNT arXiv 2208.02947 §4).
 
 Leave-one-domain-out: each domain in turn is the unlabelled target, the others
 the labelled sources. Every (method, target, seed) is one run; the runs are

@@ -1,4 +1,4 @@
-"""Tables, plots and verdicts of the ADNT benchmark (ADNT arXiv 2208.02947 §4; DESIGN.md §2.6).
+"""Tables, plots and verdicts of the ADNT benchmark (ADNT arXiv 2208.02947 §4).
 
 The verdicts are the issue's targets, computed rather than eyeballed: ADNT's
 average target accuracy against every baseline, and what each ablation costs.

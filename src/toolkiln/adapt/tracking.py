@@ -1,4 +1,4 @@
-"""MLflow child runs of the ADNT benchmark: one per method under the adnt_train stage run (DESIGN.md §4)."""
+"""MLflow child runs of the ADNT benchmark: one per method under the adnt_train stage run (docs/architecture.md#tracking)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Typed params for dialog generation (ToolACE arXiv 2409.00920 §3.2; DESIGN.md §2.2)."""
+"""Typed params for dialog generation (ToolACE arXiv 2409.00920 §3.2)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ class ComplexityConfig(Section):
 
 
 class DialogsConfig(Section):
-    """Owned by issue 3: ToolACE's self-guided multi-agent dialog generation."""
+    """ToolACE's self-guided multi-agent dialog generation."""
 
     n_dialogs: int = Field(24000, ge=1, description="Dialogs to keep (rejected attempts are retried with a new seed, "
                            "same type, up to max_attempts_factor * n_dialogs attempts).")

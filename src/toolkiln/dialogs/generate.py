@@ -1,4 +1,4 @@
-"""The ``generate_dialogs`` stage as a pure function (ToolACE arXiv 2409.00920 §3.2; DESIGN.md §2.2).
+"""The ``generate_dialogs`` stage as a pure function (ToolACE arXiv 2409.00920 §3.2).
 
 pool -> per-type quotas (``type_mix``) -> one plan per slot (seeded) -> the agents
 act each plan out (:mod:`toolkiln.dialogs.engine`) -> rows. A rejected attempt

@@ -1,4 +1,4 @@
-"""LLM-prompted user, assistant and tool agents over any chat backend (ToolACE arXiv 2409.00920 §3.2; DESIGN.md §3).
+"""LLM-prompted user, assistant and tool agents over any chat backend (ToolACE arXiv 2409.00920 §3.2).
 
 The same roles as the simulators in :mod:`toolkiln.dialogs.agents`, played by a
 model through the :class:`~toolkiln.llm.base.ChatBackend` protocol. Each agent

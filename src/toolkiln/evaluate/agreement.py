@@ -1,4 +1,4 @@
-"""Verdict agreement between our parser + matcher and BFCL's official decoder + checker (DESIGN.md §2.5).
+"""Verdict agreement between our parser + matcher and BFCL's official decoder + checker (docs/architecture.md#evaluation).
 
 The possible answers of each BFCL entry are turned into model outputs —
 the answer itself (first / last accepted values, optional parameters left out)

@@ -1,4 +1,4 @@
-"""BFCL's official decoder and AST checker, loaded offline as an oracle (DESIGN.md §2.5).
+"""BFCL's official decoder and AST checker, loaded offline as an oracle (docs/architecture.md#evaluation).
 
 ``bfcl-eval`` is installed ``--no-deps`` (its full tree is ~6 GB). Its AST
 checker module imports ``bfcl_eval.constants.model_config``, which imports every

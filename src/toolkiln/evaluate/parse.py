@@ -1,4 +1,4 @@
-"""Model output -> tool calls, by ``ast`` and literal reading only (DESIGN.md §2.5).
+"""Model output -> tool calls, by ``ast`` and literal reading only (docs/architecture.md#evaluation).
 
 BFCL (and ToolACE arXiv 2409.00920 §2.2, which trains the same target) asks a
 model for a Python-call list, ``[f(a=1), pkg.g(b="x")]``. BFCL's own decoder

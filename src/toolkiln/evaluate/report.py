@@ -1,4 +1,4 @@
-"""Human-readable views of evaluation metrics: an error-type table and an accuracy plot (DESIGN.md §2.5, §4)."""
+"""Human-readable views of evaluation metrics: an error-type table and an accuracy plot (docs/architecture.md (#evaluation, #tracking))."""
 
 from __future__ import annotations
 

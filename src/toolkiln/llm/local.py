@@ -1,4 +1,4 @@
-"""Chat backend on a local Hugging Face causal LM folder (DESIGN.md §3, §7 "model generation batched").
+"""Chat backend on a local Hugging Face causal LM folder (docs/architecture.md (#backends, #reliability)).
 
 Serves the same :class:`ChatBackend` contract as the HTTP backend for runs with
 no endpoint at all, e.g. letting the iTool policy (arXiv 2501.09766 §3) or a

@@ -1,4 +1,4 @@
-"""Tolerant extraction of a JSON value from an LLM reply (DESIGN.md §3).
+"""Tolerant extraction of a JSON value from an LLM reply (docs/architecture.md#backends).
 
 ToolACE's agents (arXiv 2409.00920 §2.1-2.2) ask models for API definitions and
 dialog turns as JSON, and models wrap it in prose, code fences or trailing

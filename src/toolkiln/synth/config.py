@@ -1,4 +1,4 @@
-"""Typed params for the API pool stage (ToolACE §3.1 "tool self-evolution synthesis", DESIGN.md §2.1)."""
+"""Typed params for the API pool stage (ToolACE §3.1 "tool self-evolution synthesis")."""
 
 from typing import Literal
 

@@ -1,4 +1,4 @@
-"""Importers for foreign API formats -> the canonical format (DESIGN.md §2.1).
+"""Importers for foreign API formats -> the canonical format (docs/architecture.md#api-pool).
 
 Real tool documentation is messy. ToolACE's lists use names with spaces
 ("Market Trends API") and Python type names (``int``, ``float``, ``dict``); BFCL

@@ -1,4 +1,4 @@
-"""The ``synthesize_apis`` stage as a pure function (ToolACE §3.1, DESIGN.md §2.1).
+"""The ``synthesize_apis`` stage as a pure function (ToolACE §3.1).
 
 speciation (the context tree, loaded by the caller) -> adaptation (specs) ->
 evolution + realisation (a synthesiser) -> definition-clarity checks -> exact and

@@ -1,4 +1,4 @@
-"""Typed params for verification and the train/test split (DESIGN.md §2.3)."""
+"""Typed params for verification and the train/test split (docs/architecture.md#verification)."""
 
 from typing import Literal
 
@@ -53,7 +53,7 @@ class GXConfig(Section):
 
 
 class InjectionConfig(Section):
-    """Error injection (DESIGN.md §2.3): labelled corruptions measure recall per kind, not assume it."""
+    """Error injection (docs/architecture.md#verification): labelled corruptions measure recall per kind, not assume it."""
 
     enabled: bool = Field(True, description="Evaluate the verifier on corrupted copies of the input dialogs.")
     per_kind: int = Field(200, ge=1, description="Corrupted dialogs per error kind (fewer when fewer dialogs qualify).")
@@ -61,7 +61,7 @@ class InjectionConfig(Section):
 
 
 class VerifyConfig(Section):
-    """Owned by issue 4: ToolACE's dual-layer verification."""
+    """ToolACE's dual-layer verification."""
 
     enabled: bool = Field(True, description="false = the 'unverified data' ablation: every row passes through; "
                           "the checks are still computed and reported.")
@@ -80,7 +80,7 @@ class VerifyConfig(Section):
 
 
 class SplitConfig(Section):
-    """Owned by issue 3: train/test split by API (DESIGN.md §2.2), so the test set measures unseen tools."""
+    """Train/test split by API (docs/architecture.md#dialogs), so the test set measures unseen tools."""
 
     test_fraction: float = Field(0.1, gt=0, lt=1, description="Target share of dialogs in the test split; test APIs are "
                                  "added until their dialogs reach it.")

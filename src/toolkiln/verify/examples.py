@@ -1,4 +1,4 @@
-"""Small, hand-written, valid dialogs of all five types (DESIGN.md §2.2 row format).
+"""Small, hand-written, valid dialogs of all five types (docs/architecture.md#dialogs).
 
 Not a generator: a fixed set of APIs and templated dialogs, used by the tests,
 the rule-layer benchmark and the error-injection evaluation when no simulator

@@ -1,4 +1,4 @@
-"""Error injection: labelled corruptions of clean dialogs (DESIGN.md §2.3, after ToolACE §3.3).
+"""Error injection: labelled corruptions of clean dialogs (after ToolACE §3.3).
 
 ToolACE reports its verifier's pass rates but not what it catches. Here every
 error kind is a function that takes one clean dialog row and returns a corrupted

@@ -1,4 +1,4 @@
-"""The model layer of ToolACE's dual-layer verification (ToolACE §3.3, DESIGN.md §2.3).
+"""The model layer of ToolACE's dual-layer verification (ToolACE §3.3).
 
 ToolACE asks LLM "experts" three sub-questions of every sample that passed the
 rules: *hallucination* (is an argument value made up, i.e. not in the user

@@ -1,4 +1,4 @@
-"""Human-facing outputs of verification: per-check table and plots (DESIGN.md §2.3, §4).
+"""Human-facing outputs of verification: per-check table and plots (docs/architecture.md (#verification, #tracking)).
 
 The pass rates per layer sit beside ToolACE's published ones (rule 67.9 %,
 model 91.1 %, final 61.8 %, with formalised thinking); recall per injected
