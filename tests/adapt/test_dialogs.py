@@ -10,7 +10,7 @@ import pytest
 from toolkiln.adapt.config import ADNTConfig
 from toolkiln.adapt.dialogs import (choose_targets, dialog_skeleton, dialog_task, dialog_text, embed,
                                     run_dialog_adaptation, verification_rows)
-from toolkiln.verify.examples import example_dialogs
+from toolkiln.testing.examples import example_dialogs
 
 
 @pytest.fixture(scope="module")

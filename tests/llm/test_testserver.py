@@ -5,7 +5,7 @@ import threading
 import httpx
 import pytest
 
-from toolkiln.llm.testserver import ChatTestServer, FaultPlan, request_key
+from toolkiln.testing.chatserver import ChatTestServer, FaultPlan, request_key
 
 
 def _body(i: int) -> dict:

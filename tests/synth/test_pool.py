@@ -78,7 +78,7 @@ def test_stricter_dedup_threshold_removes_more(tiny_tree):
 def test_llm_synthesizer_over_http_records_every_bad_reply(tiny_tree):
     """A scripted chat-completions server returns good, prose-wrapped, broken and invalid APIs."""
     from toolkiln.llm.http import OpenAIBackend
-    from toolkiln.llm.testserver import ChatTestServer, FaultPlan
+    from toolkiln.testing.chatserver import ChatTestServer, FaultPlan
 
     def responder(body):
         prompt = body["messages"][-1]["content"]

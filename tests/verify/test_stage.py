@@ -13,7 +13,7 @@ import polars as pl
 import yaml
 
 from toolkiln.schema import api_from_dict, apis_frame
-from toolkiln.verify.examples import APIS
+from toolkiln.testing.examples import APIS
 from toolkiln.verify.inject import inject
 
 

@@ -1,6 +1,8 @@
-"""Typed params for dialog generation (ToolACE arXiv 2409.00920 §3.2)."""
+"""Typed params for dialog generation (ToolACE arXiv 2409.00920 §3.2) and the train/test split by API."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -121,3 +123,17 @@ class DialogsConfig(Section):
         if len(v) != 5 or any(w < 0 for w in v) or sum(v) <= 0:
             raise ValueError(f"got {v}; expected 5 non-negative weights (levels 0..4) with a positive sum")
         return v
+
+
+class SplitConfig(Section):
+    """Train/test split by API (docs/architecture.md#dialogs), so the test set measures unseen tools."""
+
+    test_fraction: float = Field(0.1, gt=0, lt=1, description="Target share of dialogs in the test split; test APIs are "
+                                 "added until their dialogs reach it.")
+    all_types_in_test: bool = Field(True, description="Add test APIs until every dialog type present in the input "
+                                    "also appears in the test split.")
+    strip_test_distractors: bool = Field(True, description="Remove test APIs from the candidate lists of train dialogs, "
+                                         "so no test API appears in train at all (not even as a distractor).")
+    exports: list[Literal["sharegpt", "openai", "bfcl"]] = Field(
+        ["sharegpt", "openai", "bfcl"], description="Export formats written for each split: ShareGPT/ToolACE JSON, "
+        "OpenAI-messages JSONL, BFCL question + possible-answer JSONL.")

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 import polars as pl
 from tqdm import tqdm
 
-from toolkiln.dialogs.agents import Agent, SimulatorAssistant, SimulatorTool, SimulatorUser
+from toolkiln.dialogs.agents import SimulatorAssistant, SimulatorTool, SimulatorUser
 from toolkiln.dialogs.complexity import ComplexityGuide, Scorer
 from toolkiln.dialogs.config import DialogsConfig
-from toolkiln.dialogs.engine import DialogState, dialog_row, phases_for, reject_row, run_states
+from toolkiln.dialogs.engine import dialog_row, reject_row, run_states
+from toolkiln.dialogs.protocol import Agent, DialogState, phases_for
 from toolkiln.dialogs.plan import PlanError, plan_dialog
 from toolkiln.dialogs.pool import APIPool
 from toolkiln.schema import DIALOG_SCHEMA, DIALOG_TYPES

@@ -27,7 +27,7 @@ import json
 from collections import Counter
 from typing import Any, Sequence
 
-from toolkiln.dialogs.agents import Action, Outcome, assistant_turn, vote
+from toolkiln.dialogs.protocol import Action, Outcome, assistant_turn, vote
 from toolkiln.dialogs.config import VotingConfig
 from toolkiln.dialogs.toolsim import MISSING, get_path
 from toolkiln.dialogs.values import result_problems

@@ -31,7 +31,7 @@ from toolkiln.dialogs.pool import APIInfo, APIPool
 from toolkiln.dialogs.surface import (STYLES, Mention, Said, clarification_answer, compose_request, dependent_request,
                                       fill_slots, follow_up, join_words, mention, param_words, paraphrase)
 from toolkiln.dialogs.values import conforms, gen_value, pair_fix
-from toolkiln.verify.argcheck import json_type
+from toolkiln.argcheck import json_type
 
 SYSTEM_PROMPTS = (
     "You are a helpful assistant with access to the functions listed below. When a request needs them, reply with "

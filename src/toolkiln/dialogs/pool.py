@@ -21,7 +21,7 @@ import polars as pl
 from toolkiln.dialogs.surface import functionality
 from toolkiln.dialogs.values import singular
 from toolkiln.schema import api_to_dict
-from toolkiln.verify.argcheck import compile_parameters, json_type
+from toolkiln.argcheck import compile_parameters, json_type
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 

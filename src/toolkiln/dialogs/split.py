@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from toolkiln.schema import DIALOG_SCHEMA, DIALOG_TYPES
-from toolkiln.verify.config import SplitConfig
+from toolkiln.dialogs.config import SplitConfig
 
 
 @dataclass

@@ -11,7 +11,7 @@ modules load; the stand-ins are removed from ``sys.modules`` afterwards.
 
 The oracle is for agreement tests and benchmarks only: its decoder ``eval``\\ s
 parts of model output, so it must never see untrusted text. Our own
-:mod:`toolkiln.evaluate.parse` never evaluates anything.
+:mod:`toolkiln.callparse` never evaluates anything.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Typed params for verification and the train/test split (docs/architecture.md#verification)."""
+"""Typed params for verification (docs/architecture.md#verification)."""
 
 from typing import Literal
 
@@ -78,16 +78,3 @@ class VerifyConfig(Section):
                              "(otherwise every long turn counts as a runaway)")
         return self
 
-
-class SplitConfig(Section):
-    """Train/test split by API (docs/architecture.md#dialogs), so the test set measures unseen tools."""
-
-    test_fraction: float = Field(0.1, gt=0, lt=1, description="Target share of dialogs in the test split; test APIs are "
-                                 "added until their dialogs reach it.")
-    all_types_in_test: bool = Field(True, description="Add test APIs until every dialog type present in the input "
-                                    "also appears in the test split.")
-    strip_test_distractors: bool = Field(True, description="Remove test APIs from the candidate lists of train dialogs, "
-                                         "so no test API appears in train at all (not even as a distractor).")
-    exports: list[Literal["sharegpt", "openai", "bfcl"]] = Field(
-        ["sharegpt", "openai", "bfcl"], description="Export formats written for each split: ShareGPT/ToolACE JSON, "
-        "OpenAI-messages JSONL, BFCL question + possible-answer JSONL.")

@@ -26,7 +26,7 @@ import polars as pl
 
 from toolkiln.calls import format_calls
 from toolkiln.schema import DIALOG_SCHEMA, dialogs_frame
-from toolkiln.verify.argcheck import compile_parameters, json_type
+from toolkiln.argcheck import compile_parameters, json_type
 from toolkiln.verify.model import Context, grounded
 
 Row = dict[str, Any]

@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 
 from toolkiln.llm.base import ChatBackend, ChatRequest
-from toolkiln.verify.argcheck import compile_value, short
+from toolkiln.argcheck import compile_value, short
 
 MODEL_SUBCHECKS = ("hallucination", "consistency", "tool_response")
 MODEL_CHECKS = tuple(f"ok_model_{s}" for s in MODEL_SUBCHECKS)

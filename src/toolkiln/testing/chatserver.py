@@ -1,4 +1,4 @@
-"""A real OpenAI-compatible chat-completions server on 127.0.0.1 for tests and benchmarks (docs/architecture.md#backends).
+"""A real OpenAI-compatible chat-completions server on 127.0.0.1 for tests and benchmarks.
 
 The one test double the project allows for a remote LLM: a genuine HTTP server
 (stdlib ``ThreadingHTTPServer``, one thread per connection) that speaks
