@@ -18,6 +18,8 @@ import yaml
 
 from toolkiln.config import deep_merge, load_params, read_yaml_mapping
 
+pytestmark = pytest.mark.slow  # the whole DAG: minutes; `make test` runs it, `make test-fast` does not
+
 
 def _files(repo: Path) -> list[str]:
     out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=repo,

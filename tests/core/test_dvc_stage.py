@@ -48,6 +48,7 @@ def dvc_repo(tmp_path, repo_root):
     return r, env
 
 
+@pytest.mark.slow
 def test_repro_caches_and_reruns_on_param_change(dvc_repo):
     r, env = dvc_repo
     first = sh(["dvc", "repro"], r, env)
@@ -104,6 +105,7 @@ def test_bad_params_fail_before_work(dvc_repo):
     assert not (r / "data/api_pool.parquet").exists()
 
 
+@pytest.mark.slow
 def test_prefect_flow_runs_the_dvc_dag(dvc_repo, tmp_path, repo_root):
     """The Prefect flow reads dvc.yaml and runs its stages; a second flow run leaves DVC's cache in charge."""
     r, env = dvc_repo
