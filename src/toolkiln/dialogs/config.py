@@ -78,6 +78,8 @@ class DialogsConfig(Section):
     distractors: list[int] = Field([2, 5], description="[min, max] same-domain distractor APIs per candidate list.")
     same_category: float = Field(0.5, ge=0, le=1, description="Share of distractors drawn from the gold API's own "
                                  "category (harder to tell apart) rather than the rest of its domain.")
+    history_same_category: float = Field(0.3, ge=0, le=1, description="Share of the APIs of earlier, completed "
+                                         "exchanges (multi-turn history) drawn from the gold API's own category.")
     parallel_calls: list[int] = Field([2, 3], description="[min, max] calls in a parallel turn.")
     parallel_same_api: float = Field(0.5, ge=0, le=1, description="Share of parallel turns that call one API several "
                                      "times (BFCL 'parallel') rather than different APIs ('parallel_multiple').")
