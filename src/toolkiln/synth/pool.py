@@ -223,3 +223,32 @@ def synthesize_pool(tree: ContextTree, cfg: SynthConfig, synth: APISynthesizer, 
     if not metrics["target_met"]:
         log.warning("pool has %d APIs, below the target %d: raise synth.oversample", pool.height, cfg.n_apis)
     return PoolResult(pool=pool, rejects=rej, checks=checks.drop("reasons"), metrics=metrics)
+
+
+class PoolSuiteError(RuntimeError):
+    """The filtered pool fails its GX suite: a check and its expectation disagree (a bug, not bad data)."""
+
+
+def run_synthesis(tree_dir, cfg: SynthConfig, llm_cfg, *, seed: int, suite, data_docs_dir, trace_path=None,
+                  progress: bool = True) -> PoolResult:
+    """The ``synthesize_apis`` stage as one call: load the context tree, pick the synthesiser ``llm_cfg`` names
+    (the simulator when no backend is set), synthesise, and assert the GX suite on every candidate (a report)
+    and on the pool (must pass). ``metrics`` gains the tree's stats and the suite's unexpected counts."""
+    from toolkiln.gxsuite import run_suites
+    from toolkiln.llm import make_backend
+    from toolkiln.synth.synthesizer import LLMSynthesizer, SimulatorSynthesizer
+    from toolkiln.synth.tree import load_tree
+
+    tree = load_tree(tree_dir)
+    log.info("context tree: %s", tree.stats())
+    backend = make_backend(llm_cfg, trace_path=trace_path)
+    synth = SimulatorSynthesizer() if backend is None else LLMSynthesizer(
+        backend, model=llm_cfg.model, temperature=llm_cfg.temperature, max_tokens=llm_cfg.max_tokens)
+    result = synthesize_pool(tree, cfg, synth, seed=seed, progress=progress)
+    gx = run_suites({"candidates": result.checks, "pool": result.checks.filter("ok")}, suite,
+                    data_docs_dir=data_docs_dir)
+    if not gx["pool"].success:
+        raise PoolSuiteError(f"GX suite {suite} fails on the filtered pool: {gx['pool'].to_dict()}")
+    result.metrics = {"tree": tree.stats(), **result.metrics,
+                      "gx": {k: {o.column: o.unexpected_count for o in v.outcomes} for k, v in gx.items()}}
+    return result
