@@ -205,13 +205,16 @@ def _style(rng: random.Random) -> str:
     return rng.choices(STYLES, weights=_STYLE_WEIGHTS)[0]
 
 
-def _fixed_distance(level: int) -> int:
-    return 0 if level <= 1 else level - 2
+def paraphrase_distance(level: int, rng: random.Random) -> int:
+    """How far the user's wording of an intent strays from the API description, for every dialog type:
+    verbatim at levels 0-1, verbatim or one step at level 2 (so level 2 is harder than level 1), then
+    ``level - 2``."""
+    return 0 if level <= 1 else (rng.randint(0, 1) if level == 2 else level - 2)
 
 
 def _tool_exchange(pool: APIPool, calls: list[PCall], rng: random.Random, cfg: DialogsConfig, level: int,
                    style: str, same_api: bool = False, varying: str | None = None) -> Exchange:
-    distance = 0 if level <= 1 else (rng.randint(0, 1) if level == 2 else level - 2)
+    distance = paraphrase_distance(level, rng)
     if same_api and varying:
         c0 = calls[0]
         part = _request_parts(pool, [c0], rng, distance, omit={varying})[0]
@@ -351,7 +354,7 @@ def _plan_dependent(pool: APIPool, cfg: DialogsConfig, rng: random.Random, level
         raise PlanError(f"linked value {v!r} does not fit {b.name}.{slot.param}")
     c2 = PCall(b.idx, b.name, args2, given_by={slot.param: "tool"}, link=(slot.param, 0, path))
     _mentions(b, c2, rng, cfg, style, [p for p in args2 if p != slot.param])
-    distance = _fixed_distance(level)
+    distance = paraphrase_distance(level, rng)
     p1, p2 = _request_parts(pool, [c1], rng, distance)[0], _request_parts(pool, [c2], rng, distance)[0]
     link_words = param_words(slot.param)
     text = dependent_request(p1, p2, link_words, rng, style)
@@ -367,7 +370,7 @@ def _plan_non_tool(pool: APIPool, cfg: DialogsConfig, rng: random.Random, level:
     if x is None:
         raise PlanError("no domain with two or more APIs for a non-tool dialog")
     call = _single_call(pool, x, rng, cfg, level, style)
-    parts = _request_parts(pool, [call], rng, _fixed_distance(level))
+    parts = _request_parts(pool, [call], rng, paraphrase_distance(level, rng))
     ex = Exchange("non_tool", [], compose_request(parts, rng, style), parts[0][0], style, intent_api=x.idx)
     ex.brief = _brief(pool, ex, [call], set())
     ex.brief["no_tool"] = True
@@ -384,7 +387,7 @@ def _plan_clarification(pool: APIPool, cfg: DialogsConfig, rng: random.Random, l
     miss = rng.choice([p for p in a.required if _scalar_param(a, p) and "enum" not in a.props[p]])
     call.given_by[miss] = "answer"
     profile = _profile(call, a, rng, cfg, {miss})
-    parts = _request_parts(pool, [call], rng, _fixed_distance(level), omit={miss})
+    parts = _request_parts(pool, [call], rng, paraphrase_distance(level, rng), omit={miss})
     m = call.mentions[miss]
     answer = clarification_answer(m, " / ".join(s.text for s in m.spans) if len(m.spans) > 1 else m.spans[0].text, rng)
     ex = Exchange("clarify", [[call]], compose_request(parts, rng, style), parts[0][0], style, missing=(0, miss),
