@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from toolkiln.schema import API_SCHEMA, api_from_dict
 from toolkiln.synth.config import SynthConfig
-from toolkiln.synth.dedup import api_text, api_tokens, embedding_pairs, greedy_keep, minhash_pairs
+from toolkiln.synth.dedup import (api_text, api_tokens, embedding_pairs, greedy_keep, minhash_minilm_pairs,
+                                  minhash_pairs)
 from toolkiln.synth.evolve import ExampleBuffer, sample_spec
 from toolkiln.synth.synthesizer import APISynthesizer
 from toolkiln.synth.tree import ContextTree
@@ -177,9 +178,16 @@ def synthesize_pool(tree: ContextTree, cfg: SynthConfig, synth: APISynthesizer, 
     valid = valid.filter(~dup_name)
     # near duplicates
     pnames = [list(json.loads(p).get("properties", {})) for p in valid["parameters"]]
+    metrics_dedup: dict = {}
     if cfg.dedup.method == "minhash":
         sets = [api_tokens(n, d, p) for n, d, p in zip(valid["name"], valid["description"], pnames)]
         pairs = minhash_pairs(sets, cfg.dedup.threshold, cfg.dedup.num_perm, seed)
+    elif cfg.dedup.method == "minhash_minilm":
+        sets = [api_tokens(n, d, p) for n, d, p in zip(valid["name"], valid["description"], pnames)]
+        texts = [api_text(n, d, p) for n, d, p in zip(valid["name"], valid["description"], pnames)]
+        pairs, stats = minhash_minilm_pairs(sets, texts, valid["domain"].to_list(), cfg.dedup.threshold,
+                                            cfg.dedup.candidate_jaccard, cfg.dedup.num_perm, seed)
+        metrics_dedup = {"dedup_candidate_pairs": stats["candidates"], "dedup_embedded_apis": stats["embedded"]}
     else:
         from toolkiln.embed import embed_texts
 
@@ -214,6 +222,7 @@ def synthesize_pool(tree: ContextTree, cfg: SynthConfig, synth: APISynthesizer, 
         "rejected_by_stage": dict(Counter(rej["stage"].to_list())),
         "reject_reasons": dict(reasons.most_common()),
         "near_duplicate_pairs": len(pairs),
+        **metrics_dedup,
         "target_met": pool.height >= cfg.n_apis,
         "timings": timings,
         "apis_per_s": {"generate": cand.height / max(timings["generate_s"], 1e-9),
