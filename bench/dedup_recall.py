@@ -54,18 +54,25 @@ def main(argv: list[str] | None = None) -> dict:
 
     def views(df):
         pn = [list(json.loads(p).get("properties", {})) for p in df["parameters"]]
-        return ([api_tokens(n, d, p) for n, d, p in zip(df["name"], df["description"], pn)],
-                [api_text(n, d, p) for n, d, p in zip(df["name"], df["description"], pn)], df["domain"].to_list())
+        return (
+            [api_tokens(n, d, p) for n, d, p in zip(df["name"], df["description"], pn)],
+            [api_text(n, d, p) for n, d, p in zip(df["name"], df["description"], pn)],
+            df["domain"].to_list(),
+        )
 
     # full candidate set: how many APIs each candidate Jaccard would send to MiniLM
     full_sets, _, full_groups = views(valid)
     full = {}
     for c in CANDIDATE_JACCARDS:
         t0 = time.perf_counter()
-        cands = [(i, j) for i, j, _ in minhash_pairs(full_sets, c, cfg.dedup.num_perm, 0)
-                 if full_groups[i] == full_groups[j]]
-        full[c] = {"candidates": len(cands), "embedded": len({i for p in cands for i in p}),
-                   "minhash_s": time.perf_counter() - t0}
+        cands = [
+            (i, j) for i, j, _ in minhash_pairs(full_sets, c, cfg.dedup.num_perm, 0) if full_groups[i] == full_groups[j]
+        ]
+        full[c] = {
+            "candidates": len(cands),
+            "embedded": len({i for p in cands for i in p}),
+            "minhash_s": time.perf_counter() - t0,
+        }
 
     idx = sorted(random.Random(0).sample(range(valid.height), min(args.sample, valid.height)))
     sets, texts, groups = views(valid[idx])
@@ -81,39 +88,73 @@ def main(argv: list[str] | None = None) -> dict:
         pos = {t: k for k, t in enumerate(texts)}
         return np.stack([emb[pos[t]] for t in batch]) if batch else np.zeros((0, emb.shape[1]), np.float32)
 
-    out_rows = [{"method": f"MiniLM only (cos >= {args.threshold})", "pairs": len(ref), "recall": 1.0,
-                 "embedded": len(texts), "seconds": minilm_s, "full_pool_embedded": valid.height,
-                 "full_pool_embed_s": valid.height * per_text}]
+    out_rows = [
+        {
+            "method": f"MiniLM only (cos >= {args.threshold})",
+            "pairs": len(ref),
+            "recall": 1.0,
+            "embedded": len(texts),
+            "seconds": minilm_s,
+            "full_pool_embedded": valid.height,
+            "full_pool_embed_s": valid.height * per_text,
+        }
+    ]
     for j in (0.9, 0.6):
         t0 = time.perf_counter()
         mh = {(a, b) for a, b, _ in minhash_pairs(sets, j, cfg.dedup.num_perm, 0) if groups[a] == groups[b]}
-        out_rows.append({"method": f"MinHash only (Jaccard >= {j})", "pairs": len(mh),
-                         "recall": len(mh & ref) / max(len(ref), 1), "embedded": 0,
-                         "seconds": time.perf_counter() - t0, "full_pool_embedded": 0, "full_pool_embed_s": 0.0})
+        out_rows.append(
+            {
+                "method": f"MinHash only (Jaccard >= {j})",
+                "pairs": len(mh),
+                "recall": len(mh & ref) / max(len(ref), 1),
+                "embedded": 0,
+                "seconds": time.perf_counter() - t0,
+                "full_pool_embedded": 0,
+                "full_pool_embed_s": 0.0,
+            }
+        )
     for c in CANDIDATE_JACCARDS:
         t0 = time.perf_counter()
         pairs, st = minhash_minilm_pairs(sets, texts, groups, args.threshold, c, cfg.dedup.num_perm, 0, embed=lookup)
         mh_s = time.perf_counter() - t0
         got = {(a, b) for a, b, _ in pairs}
-        out_rows.append({"method": f"MinHash (Jaccard >= {c}) + MiniLM", "pairs": len(got),
-                         "recall": len(got & ref) / max(len(ref), 1), "embedded": st["embedded"],
-                         "seconds": mh_s + st["embedded"] * per_text, "full_pool_embedded": full[c]["embedded"],
-                         "full_pool_embed_s": full[c]["embedded"] * per_text + full[c]["minhash_s"]})
+        out_rows.append(
+            {
+                "method": f"MinHash (Jaccard >= {c}) + MiniLM",
+                "pairs": len(got),
+                "recall": len(got & ref) / max(len(ref), 1),
+                "embedded": st["embedded"],
+                "seconds": mh_s + st["embedded"] * per_text,
+                "full_pool_embedded": full[c]["embedded"],
+                "full_pool_embed_s": full[c]["embedded"] * per_text + full[c]["minhash_s"],
+            }
+        )
 
     default_c = SynthConfig().dedup.candidate_jaccard
     t0 = time.perf_counter()
     pairs, st = minhash_minilm_pairs(sets, texts, groups, args.threshold, default_c, cfg.dedup.num_perm, 0)
     real_s = time.perf_counter() - t0
     got = {(a, b) for a, b, _ in pairs}
-    timed = {"candidate_jaccard": default_c, "seconds": real_s, "embedded": st["embedded"],
-             "recall": len(got & ref) / max(len(ref), 1), "speedup_vs_minilm_only": minilm_s / real_s}
+    timed = {
+        "candidate_jaccard": default_c,
+        "seconds": real_s,
+        "embedded": st["embedded"],
+        "recall": len(got & ref) / max(len(ref), 1),
+        "speedup_vs_minilm_only": minilm_s / real_s,
+    }
 
     cols = ["method", "pairs", "recall", "embedded", "seconds", "full_pool_embedded", "full_pool_embed_s"]
     print(f"sample: {len(texts)} of {valid.height} validated candidates; MiniLM {per_text * 1000:.1f} ms/API")
     print(table(out_rows, cols))
     print("default, timed for real:", json.dumps(timed))
-    payload = {"sample": len(texts), "candidates": valid.height, "threshold": args.threshold,
-               "embed_ms_per_api": per_text * 1000, "rows": out_rows, "default_timed": timed}
+    payload = {
+        "sample": len(texts),
+        "candidates": valid.height,
+        "threshold": args.threshold,
+        "embed_ms_per_api": per_text * 1000,
+        "rows": out_rows,
+        "default_timed": timed,
+    }
     path = record("dedup_recall", payload)
     print(f"-> {path}")
     return payload

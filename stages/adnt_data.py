@@ -36,8 +36,12 @@ def main(argv: list[str] | None = None) -> None:
         ctx.run.log_artifact(args.gap_plot)
         for name in sheets:
             ctx.run.log_artifact(f"{args.sheets}/{name}", "contact_sheets")
-        ctx.log.info("domains %s; in-domain %.3f, out-of-domain %.3f", list(bench.domains),
-                     bench.metrics["mean_in_domain"], bench.metrics["mean_out_of_domain"])
+        ctx.log.info(
+            "domains %s; in-domain %.3f, out-of-domain %.3f",
+            list(bench.domains),
+            bench.metrics["mean_in_domain"],
+            bench.metrics["mean_out_of_domain"],
+        )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,12 @@ def main(argv: list[str] | None = None) -> None:
         if "skipped" in report.metrics:
             return
         s = report.metrics["summary"]
-        ctx.run.log_metrics({"avg_acc": {m: v["avg"]["mean"] for m, v in s.items()},
-                             "adnt_minus_source_only": report.metrics["adnt_minus_source_only"] or 0.0})
+        ctx.run.log_metrics(
+            {
+                "avg_acc": {m: v["avg"]["mean"] for m, v in s.items()},
+                "adnt_minus_source_only": report.metrics["adnt_minus_source_only"] or 0.0,
+            }
+        )
         ctx.run.log_artifact(args.table)
         ctx.log.info("dialog adaptation: %s", {m: round(v["avg"]["mean"], 3) for m, v in s.items()})
 

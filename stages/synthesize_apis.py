@@ -31,8 +31,15 @@ def main(argv: list[str] | None = None) -> None:
         p = ctx.params
         atomic_write_text(args.trace, "")  # the backend appends to it; the simulator leaves it empty
         try:
-            result = run_synthesis(args.tree, p.synth, p.llm, seed=p.seed, suite=args.suite,
-                                   data_docs_dir=args.data_docs, trace_path=args.trace)
+            result = run_synthesis(
+                args.tree,
+                p.synth,
+                p.llm,
+                seed=p.seed,
+                suite=args.suite,
+                data_docs_dir=args.data_docs,
+                trace_path=args.trace,
+            )
         except PoolSuiteError as exc:
             raise SystemExit(str(exc)) from None
         metrics = result.metrics
@@ -41,8 +48,9 @@ def main(argv: list[str] | None = None) -> None:
         atomic_write_json(args.metrics, metrics)
         plot_diversity(metrics, args.plot)
         ctx.run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
-        ctx.run.log_metrics({k: metrics[k] for k in ("apis_per_s", "timings", "tree", "embedding_spread")
-                             if k in metrics})
+        ctx.run.log_metrics(
+            {k: metrics[k] for k in ("apis_per_s", "timings", "tree", "embedding_spread") if k in metrics}
+        )
         for path in (args.plot, args.metrics):
             ctx.run.log_artifact(path)
         ctx.run.log_artifacts(args.data_docs, "data_docs")

@@ -36,15 +36,24 @@ def test_each_planner_plans_its_type_deterministically(pool, type_):
 def test_history_share_from_the_own_category_is_a_param(pool):
     # all history APIs from the gold API's own category vs none of them: the plans differ
     base = DialogsConfig(multi_turn=1.0, max_history=2)
-    same = [plan_dialog(pool, base.model_copy(update={"history_same_category": 1.0}), "single", s, level=4)
-            for s in range(30)]
-    other = [plan_dialog(pool, base.model_copy(update={"history_same_category": 0.0}), "single", s, level=4)
-             for s in range(30)]
+    same = [
+        plan_dialog(pool, base.model_copy(update={"history_same_category": 1.0}), "single", s, level=4)
+        for s in range(30)
+    ]
+    other = [
+        plan_dialog(pool, base.model_copy(update={"history_same_category": 0.0}), "single", s, level=4)
+        for s in range(30)
+    ]
     cat = {a.idx: a.category for a in pool.apis}
 
     def share(plans):
-        pairs = [(cat[c.api], cat[p.exchanges[-1].stages[0][0].api]) for p in plans
-                 for e in p.exchanges[:-1] for st in e.stages for c in st]
+        pairs = [
+            (cat[c.api], cat[p.exchanges[-1].stages[0][0].api])
+            for p in plans
+            for e in p.exchanges[:-1]
+            for st in e.stages
+            for c in st
+        ]
         return sum(a == b for a, b in pairs) / max(1, len(pairs))
 
     assert share(same) > share(other)

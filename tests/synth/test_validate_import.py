@@ -113,7 +113,7 @@ def test_synthesized_apis_the_checker_accepts_are_valid_json_schema(tiny_tree):
     from toolkiln.synth.pool import synthesize_pool
     from toolkiln.synth.synthesizer import SimulatorSynthesizer
 
-    cfg = SynthConfig(n_apis=120, batch_size=40, seed_examples=1, dedup={"embed_sample": 0, "threshold": 0.9})
+    cfg = SynthConfig(n_apis=120, batch_size=40, seed_examples=1, dedup={"method": "minhash", "embed_sample": 0, "threshold": 0.9})
     pool = synthesize_pool(tiny_tree, cfg, SimulatorSynthesizer(), seed=5, progress=False).pool
     apis = [{**r, "parameters": json.loads(r["parameters"]), "returns": json.loads(r["returns"])}
             for r in pool.iter_rows(named=True)]

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 # ----------------------------------------------------------------------------- phases
 
+
 @dataclass(frozen=True)
 class Phase:
     kind: str  # user_request | user_answer | decide | tool | summary
@@ -63,7 +64,9 @@ def phases_for(plan: DialogPlan) -> list[Phase]:
             out.append(Phase("decide", i, expect="ask", target=tgt))
             out.append(Phase("user_answer", i))
         for s in range(len(e.stages)):
-            out.append(Phase("decide", i, s, expect="calls", target=tgt and e.kind == "tool" and s == len(e.stages) - 1))
+            out.append(
+                Phase("decide", i, s, expect="calls", target=tgt and e.kind == "tool" and s == len(e.stages) - 1)
+            )
             out.append(Phase("tool", i, s))
         out.append(Phase("summary", i))
     return out
@@ -123,13 +126,21 @@ class DialogState:
                 param, src_idx, path = c.link
                 turns = self.tool_turns.get((ex, stage - 1), [])
                 src_name = e.stages[stage - 1][src_idx].name if stage > 0 else ""
-                out[p] = {"from": "tool", "turn": turns[src_idx] if src_idx < len(turns) else None, "api": src_name,
-                          "field": path}
+                out[p] = {
+                    "from": "tool",
+                    "turn": turns[src_idx] if src_idx < len(turns) else None,
+                    "api": src_name,
+                    "field": path,
+                }
                 continue
             if g == "system":
                 out[p] = {"from": "system", "text": str(v)}
                 continue
-            key = (ex, "answer") if g == "answer" else ((e.history_turn, "request") if g == "history" else (ex, "request"))
+            key = (
+                (ex, "answer")
+                if g == "answer"
+                else ((e.history_turn, "request") if g == "history" else (ex, "request"))
+            )
             m = c.mentions.get(p)
             src: dict[str, Any] = {"from": "user", "turn": self.turn_of.get(key)}
             if m is not None:
@@ -155,8 +166,15 @@ class DialogState:
             arg_src = srcs[0]
         else:
             arg_src = {f"{i}.{p}": s for i, src in enumerate(srcs) for p, s in src.items()}
-        return Action("calls", calls, thought={"tool": ", ".join(dict.fromkeys(c["name"] for c in calls)),
-                                               "why": self.why(ph, pcalls), "arguments": arg_src})
+        return Action(
+            "calls",
+            calls,
+            thought={
+                "tool": ", ".join(dict.fromkeys(c["name"] for c in calls)),
+                "why": self.why(ph, pcalls),
+                "arguments": arg_src,
+            },
+        )
 
     def why(self, ph: Phase, pcalls: list[PCall]) -> str:
         e = self.plan.exchanges[ph.ex]
@@ -165,16 +183,25 @@ class DialogState:
         if pcalls[0].link is not None:
             param, _, path = pcalls[0].link
             prev = e.stages[ph.stage - 1][0].name
-            return (f"The {param_words(param)} needed by {a.name} comes from the {prev} result ({path}); with it the "
-                    f"user's second request can run.")
+            return (
+                f"The {param_words(param)} needed by {a.name} comes from the {prev} result ({path}); with it the "
+                f"user's second request can run."
+            )
         if len(pcalls) > 1 and len({c.name for c in pcalls}) == 1:
-            return (f"The user asks for the same thing {len(pcalls)} times with different values; {a.name} "
-                    f"({desc.lower()}) is called once for each, in parallel.")
+            return (
+                f"The user asks for the same thing {len(pcalls)} times with different values; {a.name} "
+                f"({desc.lower()}) is called once for each, in parallel."
+            )
         if len(pcalls) > 1:
-            return "The request has independent parts: " + "; ".join(
-                f"{c.name} for '{self.pool.apis[c.api].intent}'" for c in pcalls) + "."
+            return (
+                "The request has independent parts: "
+                + "; ".join(f"{c.name} for '{self.pool.apis[c.api].intent}'" for c in pcalls)
+                + "."
+            )
         if e.kind == "clarify":
-            return f"The user has now given the missing {param_words(e.missing[1])}; {a.name} has every required argument."
+            return (
+                f"The user has now given the missing {param_words(e.missing[1])}; {a.name} has every required argument."
+            )
         if e.follow_up:
             return f"A follow-up to the previous request: {a.name} again with the changed value, the rest carried over."
         return f"The user wants to {a.intent}; {a.name} does that ({desc.lower()})."
@@ -234,6 +261,7 @@ class DialogState:
 
 # ----------------------------------------------------------------------------- agents and their decisions
 
+
 @dataclass
 class Outcome:
     """Turns to append, or a rejection (``reject`` = reason); ``votes`` for voted decisions."""
@@ -247,11 +275,9 @@ class Outcome:
 class Agent(Protocol):
     kind: str  # "simulator" | "llm"
 
-    def requests(self, st: DialogState, ph: Phase) -> list[ChatRequest]:
-        ...
+    def requests(self, st: DialogState, ph: Phase) -> list[ChatRequest]: ...
 
-    def respond(self, st: DialogState, ph: Phase, results: Sequence[ChatResult]) -> Outcome:
-        ...
+    def respond(self, st: DialogState, ph: Phase, results: Sequence[ChatResult]) -> Outcome: ...
 
 
 @dataclass
@@ -266,8 +292,9 @@ class Action:
 
     def signature(self) -> str:
         if self.kind == "calls":
-            return "calls:" + json.dumps(sorted(json.dumps([c["name"], c["arguments"]], sort_keys=True, default=str)
-                                                for c in self.calls))
+            return "calls:" + json.dumps(
+                sorted(json.dumps([c["name"], c["arguments"]], sort_keys=True, default=str) for c in self.calls)
+            )
         if self.kind == "invalid":
             return f"invalid:{id(self)}"  # every unusable sample is its own (losing) vote
         return self.kind
