@@ -210,12 +210,21 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pool", default=str(ROOT / "data" / "api_pool.parquet"))
     ap.add_argument("--n", type=int, default=6000)
+    ap.add_argument("--parts", default="minhash,regex,json", help="comma-separated subset to run")
     args = ap.parse_args(argv)
     df, source = _pool(args.pool, args.n)
-    rows = minhash_rows(df, 0.5) + minhash_rows(df, 0.9) + regex_rows(df) + json_rows(df)
+    parts = set(args.parts.split(","))
+    rows = []
+    if "minhash" in parts:
+        rows += minhash_rows(df, 0.5) + minhash_rows(df, 0.9)
+    if "regex" in parts:
+        rows += regex_rows(df)
+    if "json" in parts:
+        rows += json_rows(df)
     print(f"data: {source}")
     print(table(rows, ["task", "impl", "seconds", "quality", "note"]))
-    path = record("library_choices", {"data": source, "rows": rows})
+    name = "library_choices" if parts == {"minhash", "regex", "json"} else "library_choices_" + "_".join(sorted(parts))
+    path = record(name, {"data": source, "rows": rows})
     print(f"-> {path}")
     return {"rows": rows}
 
