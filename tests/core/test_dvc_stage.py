@@ -37,6 +37,7 @@ def dvc_repo(tmp_path, repo_root):
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
     params["synth"].update(n_apis=120, batch_size=40, seed_examples=1)
     params["synth"]["dedup"]["embed_sample"] = 0
+    params["synth"]["dedup"]["method"] = "minhash"  # DVC caching is under test, not the detector (no MiniLM load)
     params["tracking"]["tracking_uri"] = f"sqlite:///{r / 'mlflow.db'}"
     (r / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
