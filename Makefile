@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: run test install bench lock clean-venv ui-mlflow ui-prefect
+.PHONY: run test test-fast lint format install bench lock clean-venv ui-mlflow ui-prefect
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,19 @@ run: install
 
 test: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests
+
+# The edit loop: everything but the end-to-end tests marked `slow` (real training, the whole DAG).
+test-fast: install
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests -m "not slow"
+
+# ruff.toml: lint rules and the formatter's settings.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 bench: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m bench

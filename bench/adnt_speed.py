@@ -1,4 +1,4 @@
-"""ADNT benchmark cost: CPU time per run of every method relative to source-only (ADNT arXiv 2208.02947; DESIGN.md §2.6).
+"""ADNT benchmark cost: CPU time per run of every method relative to source-only (ADNT arXiv 2208.02947).
 
 Measured in one run on one leave-one-domain-out task with the default backbone and
 batch composition (params.yaml ``adnt``), each method for ``--steps`` steps

@@ -1,4 +1,4 @@
-"""Verdict agreement of our parser + matcher with bfcl-eval's official decoder + checker (issue 5, DESIGN.md §2.5).
+"""Verdict agreement of our parser + matcher with bfcl-eval's official decoder + checker (docs/architecture.md#evaluation).
 
 Every single-turn Python AST and relevance category of the packaged BFCL v4 data,
 in full: possible answers fed as model outputs plus systematic perturbations

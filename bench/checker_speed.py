@@ -1,4 +1,4 @@
-"""Checker throughput: our parser + matcher vs bfcl-eval's official decoder + checker, same cases, same run (issue 5).
+"""Checker throughput: our parser + matcher vs bfcl-eval's official decoder + checker, same cases, same run.
 
 Cases are the agreement cases (possible answers and their perturbations as model
 outputs) over every single-turn Python AST and relevance category of BFCL v4.
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> dict:
     from toolkiln.evaluate.ast_match import match
     from toolkiln.evaluate.harness import judge
     from toolkiln.evaluate.oracle import load_oracle, to_bfcl_calls
-    from toolkiln.evaluate.parse import parse_calls
+    from toolkiln.callparse import parse_calls
 
     oracle = load_oracle()
     work = []  # (case, entry, decoded-for-official)

@@ -1,11 +1,11 @@
-"""Dialog generation speed (issue 3): simulator dialogs/s, and LLM-path throughput vs concurrency.
+"""Dialog generation speed: simulator dialogs/s, and LLM-path throughput vs concurrency.
 
 1. **Simulator.** The default ``dialogs`` config (24,000 dialogs) on a pool of
    ``--pool-apis`` APIs made by the API synthesiser (or ``--pool``). Aim: the
    default in <= 2 minutes on 2 cores. Baseline in the same run: the same slots
    with ``voting.n = 1`` (what the consistency vote costs).
 2. **LLM agents over HTTP.** All three agents as LLM agents against the local chat
-   test server (in its own process, :class:`toolkiln.dialogs.scripted.ScriptedLLM`
+   test server (in its own process, :class:`toolkiln.testing.scripted.ScriptedLLM`
    answering) with ``--latency-ms`` injected per request, at several concurrency
    bounds (dialogs in flight = 16 x concurrency). An ideal client achieves
    ``concurrency / latency`` requests/s; the table gives the achieved fraction.
@@ -27,8 +27,8 @@ from bench.common import record, table
 
 
 def _serve(conn, latency_s: float) -> None:
-    from toolkiln.dialogs.scripted import ScriptedLLM
-    from toolkiln.llm.testserver import ChatTestServer, FaultPlan
+    from toolkiln.testing.scripted import ScriptedLLM
+    from toolkiln.testing.chatserver import ChatTestServer, FaultPlan
 
     with ChatTestServer(responder=ScriptedLLM(), faults=FaultPlan(latency_s=latency_s)) as srv:
         conn.send(srv.base_url)

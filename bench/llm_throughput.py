@@ -1,4 +1,4 @@
-"""LLM client throughput vs concurrency (DESIGN.md §3, §7 "LLM calls concurrent").
+"""LLM client throughput vs concurrency (docs/architecture.md (#backends, #reliability)).
 
 Runs :class:`toolkiln.llm.http.OpenAIBackend` against the local chat test server
 (in its own process) with a fixed injected service latency, at several concurrency bounds. An ideal
@@ -23,7 +23,7 @@ import time
 from toolkiln.io import atomic_write_json
 from toolkiln.llm.base import ChatRequest
 from toolkiln.llm.http import OpenAIBackend
-from toolkiln.llm.testserver import ChatTestServer, FaultPlan
+from toolkiln.testing.chatserver import ChatTestServer, FaultPlan
 
 
 def _requests(n: int, run: str) -> list[ChatRequest]:
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
     atomic_write_json(args.out, {
         "benchmark": "llm_throughput", "latency_ms": args.latency_ms, "baseline": f"concurrency={base['concurrency']}",
-        "trials": args.trials, "server": "toolkiln.llm.testserver in a separate process", "rows": rows,
+        "trials": args.trials, "server": "toolkiln.testing.chatserver in a separate process", "rows": rows,
         "cached_rerun": cached,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
     })

@@ -53,14 +53,14 @@ def _simulate(n: int, n_apis: int) -> tuple:
 def _dialogs(n: int, path: str | None, pool_path: str | None):
     import polars as pl
 
-    from toolkiln.verify.examples import example_dialogs
+    from toolkiln.testing.examples import example_dialogs
 
     pool = pl.read_parquet(pool_path) if pool_path and Path(pool_path).exists() else None
     if path and Path(path).exists():
         base = pl.read_parquet(path)
         reps = -(-n // base.height)
         return pl.concat([base] * reps).head(n), pool, f"{path} (x{reps})"
-    return example_dialogs(n, seed=0, unique=False), None, "toolkiln.verify.examples (5 types, 8 APIs: best case)"
+    return example_dialogs(n, seed=0, unique=False), None, "toolkiln.testing.examples (5 types, 8 APIs: best case)"
 
 
 def _naive(df, cached: bool) -> tuple[float, list[bool]]:

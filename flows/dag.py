@@ -2,7 +2,7 @@
 
 Prefect never decides what is stale: each task runs ``dvc repro --single-item <stage>``,
 and DVC skips a stage whose deps, params and outs are unchanged. The flow only adds
-scheduling, retries, logs and a UI on top (DESIGN.md §4).
+scheduling, retries, logs and a UI on top (docs/architecture.md#tracking).
 """
 
 from __future__ import annotations

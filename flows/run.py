@@ -1,4 +1,4 @@
-"""Prefect flow ``toolkiln-pipeline``: the dvc.yaml DAG as Prefect tasks (DESIGN.md §4).
+"""Prefect flow ``toolkiln-pipeline``: the dvc.yaml DAG as Prefect tasks (docs/architecture.md#tracking).
 
     python -m flows.run                      # whole DAG (DVC skips fresh stages)
     python -m flows.run --target warmup_sft  # a stage and everything upstream of it

@@ -1,4 +1,4 @@
-"""Prefect flow ``toolkiln-sweep``: ablations as DVC experiments, compared in MLflow (DESIGN.md §4).
+"""Prefect flow ``toolkiln-sweep``: ablations as DVC experiments, compared in MLflow (docs/architecture.md#tracking).
 
 Each variant is ``dvc exp run -S key=value ...`` (DVC applies the overrides to params.yaml in a
 temporary workspace and caches the results); every variant's stages log to MLflow under their
@@ -20,7 +20,7 @@ from prefect import flow, get_run_logger, task
 from flows.dag import dvc_env
 from flows.run import REPO
 
-# The paper claims the pipeline reproduces (DESIGN.md §2.4): each is one switch.
+# The paper claims the pipeline reproduces (docs/architecture.md#training): each is one switch.
 DEFAULT_VARIANTS: dict[str, list[str]] = {
     "unverified_data": ["verify.enabled=false"],
     "random_order": ["sft.order=random"],

@@ -1,14 +1,12 @@
-"""Stage adnt_data: build the offline multi-domain digits benchmark (DESIGN.md §2.6)."""
+"""Stage adnt_data: build the offline multi-domain digits benchmark (docs/architecture.md#domain-adaptation).
+
+Thin wrapper: one call to :func:`toolkiln.adapt.experiment.build_benchmark`, then atomic writes of the domains,
+their contact sheets, the gap plot and the metrics.
+"""
 
 from __future__ import annotations
 
 import argparse
-
-from toolkiln.adapt.digits import contact_sheet
-from toolkiln.adapt.experiment import gap_table, prepare_benchmark, save_domains
-from toolkiln.adapt.report import gap_plot
-from toolkiln.io import atomic_dir, atomic_write, atomic_write_json
-from toolkiln.stage import stage_context
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,33 +18,30 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--metrics", required=True, help="metrics JSON (gap matrix, sizes)")
     args = ap.parse_args(argv)
 
+    from toolkiln.adapt.experiment import build_benchmark, save_domains, write_contact_sheets
+    from toolkiln.adapt.report import gap_plot
+    from toolkiln.io import atomic_dir, atomic_write_json
+    from toolkiln.stage import stage_context
+
     with stage_context("adnt_data", args.params, sections=("adnt",)) as ctx:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        cfg = ctx.params.adnt
-        domains, G = prepare_benchmark(cfg)
-        names = list(domains)
+        bench = build_benchmark(ctx.params.adnt)
         with atomic_dir(args.out) as tmp:
-            save_domains(domains, tmp)
+            save_domains(bench.domains, tmp)
         with atomic_dir(args.sheets) as tmp:
-            for n, d in domains.items():
-                plt.imsave(tmp / f"{n}.png", contact_sheet(d))
-        atomic_write(args.gap_plot, lambda p: gap_plot(names, G, p))
-        gap = gap_table(names, G)
-        metrics = {"n_domains": len(names), "n_train": cfg.data.n_train, "n_test": cfg.data.n_test,
-                   "gap": gap, "mean_in_domain": float(G.diagonal().mean()),
-                   "mean_out_of_domain": float(sum(gap[n]["out_of_domain_mean"] for n in names) / len(names))}
-        atomic_write_json(args.metrics, metrics)
-        ctx.run.log_metrics({k: v for k, v in metrics.items() if k != "gap"})
-        ctx.run.log_metrics({f"gap.{s}.{t}": v for s, row in gap.items() for t, v in row.items()})
+            sheets = write_contact_sheets(bench.domains, tmp)
+        gap_plot(list(bench.domains), bench.gap_matrix, args.gap_plot)
+        atomic_write_json(args.metrics, bench.metrics)
+        ctx.run.log_metrics({k: v for k, v in bench.metrics.items() if k != "gap"})
+        ctx.run.log_metrics({f"gap.{s}.{t}": v for s, row in bench.metrics["gap"].items() for t, v in row.items()})
         ctx.run.log_artifact(args.gap_plot)
-        for n in names:
-            ctx.run.log_artifact(f"{args.sheets}/{n}.png", "contact_sheets")
-        ctx.log.info("domains %s; in-domain %.3f, out-of-domain %.3f", names, metrics["mean_in_domain"],
-                     metrics["mean_out_of_domain"])
+        for name in sheets:
+            ctx.run.log_artifact(f"{args.sheets}/{name}", "contact_sheets")
+        ctx.log.info(
+            "domains %s; in-domain %.3f, out-of-domain %.3f",
+            list(bench.domains),
+            bench.metrics["mean_in_domain"],
+            bench.metrics["mean_out_of_domain"],
+        )
 
 
 if __name__ == "__main__":

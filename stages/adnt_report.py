@@ -1,4 +1,4 @@
-"""Stage adnt_report: results table (markdown), bar plot, pseudo-label plot and verdict metrics (DESIGN.md §2.6)."""
+"""Stage adnt_report: results table (markdown), bar plot, pseudo-label plot and verdict metrics (docs/architecture.md#domain-adaptation)."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> None:
         summary = summarise(results)
         v = verdicts(summary)
         atomic_write_text(args.table, markdown_table(summary, targets))
-        atomic_write(args.bars, lambda p: bar_plot(summary, targets, p))
-        atomic_write(args.pseudo_plot, lambda p: pseudo_label_plot(results, p))
+        bar_plot(summary, targets, args.bars)
+        pseudo_label_plot(results, args.pseudo_plot)
         avg = summary.filter(pl.col("target") == "avg").select(
             "method", (pl.col("mean") * 100).round(2).alias("avg_acc_pct"), (pl.col("std") * 100).round(2).alias("std_pct"))
         atomic_write(args.avg_plot, lambda p: avg.write_csv(p))

@@ -1,4 +1,4 @@
-"""Stage adnt_train: ADNT, ablations and baselines on every leave-one-domain-out task and seed (DESIGN.md §2.6)."""
+"""Stage adnt_train: ADNT, ablations and baselines on every leave-one-domain-out task and seed (docs/architecture.md#domain-adaptation)."""
 
 from __future__ import annotations
 

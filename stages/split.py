@@ -1,4 +1,4 @@
-"""DVC stage ``split``: verified dialogs -> train/test split by API + exports (DESIGN.md §2.2).
+"""DVC stage ``split``: verified dialogs -> train/test split by API + exports (docs/architecture.md#dialogs).
 
 Thin wrapper: paths from argv, params from ``params.yaml`` (section ``split``), one call to
 :func:`toolkiln.dialogs.split.split_by_api`, then the ShareGPT/ToolACE, OpenAI-messages and

@@ -1,13 +1,12 @@
 """DVC stage ``synthesize_apis``: API context tree -> API pool (ToolACE §3.1).
 
 Thin wrapper: paths from argv, params from ``params.yaml`` (sections ``synth``, ``llm``),
-one call to :func:`toolkiln.synth.pool.synthesize_pool`, atomic writes.
+one call to :func:`toolkiln.synth.pool.run_synthesis`, atomic writes.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,44 +22,41 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data-docs", required=True)
     args = ap.parse_args(argv)
 
-    from toolkiln.gxsuite import run_suites
     from toolkiln.io import atomic_write_json, atomic_write_parquet, atomic_write_text
-    from toolkiln.llm import check_outage, make_backend
     from toolkiln.stage import stage_context
-    from toolkiln.synth.pool import synthesize_pool
+    from toolkiln.synth.pool import PoolSuiteError, run_synthesis
     from toolkiln.synth.report import plot_diversity
-    from toolkiln.synth.synthesizer import LLMSynthesizer, SimulatorSynthesizer
-    from toolkiln.synth.tree import load_tree
 
     with stage_context("synthesize_apis", args.params, sections=("synth", "llm")) as ctx:
         p = ctx.params
-        tree = load_tree(args.tree)
-        ctx.log.info("context tree: %s", tree.stats())
-        Path(args.trace).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.trace, "")
-        backend = make_backend(p.llm, p.runtime.llm, trace_path=args.trace)
-        synth = SimulatorSynthesizer() if backend is None else LLMSynthesizer(
-            backend, model=p.llm.model, temperature=p.llm.temperature, max_tokens=p.llm.max_tokens)
-        result = synthesize_pool(tree, p.synth, synth, seed=p.seed)
-        gx = run_suites({"candidates": result.checks, "pool": result.checks.filter("ok")}, args.suite,
-                        data_docs_dir=args.data_docs)
-        if not gx["pool"].success:
-            raise SystemExit(f"GX suite {args.suite} fails on the filtered pool: {gx['pool'].to_dict()}")
-        metrics = {"tree": tree.stats(), **result.metrics,
-                   "gx": {k: {o.column: o.unexpected_count for o in v.outcomes} for k, v in gx.items()}}
+        atomic_write_text(args.trace, "")  # the backend appends to it; the simulator leaves it empty
+        try:
+            result = run_synthesis(
+                args.tree,
+                p.synth,
+                p.llm,
+                seed=p.seed,
+                suite=args.suite,
+                data_docs_dir=args.data_docs,
+                trace_path=args.trace,
+                runtime=p.runtime.llm,
+                max_failure_rate=p.runtime.llm.max_failure_rate,
+            )
+        except PoolSuiteError as exc:
+            raise SystemExit(str(exc)) from None
+        metrics = result.metrics
         atomic_write_parquet(args.pool, result.pool)
         atomic_write_parquet(args.rejects, result.rejects)
         atomic_write_json(args.metrics, metrics)
         plot_diversity(metrics, args.plot)
         ctx.run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
-        ctx.run.log_metrics({"apis_per_s": metrics["apis_per_s"], "timings": metrics["timings"], "tree": metrics["tree"]})
-        if "embedding_spread" in metrics:
-            ctx.run.log_metrics({"embedding_spread": metrics["embedding_spread"]})
-        ctx.run.log_artifact(args.plot)
-        ctx.run.log_artifact(args.metrics)
+        ctx.run.log_metrics(
+            {k: metrics[k] for k in ("apis_per_s", "timings", "tree", "embedding_spread") if k in metrics}
+        )
+        for path in (args.plot, args.metrics):
+            ctx.run.log_artifact(path)
         ctx.run.log_artifacts(args.data_docs, "data_docs")
         ctx.log.info("pool: %d APIs (%d rejected) -> %s", result.pool.height, result.rejects.height, args.pool)
-        check_outage(backend, p.runtime.llm.max_failure_rate, "synthesize_apis")
         ctx.require(result.pool.height >= p.synth.n_apis,
                     f"the pool has {result.pool.height} unique valid APIs, below synth.n_apis = {p.synth.n_apis} "
                     f"({metrics['candidates']} candidates, {metrics['rejected']} rejected: "

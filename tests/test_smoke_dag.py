@@ -21,6 +21,8 @@ import yaml
 
 from toolkiln.config import deep_merge, load_params, read_yaml_mapping
 
+pytestmark = pytest.mark.slow  # the whole DAG: minutes; `make test` runs it, `make test-fast` does not
+
 DATA_STAGES = ["synthesize_apis", "generate_dialogs", "verify", "split"]
 
 FLOW = """

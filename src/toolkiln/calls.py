@@ -1,4 +1,4 @@
-"""Tool calls as data and as the Python-call-list target string (DESIGN.md §2.2).
+"""Tool calls as data and as the Python-call-list target string (docs/architecture.md#dialogs).
 
 BFCL and ToolACE train the assistant's tool turn as ``[f(a=1, b="s"), g(c=[1, 2])]``.
 :func:`format_calls` renders structured calls (``{"name", "arguments"}``) to that

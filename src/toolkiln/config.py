@@ -22,12 +22,12 @@ from pydantic import Field, ValidationError
 
 from toolkiln.adapt.config import ADNTConfig
 from toolkiln.configbase import Section
-from toolkiln.dialogs.config import DialogsConfig
+from toolkiln.dialogs.config import DialogsConfig, SplitConfig
 from toolkiln.evaluate.config import EvaluateConfig
 from toolkiln.llm.config import LLMConfig, LLMRuntime
 from toolkiln.policy.config import DifficultyConfig, PolicyConfig, SFTConfig
 from toolkiln.synth.config import SynthConfig
-from toolkiln.verify.config import SplitConfig, VerifyConfig
+from toolkiln.verify.config import VerifyConfig
 
 
 class TrackingConfig(Section):

@@ -1,4 +1,4 @@
-"""Base class for typed config sections (DESIGN.md §6, "TRL configs").
+"""Base class for typed config sections (docs/architecture.md#conventions: typed like TRL's configs).
 
 Every section of ``params.yaml`` maps onto a pydantic model that derives from
 :class:`Section`: unknown keys are rejected, values are validated strictly

@@ -1,4 +1,4 @@
-"""Atomic artifact I/O (DESIGN.md §7: an interrupted stage leaves no half-written artifact).
+"""Atomic artifact I/O (docs/architecture.md#reliability: an interrupted stage leaves no half-written artifact).
 
 Every writer writes a temporary sibling (same folder, so the final ``os.replace``
 is an atomic rename on one filesystem) and renames it into place only once the

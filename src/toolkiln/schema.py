@@ -1,4 +1,4 @@
-"""The artifact formats every stage agrees on (DESIGN.md §2.1, §2.2).
+"""The artifact formats every stage agrees on (docs/architecture.md (#api-pool, #dialogs)).
 
 Canonical API (one row of ``data/api_pool.parquet``; JSON-valued columns are
 JSON strings so Parquet stays flat and polars stays fast):
@@ -49,7 +49,7 @@ irrelevance semantics; used for non_tool and for the clarifying question).
 For ``dependent`` dialogs the target turn is the call that consumes an earlier
 tool result.
 
-Thought details as ``generate_dialogs`` writes them (issue 3; additive): ``tool``
+Thought details as ``generate_dialogs`` writes them (additive): ``tool``
 is the called name(s) joined by ", "; ``arguments`` is keyed by the argument name,
 or ``"<call index>.<arg>"`` when the turn makes several calls, and each source is
 ``{"from": "user", "turn": i, "text": <what the user said, list for arrays/objects>,

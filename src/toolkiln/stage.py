@@ -1,4 +1,4 @@
-"""Shared plumbing for the thin stage scripts in ``stages/`` (DESIGN.md §6).
+"""Shared plumbing for the thin stage scripts in ``stages/`` (docs/architecture.md#conventions).
 
 A stage script parses its paths from argv, then::
 

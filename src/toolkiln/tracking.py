@@ -1,4 +1,4 @@
-"""MLflow tracking: one parent run per pipeline run, one child run per stage (DESIGN.md §4).
+"""MLflow tracking: one parent run per pipeline run, one child run per stage (docs/architecture.md#tracking).
 
 Stages run as separate processes under ``dvc repro``; they find their parent by
 the tag ``toolkiln.pipeline_id``, taken from ``$TOOLKILN_PIPELINE_ID`` (set by
@@ -106,9 +106,9 @@ def stage_run(stage: str, cfg: Any, params: dict | None = None) -> Iterator[Stag
                                    tags={PIPELINE_TAG: pid, "toolkiln.kind": "pipeline"})
         parent_id = parent.info.run_id
         client.set_terminated(parent_id)  # the parent is a grouping node; children carry the work
-    with mlflow.start_run(experiment_id=exp_id, run_name=stage, nested=True,
-                          tags={"mlflow.parentRunId": parent_id, PIPELINE_TAG: pid,
-                                "toolkiln.kind": "stage", "toolkiln.stage": stage}) as run:
+    # MLflow's own parent link (it refuses a deleted parent; the parent may be terminated: it only groups)
+    with mlflow.start_run(experiment_id=exp_id, run_name=stage, parent_run_id=parent_id,
+                          tags={PIPELINE_TAG: pid, "toolkiln.kind": "stage", "toolkiln.stage": stage}) as run:
         handle = StageRun(mlflow, run.info.run_id)
         if params:
             handle.log_params(params)

@@ -1,4 +1,4 @@
-"""Part 7 on a tiny synthetic fixture: the verification engineer's example dialogs and error injection."""
+"""ADNT on dialog embeddings, on a tiny synthetic fixture: the verification engineer's example dialogs and error injection."""
 
 import json
 from pathlib import Path
@@ -10,7 +10,7 @@ import pytest
 from toolkiln.adapt.config import ADNTConfig
 from toolkiln.adapt.dialogs import (choose_targets, dialog_skeleton, dialog_task, dialog_text, embed,
                                     run_dialog_adaptation, verification_rows)
-from toolkiln.verify.examples import example_dialogs
+from toolkiln.testing.examples import example_dialogs
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +71,18 @@ def test_run_dialog_adaptation(clean):
                                      "method": {"refresh_every": 2}, "protocol": {"seeds": [0, 1]}})
     res, counts = run_dialog_adaptation(clean, cfg, progress=False)
     assert res.height == 2 * 2 * 3 and set(res["method"]) == {"source_only", "adnt", "dann"}
-    assert ((res["acc"] >= 0) & (res["acc"] <= 1)).all()
-    assert counts["rows"].sum() > 0
+    rows = verification_rows(clean, seed=0)
+    assert counts["rows"].sum() == rows.height and counts["corrupted"].sum() == rows["label"].sum()
+    for r in res.iter_rows(named=True):
+        # an accuracy over the target's held-out half: a whole number of its rows, and the majority-class
+        # rate of exactly those rows
+        n_t = int(counts.filter(pl.col("domain") == r["target"])["rows"][0])
+        n_test = n_t - n_t // 2
+        assert abs(r["acc"] * n_test - round(r["acc"] * n_test)) < 1e-6
+        y = dialog_task(rows, np.zeros((rows.height, 1), np.float32), r["target"], 2, r["seed"]).yt_test.float()
+        assert r["target_majority"] == pytest.approx(max(y.mean().item(), 1 - y.mean().item()))
+    again, _ = run_dialog_adaptation(clean, cfg, progress=False)
+    assert again["acc"].to_list() == res["acc"].to_list()  # seeded end to end
 
 
 def test_dialogs_stage(tmp_path, clean):

@@ -71,5 +71,5 @@ def test_moment_distance():
     z = torch.zeros(16, 8, requires_grad=True)
     moment_distance([z, z * 1.0]).backward()  # identical (e.g. dead) features: the gradient stays finite
     assert torch.isfinite(z.grad).all()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least two domains"):
         moment_distance([a])

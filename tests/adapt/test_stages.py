@@ -3,11 +3,13 @@
 import json
 
 import polars as pl
+import pytest
 import yaml
 
 from toolkiln.config import read_yaml_mapping
 
 
+@pytest.mark.slow
 def test_adnt_stages_end_to_end(tmp_path, repo_root, monkeypatch):
     import stages.adnt_data as data_stage
     import stages.adnt_report as report_stage

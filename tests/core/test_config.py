@@ -1,5 +1,6 @@
 """params.yaml -> typed configs: bad files fail before any work, naming key, value and expectation."""
 
+import pydantic
 import pytest
 import yaml
 
@@ -72,7 +73,7 @@ def test_missing_file(tmp_path):
 
 def test_frozen_configs(repo_root):
     p = load_params(repo_root / "params.yaml")
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         p.synth.n_apis = 3
 
 

@@ -42,6 +42,7 @@ def dvc_repo(tmp_path, repo_root):
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
     params["synth"].update(n_apis=120, batch_size=40, seed_examples=1)
     params["synth"]["dedup"]["embed_sample"] = 0
+    params["synth"]["dedup"]["method"] = "minhash"  # DVC caching is under test, not the detector (no MiniLM load)
     params["tracking"]["tracking_uri"] = f"sqlite:///{r / 'mlflow.db'}"
     (r / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
@@ -53,6 +54,7 @@ def dvc_repo(tmp_path, repo_root):
     return r, env
 
 
+@pytest.mark.slow
 def test_repro_caches_and_reruns_on_param_change(dvc_repo):
     r, env = dvc_repo
     first = sh(["dvc", "repro"], r, env)
@@ -119,6 +121,7 @@ def test_bad_params_fail_before_work(dvc_repo):
     assert not (r / "data/api_pool.parquet").exists()
 
 
+@pytest.mark.slow
 def test_prefect_flow_runs_the_dvc_dag(dvc_repo, tmp_path, repo_root):
     """The Prefect flow reads dvc.yaml and runs its stages; a second flow run leaves DVC's cache in charge."""
     r, env = dvc_repo

@@ -36,10 +36,14 @@ def test_atomic_dir_replaces_whole_folder(tmp_path):
     target = tmp_path / "ckpt"
     with atomic_dir(target) as t:
         (t / "a.txt").write_text("1")
-    with pytest.raises(ValueError):
+
+    def fail_halfway() -> None:
         with atomic_dir(target) as t:
             (t / "b.txt").write_text("half")
-            raise ValueError
+            raise ValueError("half-written")
+
+    with pytest.raises(ValueError, match="half-written"):
+        fail_halfway()
     assert sorted(os.listdir(target)) == ["a.txt"]
     with atomic_dir(target) as t:
         (t / "c.txt").write_text("2")

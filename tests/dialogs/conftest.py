@@ -1,6 +1,6 @@
 import pytest
 
-from tests.dialogs.fixtures import fixture_pool_frame
+from toolkiln.testing.pool import fixture_pool_frame
 
 
 @pytest.fixture(scope="session")

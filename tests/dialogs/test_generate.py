@@ -7,12 +7,12 @@ import polars as pl
 import pytest
 
 from toolkiln.calls import format_calls
-from toolkiln.dialogs.agents import Action, vote
+from toolkiln.dialogs.protocol import Action, vote
 from toolkiln.dialogs.config import DialogsConfig, NoiseConfig, VotingConfig
 from toolkiln.dialogs.generate import generate_dialogs, type_quotas
 from toolkiln.dialogs.pool import APIPool
 from toolkiln.dialogs.values import result_problems
-from toolkiln.evaluate.parse import parse_calls
+from toolkiln.callparse import parse_calls
 from toolkiln.schema import DIALOG_SCHEMA
 from toolkiln.verify.config import RuleConfig
 from toolkiln.verify.model import DialogView, EmbeddedJudge
@@ -114,7 +114,7 @@ def test_targets_follow_the_schema_semantics(clean, pool):
             assert asked["role"] == "user"
         if r["type"] == "non_tool":
             intent = json.loads(r["provenance"])["intent_api"]
-            assert intent not in tools and not (pool.by_name[intent].leaves & {l for n in tools for l in pool.by_name[n].leaves})
+            assert intent not in tools and not (pool.by_name[intent].leaves & {leaf for n in tools for leaf in pool.by_name[n].leaves})
 
 
 def test_structure_is_varied(clean):

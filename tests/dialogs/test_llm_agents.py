@@ -1,6 +1,6 @@
 """The LLM-prompted agents over real HTTP: the local chat-completions test server plays the model.
 
-The server's responder (:class:`toolkiln.dialogs.scripted.ScriptedLLM`) answers each agent's
+The server's responder (:class:`toolkiln.testing.scripted.ScriptedLLM`) answers each agent's
 prompt as a model would; faults and malformed replies must end as recorded rejections.
 """
 
@@ -11,10 +11,10 @@ import pytest
 from toolkiln.dialogs.config import DialogsConfig
 from toolkiln.dialogs.generate import generate_dialogs, simulator_agents
 from toolkiln.dialogs.llm_agents import TOOL_SYSTEM, USER_SYSTEM, LLMTool, LLMUser, llm_agents, parse_action
-from toolkiln.dialogs.scripted import ScriptedLLM
+from toolkiln.testing.scripted import ScriptedLLM
 from toolkiln.llm import make_backend
 from toolkiln.llm.config import LLMConfig, LLMRuntime
-from toolkiln.llm.testserver import ChatTestServer, FaultPlan
+from toolkiln.testing.chatserver import ChatTestServer, FaultPlan
 from toolkiln.verify.config import RuleConfig
 from toolkiln.verify.model import DialogView, EmbeddedJudge
 from toolkiln.verify.rules import rule_checks

@@ -10,7 +10,7 @@ from toolkiln.dialogs.export import bfcl_function, to_bfcl, to_openai, to_shareg
 from toolkiln.dialogs.generate import generate_dialogs
 from toolkiln.dialogs.split import key_apis, split_by_api
 from toolkiln.schema import DIALOG_TYPES
-from toolkiln.verify.config import SplitConfig
+from toolkiln.dialogs.config import SplitConfig
 
 QUIET = VotingConfig(noise=NoiseConfig(distractor=0.0, drop_optional=0.0, perturb_value=0.0))
 

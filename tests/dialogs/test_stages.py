@@ -136,8 +136,8 @@ def test_interrupted_llm_stage_resumes_from_its_cache(repo_root, tmp_path, param
     import sys
     import time
 
-    from toolkiln.dialogs.scripted import ScriptedLLM
-    from toolkiln.llm.testserver import ChatTestServer, FaultPlan
+    from toolkiln.testing.scripted import ScriptedLLM
+    from toolkiln.testing.chatserver import ChatTestServer, FaultPlan
 
     pool = tmp_path / "pool.parquet"
     pool_frame.write_parquet(pool)

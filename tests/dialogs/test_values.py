@@ -5,11 +5,11 @@ import re
 
 import pytest
 
-from tests.dialogs.fixtures import API_DICTS
+from toolkiln.testing.pool import API_DICTS
 from toolkiln.dialogs.regexgen import sample_pattern
 from toolkiln.dialogs.surface import mention, say
 from toolkiln.dialogs.values import CITIES, gen_value, pair_fix
-from toolkiln.verify.argcheck import compile_parameters
+from toolkiln.argcheck import compile_parameters
 from toolkiln.verify.model import Context, grounded
 
 
@@ -84,7 +84,7 @@ def test_pair_fix_orders_paired_dates():
 
 
 def test_date_time_arguments_carry_an_offset_the_user_states():
-    from toolkiln.verify.argcheck import FORMAT_CHECKS
+    from toolkiln.argcheck import FORMAT_CHECKS
 
     schema = {"type": "string", "format": "date-time", "description": "Departure time."}
     rng = random.Random(5)

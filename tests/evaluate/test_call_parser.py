@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from toolkiln.calls import format_calls
-from toolkiln.evaluate.parse import MAX_DEPTH, parse_calls
+from toolkiln.callparse import MAX_DEPTH, parse_calls
 
 
 def test_python_call_list_with_dotted_names_and_nested_literals():

@@ -20,7 +20,7 @@ from toolkiln.llm import make_backend
 from toolkiln.llm.base import ChatRequest
 from toolkiln.llm.config import LLMConfig, LLMRuntime
 from toolkiln.llm.http import OpenAIBackend, parse_retry_after
-from toolkiln.llm.testserver import ChatTestServer, FaultPlan, request_key
+from toolkiln.testing.chatserver import ChatTestServer, FaultPlan, request_key
 
 SECRET = "sk-test-DO-NOT-LEAK-4f1c9a"
 KEY_ENV = "TOOLKILN_TEST_LLM_KEY"

@@ -62,3 +62,13 @@ def test_many_braces_stay_bounded():
     text = "{x} " * 10_000 + '{"late": 1}'
     obj, err = extract_json(text)
     assert obj is None and "invalid JSON" in err
+
+
+@pytest.mark.parametrize("text", [
+    '{"name": "f", "parameters": {"type": "object", "properties": {}}, "returns": {"type": "obj',  # truncated
+    '{"name": "f", "parameters": {"type": "object"},}',  # trailing comma
+    '{\n// the API\n"name": "f", "parameters": {"type": "object"}}',  # a comment
+])
+def test_a_broken_value_is_refused_not_replaced_by_an_object_nested_in_it(text):
+    obj, err = extract_json(text, expect="object")
+    assert obj is None and "invalid JSON starting at char" in err, obj

@@ -5,7 +5,7 @@ import threading
 import httpx
 import pytest
 
-from toolkiln.llm.testserver import ChatTestServer, FaultPlan, request_key
+from toolkiln.testing.chatserver import ChatTestServer, FaultPlan, request_key
 
 
 def _body(i: int) -> dict:
@@ -70,4 +70,4 @@ def test_stop_is_clean_with_requests_hanging():
     t.join(timeout=20)
     assert not t.is_alive() and len(errors) == 1
     with pytest.raises(RuntimeError, match="not running"):
-        srv.base_url
+        _ = srv.base_url

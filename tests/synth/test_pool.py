@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 
 from toolkiln.synth.config import SynthConfig
-from toolkiln.synth.dedup import embedding_pairs, greedy_keep, minhash_pairs
+from toolkiln.synth.dedup import api_tokens, embedding_pairs, greedy_keep, minhash_minilm_pairs, minhash_pairs
 from toolkiln.synth.pool import synthesize_pool
 from toolkiln.synth.synthesizer import LLMSynthesizer, SimulatorSynthesizer, build_prompt
 from toolkiln.synth.validate import check_api
@@ -46,7 +46,9 @@ def test_greedy_keep_keeps_earliest():
 
 
 def small_cfg(**kw):
-    return SynthConfig(n_apis=150, batch_size=40, seed_examples=1, dedup={"embed_sample": 0, "threshold": 0.9}, **kw)
+    # MinHash alone: these tests are about accounting and determinism, not the detector (tested below)
+    kw.setdefault("dedup", {"method": "minhash", "embed_sample": 0, "threshold": 0.9})
+    return SynthConfig(n_apis=150, batch_size=40, seed_examples=1, **kw)
 
 
 def test_pool_accounts_for_every_candidate_and_is_deterministic(tiny_tree):
@@ -78,7 +80,7 @@ def test_stricter_dedup_threshold_removes_more(tiny_tree):
 def test_llm_synthesizer_over_http_records_every_bad_reply(tiny_tree):
     """A scripted chat-completions server returns good, prose-wrapped, broken and invalid APIs."""
     from toolkiln.llm.http import OpenAIBackend
-    from toolkiln.llm.testserver import ChatTestServer, FaultPlan
+    from toolkiln.testing.chatserver import ChatTestServer, FaultPlan
 
     def responder(body):
         prompt = body["messages"][-1]["content"]
@@ -139,3 +141,41 @@ def test_dead_endpoint_becomes_recorded_rejections(tiny_tree):
     assert res.pool.height == 0 and res.rejects.height == 6
     assert all(r[0].startswith("llm_error:") for r in res.rejects["reasons"])
     assert res.metrics["target_met"] is False
+
+
+def test_minhash_minilm_confirms_candidates_by_cosine_and_embeds_only_them():
+    # 6 APIs: 0~1 share most tokens (a candidate), 2~3 too, 4 and 5 share nothing with anyone
+    sets = [{"get", "weather", "city", "forecast"}, {"get", "weather", "city", "forecast", "daily"},
+            {"book", "hotel", "room", "night"}, {"book", "hotel", "room", "nights"}, {"x1", "x2"}, {"y1", "y2"}]
+    texts = [f"t{i}" for i in range(6)]
+    vec = {"t0": [1, 0], "t1": [1, 0], "t2": [1, 0], "t3": [0, 1]}  # 0~1 same meaning, 2~3 orthogonal
+    seen = []
+
+    def embed(batch):
+        seen.extend(batch)
+        return np.array([vec[t] for t in batch], dtype=np.float32)
+
+    pairs, stats = minhash_minilm_pairs(sets, texts, ["d"] * 6, 0.9, 0.5, num_perm=64, embed=embed)
+    assert [(i, j) for i, j, _ in pairs] == [(0, 1)]
+    assert stats == {"candidates": 2, "embedded": 4} and sorted(seen) == ["t0", "t1", "t2", "t3"]
+    # a candidate across groups (domains) is not one
+    pairs, stats = minhash_minilm_pairs(sets, texts, ["a", "b", "c", "c", "e", "f"], 0.9, 0.5, embed=embed)
+    assert pairs == [] and stats["candidates"] == 1
+
+
+def test_minhash_minilm_pairs_are_minilm_pairs(tiny_tree):
+    from toolkiln.embed import embed_texts
+    from toolkiln.synth.dedup import api_text
+
+    res = synthesize_pool(tiny_tree, small_cfg(dedup={"method": "minhash", "threshold": 1.0, "embed_sample": 0}),
+                          SimulatorSynthesizer(), seed=0, progress=False)
+    df = res.pool
+    pn = [list(json.loads(p)["properties"]) for p in df["parameters"]]
+    sets = [api_tokens(n, d, p) for n, d, p in zip(df["name"], df["description"], pn)]
+    texts = [api_text(n, d, p) for n, d, p in zip(df["name"], df["description"], pn)]
+    groups = df["domain"].to_list()
+    emb = embed_texts(texts)
+    got, stats = minhash_minilm_pairs(sets, texts, groups, 0.85, 0.3)
+    assert got and stats["candidates"] >= len(got)
+    # every confirmed pair is a MiniLM pair: same cosine as with every API embedded (up to batch padding noise)
+    assert all(groups[i] == groups[j] and float(emb[i] @ emb[j]) >= 0.85 - 1e-4 for i, j, _ in got)

@@ -7,6 +7,7 @@ import os
 import polars as pl
 import pytest
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 
 from toolkiln.schema import api_from_dict
 from toolkiln.synth.importers import import_bfcl_functions, import_toolace, normalize_api, normalize_name
@@ -69,17 +70,63 @@ def test_check_frame_columns_and_reasons():
     assert "invalid JSON" in df["reasons"][2][0]
 
 
-def test_accepted_schemas_are_valid_json_schema():
-    # our subset checker must never accept what JSON Schema itself rejects
-    Draft202012Validator.check_schema(GOOD["parameters"])
-    Draft202012Validator.check_schema(GOOD["returns"])
+# Schemas the JSON Schema 2020-12 meta-schema itself rejects, one defect each.
+META_INVALID = [
+    (P + ("city", "type"), "str"),
+    (P + ("city", "type"), ["string", 3]),
+    (P + ("days", "minimum"), "1"),
+    (P + ("days", "maximum"), None),
+    (P + ("units", "enum"), "metric"),
+    (P + ("city", "pattern"), 3),
+    (P + ("city", "maxLength"), -1),
+    (P + ("city", "minLength"), 1.5),
+    (P + ("city", "format"), ["date"]),
+    (P + ("city", "description"), 7),
+    (("parameters", "required"), "city"),
+    (("parameters", "required"), ["city", "city"]),
+    (("parameters", "properties"), ["city"]),
+    (P + ("where", "properties"), "lat"),
+    (P + ("where", "required"), [1]),
+    (("returns", "properties"), {"temp": {"type": "float"}}),
+    (("returns", "type"), "dict"),
+]
+
+
+def _meta_valid(api: dict) -> bool:
+    try:
+        Draft202012Validator.check_schema(api["parameters"])
+        Draft202012Validator.check_schema(api["returns"])
+    except SchemaError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("path, value", META_INVALID)
+def test_checker_rejects_what_json_schema_rejects(path, value):
+    api = mutate(path, value)
+    assert not _meta_valid(api)  # the fixture is a real meta-schema violation ...
+    assert check_api(api), f"{path}={value!r} is invalid JSON Schema but passed the subset checker"  # ... and caught
+
+
+def test_synthesized_apis_the_checker_accepts_are_valid_json_schema(tiny_tree):
+    from toolkiln.synth.config import SynthConfig
+    from toolkiln.synth.pool import synthesize_pool
+    from toolkiln.synth.synthesizer import SimulatorSynthesizer
+
+    cfg = SynthConfig(n_apis=120, batch_size=40, seed_examples=1, dedup={"method": "minhash", "embed_sample": 0, "threshold": 0.9})
+    pool = synthesize_pool(tiny_tree, cfg, SimulatorSynthesizer(), seed=5, progress=False).pool
+    apis = [{**r, "parameters": json.loads(r["parameters"]), "returns": json.loads(r["returns"])}
+            for r in pool.iter_rows(named=True)]
+    accepted = [a for a in apis if not check_api(a)]
+    assert len(accepted) >= 100
+    assert [a["name"] for a in accepted if not _meta_valid(a)] == []
 
 
 def test_normalize_name():
     assert normalize_name("Market Trends API") == "Market_Trends_API"
     assert normalize_name("math.gcd") == "math.gcd"
     assert normalize_name("3D Print") == "_3D_Print"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="non-empty string"):
         normalize_name("  ")
 
 

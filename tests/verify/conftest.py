@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from toolkiln.verify.config import VerifyConfig
-from toolkiln.verify.examples import example_dialogs
+from toolkiln.testing.examples import example_dialogs
 
 
 @pytest.fixture(scope="session")

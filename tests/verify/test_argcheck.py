@@ -5,7 +5,7 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
-from toolkiln.verify.argcheck import CheckerCache, compile_parameters
+from toolkiln.argcheck import CheckerCache, compile_parameters
 
 PARAMS = {
     "type": "object",

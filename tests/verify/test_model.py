@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from toolkiln.llm.http import OpenAIBackend
-from toolkiln.llm.testserver import ChatTestServer, FaultPlan
+from toolkiln.testing.chatserver import ChatTestServer, FaultPlan
 from toolkiln.verify.inject import inject
 from toolkiln.verify.model import (MODEL_CHECKS, Context, DialogView, EmbeddedJudge, LLMJudge, grounded, model_checks,
                                    parse_verdict)

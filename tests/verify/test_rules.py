@@ -173,7 +173,7 @@ def test_definition_clarity_of_offered_tools(clean):
 
 def test_pool_apis_are_trusted_only_when_unchanged(clean):
     from toolkiln.schema import api_from_dict, apis_frame
-    from toolkiln.verify.examples import APIS
+    from toolkiln.testing.examples import APIS
     from toolkiln.verify.rules import RuleCaches
 
     row = row_of(clean, "single")

@@ -10,13 +10,15 @@ import subprocess
 import sys
 
 import polars as pl
+import pytest
 import yaml
 
 from toolkiln.schema import api_from_dict, apis_frame
-from toolkiln.verify.examples import APIS
+from toolkiln.testing.examples import APIS
 from toolkiln.verify.inject import inject
 
 
+@pytest.mark.slow
 def test_verify_stage_outputs_and_tracking(tmp_path, repo_root, clean):
     r = tmp_path / "repo"
     (r / "stages").mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""Typed params for the ADNT experiment (ADNT arXiv 2208.02947; DESIGN.md §2.6).
+"""Typed params for the ADNT experiment (ADNT arXiv 2208.02947).
 
 ``params.yaml``'s ``adnt:`` section maps onto :class:`ADNTConfig`, one nested
 section per concern: the offline digits benchmark (``data``), the shared
@@ -123,7 +123,7 @@ class ProtocolConfig(Section):
 
 
 class DialogsAdaptConfig(Section):
-    """Part 7: adapt a dialog-verification classifier (clean vs corrupted) from labelled API domains
+    """ADNT on dialogs: adapt a dialog-verification classifier (clean vs corrupted) from labelled API domains
     to an unlabelled new one, on dialog embeddings."""
 
     embedder: Literal["hashing", "minilm"] = Field(

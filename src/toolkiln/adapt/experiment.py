@@ -1,4 +1,4 @@
-"""The ADNT benchmark protocol (ADNT arXiv 2208.02947 §4; DESIGN.md §2.6).
+"""The ADNT benchmark protocol (ADNT arXiv 2208.02947 §4).
 
 Leave-one-domain-out: each domain in turn is the unlabelled target, the others
 the labelled sources. Every (method, target, seed) is one run; the runs are
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import polars as pl
@@ -124,6 +124,41 @@ def prepare_benchmark(cfg: ADNTConfig, *, progress: bool = True) -> tuple[dict[s
     domains = {n: build_domain(n, cfg.data, cfg.data.seed) for n in tqdm(cfg.data.domains, desc="domains",
                                                                         disable=not progress)}
     return domains, single_source_gap(domains, cfg, cfg.data.seed)
+
+
+@dataclass
+class Benchmark:
+    """What ``adnt_data`` produces: the domains, their single-source gap matrix and the stage's metrics."""
+
+    domains: dict[str, Domain]
+    gap_matrix: np.ndarray
+    metrics: dict
+
+
+def build_benchmark(cfg: ADNTConfig, *, progress: bool = True) -> Benchmark:
+    """The ``adnt_data`` stage as one call: every domain, the gap matrix (``G[i, j]``: trained on i, tested on j)
+    and metrics (sizes, the gap table, mean in-domain and out-of-domain accuracy)."""
+    domains, G = prepare_benchmark(cfg, progress=progress)
+    names = list(domains)
+    gap = gap_table(names, G)
+    metrics = {"n_domains": len(names), "n_train": cfg.data.n_train, "n_test": cfg.data.n_test,
+               "gap": gap, "mean_in_domain": float(G.diagonal().mean()),
+               "mean_out_of_domain": float(sum(gap[n]["out_of_domain_mean"] for n in names) / len(names))}
+    return Benchmark(domains, G, metrics)
+
+
+def write_contact_sheets(domains: dict[str, Domain], folder) -> list[str]:
+    """One contact-sheet PNG per domain in ``folder``; returns the file names."""
+    from pathlib import Path
+
+    from toolkiln import plots
+    from toolkiln.adapt.digits import contact_sheet
+
+    names = []
+    for n, d in domains.items():
+        plots.save_image(contact_sheet(d), Path(folder) / f"{n}.png")
+        names.append(f"{n}.png")
+    return names
 
 
 def save_domains(domains: dict[str, Domain], folder) -> None:

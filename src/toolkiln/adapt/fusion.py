@@ -1,4 +1,4 @@
-"""Contrary-attention domain fusion, ADNT's CADM module (ADNT arXiv 2208.02947 §3.2, reconstructed; DESIGN.md §2.6).
+"""Contrary-attention domain fusion, ADNT's CADM module (ADNT arXiv 2208.02947 §3.2, reconstructed).
 
 Each feature ``h_i`` attends over the features of the *other* domains in the
 batch (or in a memory of them) and adds the message back with a residual::

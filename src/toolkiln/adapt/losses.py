@@ -1,4 +1,4 @@
-"""Losses and schedules of ADNT and the baselines (ADNT arXiv 2208.02947 §3.3; DESIGN.md §2.6).
+"""Losses and schedules of ADNT and the baselines (ADNT arXiv 2208.02947 §3.3).
 
 Reverse cross entropy (Wang et al., "Symmetric Cross Entropy for Robust Learning
 with Noisy Labels", ICCV 2019) swaps the roles of prediction ``p`` and label

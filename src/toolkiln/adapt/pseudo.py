@@ -1,4 +1,4 @@
-"""Confidence-thresholded pseudo-labels for the unlabelled target (ADNT arXiv 2208.02947 §3.3; DESIGN.md §2.6).
+"""Confidence-thresholded pseudo-labels for the unlabelled target (ADNT arXiv 2208.02947 §3.3).
 
 Pseudo-labels are the argmax of the current model's prediction on every target
 training image, kept where the max softmax reaches the threshold; they are

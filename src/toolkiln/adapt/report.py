@@ -1,4 +1,4 @@
-"""Tables, plots and verdicts of the ADNT benchmark (ADNT arXiv 2208.02947 §4; DESIGN.md §2.6).
+"""Tables, plots and verdicts of the ADNT benchmark (ADNT arXiv 2208.02947 §4).
 
 The verdicts are the issue's targets, computed rather than eyeballed: ADNT's
 average target accuracy against every baseline, and what each ablation costs.
@@ -81,21 +81,20 @@ def markdown_table(summary: pl.DataFrame, targets: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bar_plot(summary: pl.DataFrame, targets: list[str], path: str | Path) -> None:
+def bar_plot(summary: pl.DataFrame, targets: list[str], path: str | Path) -> Path:
     """Grouped bars: one group per target (+ avg), one bar per method, std as error bars."""
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    from toolkiln import plots
 
     s = summary_dict(summary)
     methods = _ordered(s)
     cols = list(targets) + ["avg"]
     x = np.arange(len(cols))
     width = 0.85 / max(len(methods), 1)
-    fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(cols) + 0.25 * len(methods)), 4.5))
-    cmap = plt.get_cmap("tab20")
+    fig, ax = plots.subplots(figsize=(max(8, 1.6 * len(cols) + 0.25 * len(methods)), 4.5))
+    cmap = matplotlib.colormaps["tab20"]
     for i, m in enumerate(methods):
         means = [100 * s[m].get(c, {"mean": np.nan})["mean"] for c in cols]
         stds = [100 * (s[m].get(c, {"std": 0})["std"] or 0) for c in cols]
@@ -106,21 +105,17 @@ def bar_plot(summary: pl.DataFrame, targets: list[str], path: str | Path) -> Non
     ax.set_ylim(0, 100)
     ax.legend(ncol=3, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1))
     ax.set_title("Leave-one-domain-out digits: mean ± std over seeds")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, format="png")
-    plt.close(fig)
+    return plots.save(fig, path)
 
 
 def pseudo_label_plot(results: pl.DataFrame, path: str | Path, method: str = "adnt") -> bool:
     """Pseudo-label coverage and precision over training for ``method``, one line per target (seed-mean)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    from toolkiln import plots
+
     rows = results.filter(pl.col("method") == method)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharex=True)
+    fig, axes = plots.subplots(1, 2, figsize=(9, 3.5), sharex=True)
     if rows.is_empty():
         axes[0].text(0.5, 0.5, f"no {method} runs", ha="center", transform=axes[0].transAxes)
     for target in sorted(set(rows["target"])):
@@ -137,19 +132,14 @@ def pseudo_label_plot(results: pl.DataFrame, path: str | Path, method: str = "ad
         ax.set_xlabel("step")
         ax.set_ylim(0, 1)
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
+    plots.save(fig, path)
     return not rows.is_empty()
 
 
-def gap_plot(names: list[str], G, path: str | Path) -> None:
-    import matplotlib
+def gap_plot(names: list[str], G, path: str | Path) -> Path:
+    from toolkiln import plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.8, 4))
+    fig, ax = plots.subplots(figsize=(4.8, 4))
     im = ax.imshow(100 * G, vmin=0, vmax=100, cmap="viridis")
     ax.set_xticks(range(len(names)), names, rotation=30)
     ax.set_yticks(range(len(names)), names)
@@ -160,6 +150,4 @@ def gap_plot(names: list[str], G, path: str | Path) -> None:
             ax.text(j, i, f"{100 * G[i, j]:.0f}", ha="center", va="center", color="w" if G[i, j] < 0.6 else "k")
     fig.colorbar(im, ax=ax, label="accuracy (%)")
     ax.set_title("single-source domain gap")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
+    return plots.save(fig, path)

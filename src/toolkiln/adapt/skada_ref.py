@@ -1,4 +1,4 @@
-"""skada's deep DA methods as an external reference (DESIGN.md §2.6; skada BSD-3, skorch-based).
+"""skada's deep DA methods as an external reference (docs/architecture.md#domain-adaptation; skada BSD-3, skorch-based).
 
 The same backbone (``nets``), splits and seeds as our methods; skada pools the
 sources into one labelled set (``sample_domain`` > 0 per source) against the

@@ -1,4 +1,4 @@
-"""MLflow child runs of the ADNT benchmark: one per method under the adnt_train stage run (DESIGN.md §4)."""
+"""MLflow child runs of the ADNT benchmark: one per method under the adnt_train stage run (docs/architecture.md#tracking)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def log_method_runs(run, summary: pl.DataFrame, results: pl.DataFrame) -> int:
             metrics[f"acc.{r['target']}.std"] = r["std"] or 0.0
         metrics["seconds_per_run"] = float(results.filter(pl.col("method") == method)["seconds"].mean())
         with mlflow.start_run(experiment_id=exp_id, run_name=f"adnt/{method}", nested=True,
-                              tags={"toolkiln.kind": "method", "toolkiln.method": method,
-                                    "mlflow.parentRunId": parent.info.run_id, **_pipeline_tag(parent)}):
+                              parent_run_id=parent.info.run_id,
+                              tags={"toolkiln.kind": "method", "toolkiln.method": method, **_pipeline_tag(parent)}):
             mlflow.log_metrics(metrics)
         n += 1
     return n

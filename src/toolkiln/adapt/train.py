@@ -1,4 +1,4 @@
-"""Training loops: ADNT, its ablations and the in-house baselines (ADNT arXiv 2208.02947 §3; DESIGN.md §2.6).
+"""Training loops: ADNT, its ablations and the in-house baselines (ADNT arXiv 2208.02947 §3).
 
 Every method shares the backbone (``nets``), the optimiser, the step count and
 the batch composition — each step draws ``batch_size`` images from every source

@@ -1,12 +1,7 @@
 """The three agents of ToolACE's dialog generation and their programmatic simulators (arXiv 2409.00920 §3.2).
 
-Each agent is an interface with two halves so one engine can drive both
-implementations and batch LLM traffic across dialogs:
-
-* ``requests(state, phase) -> [ChatRequest]`` — what to ask a chat backend
-  (empty for a simulator, which needs no model);
-* ``respond(state, phase, results) -> Outcome`` — the turns to append, or a
-  rejection with its reason.
+Each implements :class:`toolkiln.dialogs.protocol.Agent` (``requests`` then
+``respond``), so one engine drives both implementations and batches LLM traffic.
 
 The **user** writes requests and answers clarifying questions; the **assistant**
 decides (tool calls with a formalised *thought*, a clarifying question, a
@@ -14,8 +9,7 @@ refusal) and summarises results; the **tool** returns execution results that
 conform to the API's ``returns`` schema. The simulators here are the embedded,
 seeded defaults; :mod:`toolkiln.dialogs.llm_agents` holds the LLM-prompted ones.
 
-Consistency voting (ToolACE: the assistant's action is generated several times
-and kept only when the samples agree) is :func:`vote`; the simulator assistant
+Consistency voting (:func:`toolkiln.dialogs.protocol.vote`): the simulator assistant
 samples its action ``n`` times under a small error model (a distractor instead of
 the gold API, a dropped optional argument, a changed value) so the vote has
 something to reject.
@@ -25,88 +19,15 @@ from __future__ import annotations
 
 import json
 import random
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any
 
-from toolkiln.dialogs.surface import ask_for, refuse, summarise
-from toolkiln.dialogs.toolsim import MISSING, get_path, simulate_result
+from toolkiln.dialogs.protocol import Action, AgentError, BadReply, Outcome, assistant_turn, vote  # noqa: F401 (re-exported)
+from toolkiln.dialogs.surface import summarise
+from toolkiln.dialogs.toolsim import simulate_result
 from toolkiln.dialogs.values import gen_value
 
 if TYPE_CHECKING:
     from toolkiln.dialogs.config import NoiseConfig, VotingConfig
-    from toolkiln.dialogs.engine import DialogState, Phase
-    from toolkiln.llm.base import ChatRequest, ChatResult
-
-
-@dataclass
-class Outcome:
-    """Turns to append, or a rejection (``reject`` = reason); ``votes`` for voted decisions."""
-
-    turns: list[dict] = field(default_factory=list)
-    reject: str | None = None
-    votes: dict | None = None
-    llm_keys: list[str] = field(default_factory=list)
-
-
-class BadReply(ValueError):
-    """Raised by an agent whose model reply is unusable: the dialog becomes a rejection with this reason.
-
-    Agents may also return ``Outcome(reject=...)``; any *other* exception from an agent is a bug in
-    the agent's code and fails the stage (:class:`AgentError`), so it is fixed, not counted as data.
-    """
-
-
-class AgentError(RuntimeError):
-    """An agent's own code failed (not the model's reply): the stage must stop, not record a rejection."""
-
-
-class Agent(Protocol):
-    kind: str  # "simulator" | "llm"
-
-    def requests(self, st: "DialogState", ph: "Phase") -> list["ChatRequest"]:
-        ...
-
-    def respond(self, st: "DialogState", ph: "Phase", results: Sequence["ChatResult"]) -> Outcome:
-        ...
-
-
-# ----------------------------------------------------------------------------- actions and voting
-
-@dataclass
-class Action:
-    """An assistant decision: calls (+ thought) or text."""
-
-    kind: str  # calls | ask | refuse | text | invalid
-    calls: list[dict] = field(default_factory=list)
-    content: str = ""
-    thought: dict | None = None
-    error: str = ""
-
-    def signature(self) -> str:
-        if self.kind == "calls":
-            return "calls:" + json.dumps(sorted(json.dumps([c["name"], c["arguments"]], sort_keys=True, default=str)
-                                                for c in self.calls))
-        if self.kind == "invalid":
-            return f"invalid:{id(self)}"  # every unusable sample is its own (losing) vote
-        return self.kind
-
-
-def vote(samples: list[Action], min_agreement: float) -> tuple[Action | None, dict]:
-    """Majority action and the record ``{"n", "top", "counts"}``; None when agreement < min_agreement."""
-    counts = Counter(a.signature() for a in samples)
-    top_sig, top = counts.most_common(1)[0]
-    record = {"n": len(samples), "top": top, "counts": sorted(counts.values(), reverse=True)}
-    winner = next(a for a in samples if a.signature() == top_sig)
-    if winner.kind == "invalid" or top / len(samples) < min_agreement - 1e-9:
-        return None, record
-    return winner, record
-
-
-def assistant_turn(action: Action) -> dict:
-    if action.kind == "calls":
-        return {"role": "assistant", "content": "", "tool_calls": action.calls, "thought": action.thought}
-    return {"role": "assistant", "content": action.content}
 
 
 # ----------------------------------------------------------------------------- simulators
@@ -226,24 +147,3 @@ def noisy(expected: Action, st, ph, rng: random.Random, noise: "NoiseConfig") ->
     return expected
 
 
-def link_value(result_text: str, path: str) -> Any:
-    """The value at ``path`` of a tool result's JSON text, or None when it is not there."""
-    try:
-        v = get_path(json.loads(result_text), path)
-    except (ValueError, TypeError):
-        return None
-    return None if v is MISSING else v
-
-
-def ask_action(st, ph) -> Action:
-    ex = st.plan.exchanges[ph.ex]
-    i, p = ex.missing
-    call = ex.stages[0][i]
-    api = st.pool.apis[call.api]
-    return Action("ask", content=ask_for(p, api.props.get(p, {}), api.intent, st.rng))
-
-
-def refuse_action(st, ph) -> Action:
-    ex = st.plan.exchanges[ph.ex]
-    alts = [st.pool.apis[i].intent for i in st.plan.tools[:2]]
-    return Action("refuse", content=refuse(ex.intent, alts, st.rng))

@@ -1,6 +1,8 @@
-"""Typed params for dialog generation (ToolACE arXiv 2409.00920 §3.2; DESIGN.md §2.2)."""
+"""Typed params for dialog generation (ToolACE arXiv 2409.00920 §3.2) and the train/test split by API."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -65,7 +67,7 @@ class ComplexityConfig(Section):
 
 
 class DialogsConfig(Section):
-    """Owned by issue 3: ToolACE's self-guided multi-agent dialog generation."""
+    """ToolACE's self-guided multi-agent dialog generation."""
 
     n_dialogs: int = Field(24000, ge=1, description="Dialogs to keep (rejected attempts are retried with a new seed, "
                            "same type, up to max_attempts_factor * n_dialogs attempts).")
@@ -76,6 +78,8 @@ class DialogsConfig(Section):
     distractors: list[int] = Field([2, 5], description="[min, max] same-domain distractor APIs per candidate list.")
     same_category: float = Field(0.5, ge=0, le=1, description="Share of distractors drawn from the gold API's own "
                                  "category (harder to tell apart) rather than the rest of its domain.")
+    history_same_category: float = Field(0.3, ge=0, le=1, description="Share of the APIs of earlier, completed "
+                                         "exchanges (multi-turn history) drawn from the gold API's own category.")
     parallel_calls: list[int] = Field([2, 3], description="[min, max] calls in a parallel turn.")
     parallel_same_api: float = Field(0.5, ge=0, le=1, description="Share of parallel turns that call one API several "
                                      "times (BFCL 'parallel') rather than different APIs ('parallel_multiple').")
@@ -121,3 +125,17 @@ class DialogsConfig(Section):
         if len(v) != 5 or any(w < 0 for w in v) or sum(v) <= 0:
             raise ValueError(f"got {v}; expected 5 non-negative weights (levels 0..4) with a positive sum")
         return v
+
+
+class SplitConfig(Section):
+    """Train/test split by API (docs/architecture.md#dialogs), so the test set measures unseen tools."""
+
+    test_fraction: float = Field(0.1, gt=0, lt=1, description="Target share of dialogs in the test split; test APIs are "
+                                 "added until their dialogs reach it.")
+    all_types_in_test: bool = Field(True, description="Add test APIs until every dialog type present in the input "
+                                    "also appears in the test split.")
+    strip_test_distractors: bool = Field(True, description="Remove test APIs from the candidate lists of train dialogs, "
+                                         "so no test API appears in train at all (not even as a distractor).")
+    exports: list[Literal["sharegpt", "openai", "bfcl"]] = Field(
+        ["sharegpt", "openai", "bfcl"], description="Export formats written for each split: ShareGPT/ToolACE JSON, "
+        "OpenAI-messages JSONL, BFCL question + possible-answer JSONL.")

@@ -1,4 +1,4 @@
-"""Dialog rows in the formats other tools read (ToolACE arXiv 2409.00920 §3.2 data format; DESIGN.md §2.2, §2.5).
+"""Dialog rows in the formats other tools read (ToolACE arXiv 2409.00920 §3.2 data format).
 
 * **ShareGPT / ToolACE** (``sharegpt.json``): ``{"id", "system", "conversations":
   [{"from": "user"|"assistant"|"tool", "value": ...}]}`` as ToolACE releases its

@@ -1,4 +1,4 @@
-"""The ``generate_dialogs`` stage as a pure function (ToolACE arXiv 2409.00920 §3.2; DESIGN.md §2.2).
+"""The ``generate_dialogs`` stage as a pure function (ToolACE arXiv 2409.00920 §3.2).
 
 pool -> per-type quotas (``type_mix``) -> one plan per slot (seeded) -> the agents
 act each plan out (:mod:`toolkiln.dialogs.engine`) -> rows. A rejected attempt
@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 import polars as pl
 from tqdm import tqdm
 
-from toolkiln.dialogs.agents import Agent, SimulatorAssistant, SimulatorTool, SimulatorUser
+from toolkiln.dialogs.agents import SimulatorAssistant, SimulatorTool, SimulatorUser
 from toolkiln.dialogs.complexity import ComplexityGuide, Scorer
 from toolkiln.dialogs.config import DialogsConfig
-from toolkiln.dialogs.engine import DialogState, dialog_row, phases_for, reject_row, run_states
+from toolkiln.dialogs.engine import dialog_row, reject_row, run_states
+from toolkiln.dialogs.protocol import Agent, DialogState, phases_for
 from toolkiln.dialogs.plan import PlanError, plan_dialog
 from toolkiln.dialogs.pool import APIPool
 from toolkiln.schema import DIALOG_SCHEMA, DIALOG_TYPES
@@ -104,12 +105,13 @@ def generate_dialogs(pool: APIPool, cfg: DialogsConfig, *, seed: int, agents: di
             retry: list[tuple[int, int | None]] = []
             level_of = dict(todo)
 
+            # run_states calls done() before this iteration ends, so the closure's retry/level_of are this round's
             def done(st: DialogState) -> None:
                 if st.reject is not None:
                     phase, agent, reason = st.reject
                     rejects.append(reject_row(st, {"slot": st.slot, "attempt": st.plan.attempt, "seed": st.plan.seed,
                                                    "type": st.plan.type, "domain": st.plan.domain}, phase, agent, reason))
-                    retry.append((st.slot, level_of.get(st.slot)))
+                    retry.append((st.slot, level_of.get(st.slot)))  # noqa: B023
                     return
                 try:
                     sink[st.slot] = dialog_row(st, agents, (extra or {}).get(st.slot))
@@ -117,7 +119,7 @@ def generate_dialogs(pool: APIPool, cfg: DialogsConfig, *, seed: int, agents: di
                     rejects.append(reject_row(st, {"slot": st.slot, "attempt": st.plan.attempt, "seed": st.plan.seed,
                                                    "type": st.plan.type, "domain": st.plan.domain}, "assemble", "engine",
                                               f"dialog cannot be serialised: {type(exc).__name__}: {exc}"))
-                    retry.append((st.slot, level_of.get(st.slot)))
+                    retry.append((st.slot, level_of.get(st.slot)))  # noqa: B023
                     return
                 bar.update(1)
 

@@ -1,4 +1,4 @@
-"""LLM-prompted user, assistant and tool agents over any chat backend (ToolACE arXiv 2409.00920 §3.2; DESIGN.md §3).
+"""LLM-prompted user, assistant and tool agents over any chat backend (ToolACE arXiv 2409.00920 §3.2).
 
 The same roles as the simulators in :mod:`toolkiln.dialogs.agents`, played by a
 model through the :class:`~toolkiln.llm.base.ChatBackend` protocol. Each agent
@@ -27,7 +27,7 @@ import json
 from collections import Counter
 from typing import Any, Sequence
 
-from toolkiln.dialogs.agents import Action, Outcome, assistant_turn, vote
+from toolkiln.dialogs.protocol import Action, Outcome, assistant_turn, vote
 from toolkiln.dialogs.config import VotingConfig
 from toolkiln.dialogs.toolsim import MISSING, get_path
 from toolkiln.dialogs.values import result_problems

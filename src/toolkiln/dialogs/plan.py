@@ -31,7 +31,7 @@ from toolkiln.dialogs.pool import APIInfo, APIPool
 from toolkiln.dialogs.surface import (STYLES, Mention, Said, clarification_answer, compose_request, dependent_request,
                                       fill_slots, follow_up, join_words, mention, param_words, paraphrase)
 from toolkiln.dialogs.values import conforms, gen_value, pair_fix
-from toolkiln.verify.argcheck import json_type
+from toolkiln.argcheck import json_type
 
 SYSTEM_PROMPTS = (
     "You are a helpful assistant with access to the functions listed below. When a request needs them, reply with "
@@ -205,9 +205,16 @@ def _style(rng: random.Random) -> str:
     return rng.choices(STYLES, weights=_STYLE_WEIGHTS)[0]
 
 
+def paraphrase_distance(level: int, rng: random.Random) -> int:
+    """How far the user's wording of an intent strays from the API description, for every dialog type:
+    verbatim at levels 0-1, verbatim or one step at level 2 (so level 2 is harder than level 1), then
+    ``level - 2``."""
+    return 0 if level <= 1 else (rng.randint(0, 1) if level == 2 else level - 2)
+
+
 def _tool_exchange(pool: APIPool, calls: list[PCall], rng: random.Random, cfg: DialogsConfig, level: int,
                    style: str, same_api: bool = False, varying: str | None = None) -> Exchange:
-    distance = 0 if level <= 1 else (rng.randint(0, 1) if level == 2 else level - 2)
+    distance = paraphrase_distance(level, rng)
     if same_api and varying:
         c0 = calls[0]
         part = _request_parts(pool, [c0], rng, distance, omit={varying})[0]
@@ -231,166 +238,196 @@ def _single_call(pool: APIPool, a: APIInfo, rng: random.Random, cfg: DialogsConf
     return call
 
 
-def plan_dialog(pool: APIPool, cfg: DialogsConfig, type_: str, seed: int, level: int | None = None,
-                attempt: int = 0) -> DialogPlan:
-    """Plan one dialog of ``type_`` from ``seed`` (deterministic); PlanError when the pool cannot supply it."""
-    rng = random.Random(seed)
-    level = _level_draw(cfg, rng) if level is None else max(0, min(4, level))
-    style = _style(rng)
-    exchanges: list[Exchange] = []
-    profile: dict = {}
-    intent_leaves: frozenset = frozenset()
-    if type_ == "single":
-        a = _pick(pool, rng, lambda x: True)
-        assert a is not None
-        call = _single_call(pool, a, rng, cfg, level, style)
-        varying = [p for p in call.arguments if _scalar_param(a, p) and call.given_by[p] == "user"]
-        multi = rng.random() < cfg.multi_turn * (0.5 + 0.25 * level)
-        if multi and varying and rng.random() < cfg.follow_up:
-            first = _tool_exchange(pool, [call], rng, cfg, level, style)
-            p = rng.choice(varying)
-            for _ in range(8):
-                new = gen_value(p, a.props[p], rng, optional_share=_optional_share(cfg, level))
-                if new != call.arguments[p] and conforms(new, a.props[p]):
-                    break
-            else:
-                new = None
-            if new is not None:
-                args2 = pair_fix({**call.arguments, p: new})
-                if not a.check(args2) and all(args2[q] == call.arguments[q] for q in args2 if q != p):
-                    call2 = PCall(a.idx, a.name, args2, {k: v for k, v in call.mentions.items() if k != p},
-                                  {k: "history" for k in call.arguments if k != p})
-                    _mentions(a, call2, rng, cfg, "polite", [p])
-                    text = follow_up(call2.mentions[p], a.intent, rng)
-                    ex2 = Exchange("tool", [[call2]], text, a.intent, "follow_up", follow_up=True,
-                                   history_turn=0)
-                    ex2.brief = {"kind": "follow_up", "style": "follow_up", "tasks": [
-                        {"api": a.name, "intent": a.intent, "mention": {p: {"value": new, "say_as": " / ".join(
-                            s.text for s in call2.mentions[p].spans)}}, "same_as_before": sorted(set(call.arguments) - {p})}],
-                        "omit": []}
-                    exchanges = [first, ex2]
-        if not exchanges:
-            profile = _profile(call, a, rng, cfg, set())
-            exchanges = [_tool_exchange(pool, [call], rng, cfg, level, style)]
-        gold_domain = a.domain
-    elif type_ == "parallel":
-        lo, hi = cfg.parallel_calls
-        k = max(lo, min(hi, lo + (1 if level >= 3 else 0) + (1 if rng.random() < 0.2 else 0)))
-        if rng.random() < cfg.parallel_same_api:
-            a = _pick(pool, rng, lambda x: any(_scalar_param(x, p) for p in x.props))
-            if a is None:
-                raise PlanError("no API with a parameter that can vary across parallel calls")
-            base = _single_call(pool, a, rng, cfg, level, style)
-            varying = [p for p in a.props if _scalar_param(a, p)]
-            vp = next((p for p in varying if p in a.required), None) or rng.choice(varying)
-            calls, seen = [], []
-            for _ in range(k * 6):
-                if len(calls) >= k:
-                    break
-                v = gen_value(vp, a.props[vp], rng)
-                if v in seen:
-                    continue
-                args = pair_fix({**base.arguments, vp: v})
-                if a.check(args) or any(args[q] != base.arguments[q] for q in args if q != vp):
-                    continue  # pair_fix moved another value: its mention would no longer match
-                seen.append(v)
-                c = PCall(a.idx, a.name, args, {q: m for q, m in base.mentions.items() if q != vp},
-                          {q: "user" for q in args})
-                _mentions(a, c, rng, cfg, style, [vp])
-                calls.append(c)
-            if len(calls) < 2:
-                raise PlanError(f"cannot draw distinct values of {a.name}.{vp} for parallel calls")
-            exchanges = [_tool_exchange(pool, calls, rng, cfg, level, style, same_api=True, varying=vp)]
-        else:
-            a = _pick(pool, rng, lambda x: len(pool.by_domain[x.domain]) > 1)
-            if a is None:
-                raise PlanError("no domain with two or more APIs for a parallel_multiple dialog")
-            others = pool.distractors([a.idx], k - 1, rng, cfg.same_category)
-            if not others:
-                raise PlanError(f"no second API in domain {a.domain} for parallel calls")
-            calls = [_single_call(pool, pool.apis[i], rng, cfg, level, style) for i in [a.idx] + others]
-            exchanges = [_tool_exchange(pool, calls, rng, cfg, level, style)]
-        gold_domain = a.domain
-    elif type_ == "dependent":
-        if not pool.link_slots:
-            raise PlanError("the pool has no dependent API pair (a result field that feeds a required parameter)")
-        for _ in range(20):
-            slot = pool.link_slots[rng.randrange(len(pool.link_slots))]
-            a_idx, path, fschema = slot.sources[rng.randrange(len(slot.sources))]
-            b = pool.apis[slot.b]
-            first = pool.apis[a_idx]
-            v = gen_value(slot.param, b.props[slot.param], rng)
-            if conforms(v, fschema):
-                break
-        else:
-            raise PlanError("no dependent pair whose linked values are compatible")
-        c1 = _single_call(pool, first, rng, cfg, level, style)
-        args2 = make_arguments(b, rng, _optional_share(cfg, level), skip=(slot.param,))
-        args2[slot.param] = v
-        if b.check(args2):
-            raise PlanError(f"linked value {v!r} does not fit {b.name}.{slot.param}")
-        c2 = PCall(b.idx, b.name, args2, given_by={slot.param: "tool"}, link=(slot.param, 0, path))
-        _mentions(b, c2, rng, cfg, style, [p for p in args2 if p != slot.param])
-        distance = 0 if level <= 1 else level - 2
-        p1, p2 = _request_parts(pool, [c1], rng, distance)[0], _request_parts(pool, [c2], rng, distance)[0]
-        link_words = param_words(slot.param)
-        text = dependent_request(p1, p2, link_words, rng, style)
-        ex = Exchange("tool", [[c1], [c2]], text, f"{p1[0]}; {p2[0]}", style)
-        ex.brief = _brief(pool, ex, [c1, c2], set())
-        ex.brief["order"] = f"the second task needs the {link_words} returned by the first"
-        exchanges = [ex]
-        gold_domain = b.domain
-    elif type_ == "non_tool":
-        x = _pick(pool, rng, lambda y: len(pool.by_domain[y.domain]) > 1)
-        if x is None:
-            raise PlanError("no domain with two or more APIs for a non-tool dialog")
-        call = _single_call(pool, x, rng, cfg, level, style)
-        distance = 0 if level <= 1 else level - 2
-        parts = _request_parts(pool, [call], rng, distance)
-        ex = Exchange("non_tool", [], compose_request(parts, rng, style), parts[0][0], style, intent_api=x.idx)
-        ex.brief = _brief(pool, ex, [call], set())
-        ex.brief["no_tool"] = True
-        ex.brief["tasks"][0].pop("api")
-        exchanges = [ex]
-        intent_leaves = x.leaves
-        gold_domain = x.domain
-    elif type_ == "clarification":
-        a = _pick(pool, rng, lambda x: any(_scalar_param(x, p) and "enum" not in x.props[p] for p in x.required))
-        if a is None:
-            raise PlanError("no API with a required free-valued parameter to ask for")
-        call = _single_call(pool, a, rng, cfg, level, style)
-        miss = rng.choice([p for p in a.required if _scalar_param(a, p) and "enum" not in a.props[p]])
-        call.given_by[miss] = "answer"
-        profile = _profile(call, a, rng, cfg, {miss})
-        distance = 0 if level <= 1 else level - 2
-        parts = _request_parts(pool, [call], rng, distance, omit={miss})
-        m = call.mentions[miss]
-        answer = clarification_answer(m, " / ".join(s.text for s in m.spans) if len(m.spans) > 1 else m.spans[0].text, rng)
-        ex = Exchange("clarify", [[call]], compose_request(parts, rng, style), parts[0][0], style, missing=(0, miss),
-                      answer=answer)
-        ex.brief = _brief(pool, ex, [call], {miss})
-        ex.brief["answer"] = {"param": miss, "value": call.arguments[miss],
-                              "say_as": " / ".join(s.text for s in m.spans)}
-        exchanges = [ex]
-        gold_domain = a.domain
+@dataclass
+class _Planned:
+    """What a per-type planner decides: the exchanges and what the common tail needs from them."""
+
+    exchanges: list[Exchange]
+    gold_domain: str
+    profile: dict = field(default_factory=dict)
+    intent_leaves: frozenset = frozenset()  # non_tool: leaves no candidate may cover (it would fit the request)
+
+
+def _plan_single(pool: APIPool, cfg: DialogsConfig, rng: random.Random, level: int, style: str) -> _Planned:
+    """One call; in multi-turn dialogs sometimes a follow-up that changes one value and keeps the rest."""
+    a = _pick(pool, rng, lambda x: True)
+    assert a is not None
+    call = _single_call(pool, a, rng, cfg, level, style)
+    varying = [p for p in call.arguments if _scalar_param(a, p) and call.given_by[p] == "user"]
+    multi = rng.random() < cfg.multi_turn * (0.5 + 0.25 * level)
+    if multi and varying and rng.random() < cfg.follow_up:
+        exchanges = _follow_up_exchanges(pool, a, call, varying, rng, cfg, level, style)
+        if exchanges:
+            return _Planned(exchanges, a.domain)
+    profile = _profile(call, a, rng, cfg, set())
+    return _Planned([_tool_exchange(pool, [call], rng, cfg, level, style)], a.domain, profile)
+
+
+def _follow_up_exchanges(pool: APIPool, a: APIInfo, call: PCall, varying: list[str], rng: random.Random,
+                         cfg: DialogsConfig, level: int, style: str) -> list[Exchange]:
+    """[first request, follow-up changing one value], or [] when no different valid value can be drawn."""
+    first = _tool_exchange(pool, [call], rng, cfg, level, style)
+    p = rng.choice(varying)
+    for _ in range(8):
+        new = gen_value(p, a.props[p], rng, optional_share=_optional_share(cfg, level))
+        if new != call.arguments[p] and conforms(new, a.props[p]):
+            break
     else:
-        raise PlanError(f"unknown dialog type {type_!r}")
+        return []
+    args2 = pair_fix({**call.arguments, p: new})
+    if a.check(args2) or any(args2[q] != call.arguments[q] for q in args2 if q != p):
+        return []  # pair_fix moved another value: "the rest as before" would be false
+    call2 = PCall(a.idx, a.name, args2, {k: v for k, v in call.mentions.items() if k != p},
+                  {k: "history" for k in call.arguments if k != p})
+    _mentions(a, call2, rng, cfg, "polite", [p])
+    text = follow_up(call2.mentions[p], a.intent, rng)
+    ex2 = Exchange("tool", [[call2]], text, a.intent, "follow_up", follow_up=True, history_turn=0)
+    ex2.brief = {"kind": "follow_up", "style": "follow_up", "tasks": [
+        {"api": a.name, "intent": a.intent, "mention": {p: {"value": new, "say_as": " / ".join(
+            s.text for s in call2.mentions[p].spans)}}, "same_as_before": sorted(set(call.arguments) - {p})}],
+        "omit": []}
+    return [first, ex2]
 
-    # Earlier, completed exchanges (multi-turn) with other APIs of the domain.
-    if not any(e.follow_up for e in exchanges) and cfg.max_history > 0 and \
-            rng.random() < cfg.multi_turn * (0.5 + 0.25 * level):
-        n_hist = rng.randint(1, max(1, min(cfg.max_history, 1 + level // 2)))
-        used = {c.api for e in exchanges for st in e.stages for c in st} | \
-               ({exchanges[0].intent_api} if exchanges[0].intent_api is not None else set())
-        hist = pool.distractors(sorted(used), n_hist, rng, 0.3, exclude_leaves=intent_leaves)
-        history = []
-        for i in hist:
-            hs = _style(rng)
-            c = _single_call(pool, pool.apis[i], rng, cfg, level, hs)
-            history.append(_tool_exchange(pool, [c], rng, cfg, level, hs))
-        exchanges = history + exchanges
 
-    gold = []
+def _plan_parallel(pool: APIPool, cfg: DialogsConfig, rng: random.Random, level: int, style: str) -> _Planned:
+    """Several calls in one turn: one API with one value varying, or several APIs of one domain."""
+    lo, hi = cfg.parallel_calls
+    k = max(lo, min(hi, lo + (1 if level >= 3 else 0) + (1 if rng.random() < 0.2 else 0)))
+    if rng.random() < cfg.parallel_same_api:
+        return _plan_parallel_same_api(pool, cfg, rng, level, style, k)
+    a = _pick(pool, rng, lambda x: len(pool.by_domain[x.domain]) > 1)
+    if a is None:
+        raise PlanError("no domain with two or more APIs for a parallel_multiple dialog")
+    others = pool.distractors([a.idx], k - 1, rng, cfg.same_category)
+    if not others:
+        raise PlanError(f"no second API in domain {a.domain} for parallel calls")
+    calls = [_single_call(pool, pool.apis[i], rng, cfg, level, style) for i in [a.idx] + others]
+    return _Planned([_tool_exchange(pool, calls, rng, cfg, level, style)], a.domain)
+
+
+def _plan_parallel_same_api(pool: APIPool, cfg: DialogsConfig, rng: random.Random, level: int, style: str,
+                            k: int) -> _Planned:
+    a = _pick(pool, rng, lambda x: any(_scalar_param(x, p) for p in x.props))
+    if a is None:
+        raise PlanError("no API with a parameter that can vary across parallel calls")
+    base = _single_call(pool, a, rng, cfg, level, style)
+    varying = [p for p in a.props if _scalar_param(a, p)]
+    vp = next((p for p in varying if p in a.required), None) or rng.choice(varying)
+    calls, seen = [], []
+    for _ in range(k * 6):
+        if len(calls) >= k:
+            break
+        v = gen_value(vp, a.props[vp], rng)
+        if v in seen:
+            continue
+        args = pair_fix({**base.arguments, vp: v})
+        if a.check(args) or any(args[q] != base.arguments[q] for q in args if q != vp):
+            continue  # pair_fix moved another value: its mention would no longer match
+        seen.append(v)
+        c = PCall(a.idx, a.name, args, {q: m for q, m in base.mentions.items() if q != vp},
+                  {q: "user" for q in args})
+        _mentions(a, c, rng, cfg, style, [vp])
+        calls.append(c)
+    if len(calls) < 2:
+        raise PlanError(f"cannot draw distinct values of {a.name}.{vp} for parallel calls")
+    return _Planned([_tool_exchange(pool, calls, rng, cfg, level, style, same_api=True, varying=vp)], a.domain)
+
+
+def _plan_dependent(pool: APIPool, cfg: DialogsConfig, rng: random.Random, level: int, style: str) -> _Planned:
+    """Two stages: the second call's argument is a field of the first call's result."""
+    if not pool.link_slots:
+        raise PlanError("the pool has no dependent API pair (a result field that feeds a required parameter)")
+    for _ in range(20):
+        slot = pool.link_slots[rng.randrange(len(pool.link_slots))]
+        a_idx, path, fschema = slot.sources[rng.randrange(len(slot.sources))]
+        b = pool.apis[slot.b]
+        first = pool.apis[a_idx]
+        v = gen_value(slot.param, b.props[slot.param], rng)
+        if conforms(v, fschema):
+            break
+    else:
+        raise PlanError("no dependent pair whose linked values are compatible")
+    c1 = _single_call(pool, first, rng, cfg, level, style)
+    args2 = make_arguments(b, rng, _optional_share(cfg, level), skip=(slot.param,))
+    args2[slot.param] = v
+    if b.check(args2):
+        raise PlanError(f"linked value {v!r} does not fit {b.name}.{slot.param}")
+    c2 = PCall(b.idx, b.name, args2, given_by={slot.param: "tool"}, link=(slot.param, 0, path))
+    _mentions(b, c2, rng, cfg, style, [p for p in args2 if p != slot.param])
+    distance = paraphrase_distance(level, rng)
+    p1, p2 = _request_parts(pool, [c1], rng, distance)[0], _request_parts(pool, [c2], rng, distance)[0]
+    link_words = param_words(slot.param)
+    text = dependent_request(p1, p2, link_words, rng, style)
+    ex = Exchange("tool", [[c1], [c2]], text, f"{p1[0]}; {p2[0]}", style)
+    ex.brief = _brief(pool, ex, [c1, c2], set())
+    ex.brief["order"] = f"the second task needs the {link_words} returned by the first"
+    return _Planned([ex], b.domain)
+
+
+def _plan_non_tool(pool: APIPool, cfg: DialogsConfig, rng: random.Random, level: int, style: str) -> _Planned:
+    """A request about an *intent API* that is left out of the candidates: the assistant must say no tool fits."""
+    x = _pick(pool, rng, lambda y: len(pool.by_domain[y.domain]) > 1)
+    if x is None:
+        raise PlanError("no domain with two or more APIs for a non-tool dialog")
+    call = _single_call(pool, x, rng, cfg, level, style)
+    parts = _request_parts(pool, [call], rng, paraphrase_distance(level, rng))
+    ex = Exchange("non_tool", [], compose_request(parts, rng, style), parts[0][0], style, intent_api=x.idx)
+    ex.brief = _brief(pool, ex, [call], set())
+    ex.brief["no_tool"] = True
+    ex.brief["tasks"][0].pop("api")
+    return _Planned([ex], x.domain, intent_leaves=x.leaves)
+
+
+def _plan_clarification(pool: APIPool, cfg: DialogsConfig, rng: random.Random, level: int, style: str) -> _Planned:
+    """A request missing one required free-valued argument: the assistant asks, the user answers, then the call."""
+    a = _pick(pool, rng, lambda x: any(_scalar_param(x, p) and "enum" not in x.props[p] for p in x.required))
+    if a is None:
+        raise PlanError("no API with a required free-valued parameter to ask for")
+    call = _single_call(pool, a, rng, cfg, level, style)
+    miss = rng.choice([p for p in a.required if _scalar_param(a, p) and "enum" not in a.props[p]])
+    call.given_by[miss] = "answer"
+    profile = _profile(call, a, rng, cfg, {miss})
+    parts = _request_parts(pool, [call], rng, paraphrase_distance(level, rng), omit={miss})
+    m = call.mentions[miss]
+    answer = clarification_answer(m, " / ".join(s.text for s in m.spans) if len(m.spans) > 1 else m.spans[0].text, rng)
+    ex = Exchange("clarify", [[call]], compose_request(parts, rng, style), parts[0][0], style, missing=(0, miss),
+                  answer=answer)
+    ex.brief = _brief(pool, ex, [call], {miss})
+    ex.brief["answer"] = {"param": miss, "value": call.arguments[miss], "say_as": " / ".join(s.text for s in m.spans)}
+    return _Planned([ex], a.domain, profile)
+
+
+PLANNERS = {
+    "single": _plan_single,
+    "parallel": _plan_parallel,
+    "dependent": _plan_dependent,
+    "non_tool": _plan_non_tool,
+    "clarification": _plan_clarification,
+}
+
+
+def _with_history(pool: APIPool, cfg: DialogsConfig, rng: random.Random, level: int, planned: _Planned) -> list[Exchange]:
+    """Earlier, completed exchanges (multi-turn) with other APIs of the domain, before the planned ones."""
+    exchanges = planned.exchanges
+    if any(e.follow_up for e in exchanges) or cfg.max_history <= 0 or \
+            rng.random() >= cfg.multi_turn * (0.5 + 0.25 * level):
+        return exchanges
+    n_hist = rng.randint(1, max(1, min(cfg.max_history, 1 + level // 2)))
+    used = {c.api for e in exchanges for st in e.stages for c in st} | \
+           ({exchanges[0].intent_api} if exchanges[0].intent_api is not None else set())
+    hist = pool.distractors(sorted(used), n_hist, rng, cfg.history_same_category, exclude_leaves=planned.intent_leaves)
+    history = []
+    for i in hist:
+        hs = _style(rng)
+        c = _single_call(pool, pool.apis[i], rng, cfg, level, hs)
+        history.append(_tool_exchange(pool, [c], rng, cfg, level, hs))
+    return history + exchanges
+
+
+def _candidates(pool: APIPool, cfg: DialogsConfig, rng: random.Random, level: int, type_: str,
+                exchanges: list[Exchange], intent_leaves: frozenset) -> list[int]:
+    """Gold APIs plus same-domain distractors, shuffled into offer order."""
+    gold: list[int] = []
     for e in exchanges:
         for st in e.stages:
             for c in st:
@@ -407,9 +444,26 @@ def plan_dialog(pool: APIPool, cfg: DialogsConfig, type_: str, seed: int, level:
             raise PlanError(f"no same-domain candidate that differs from intent API {pool.apis[anchor[0]].name}")
     tools = gold + extra
     rng.shuffle(tools)
+    return tools
+
+
+def plan_dialog(pool: APIPool, cfg: DialogsConfig, type_: str, seed: int, level: int | None = None,
+                attempt: int = 0) -> DialogPlan:
+    """Plan one dialog of ``type_`` from ``seed`` (deterministic); PlanError when the pool cannot supply it.
+
+    The type's planner (:data:`PLANNERS`) decides the exchanges; then, for every type, history exchanges,
+    the candidate list and the system prompt."""
+    if type_ not in PLANNERS:
+        raise PlanError(f"unknown dialog type {type_!r}")
+    rng = random.Random(seed)
+    level = _level_draw(cfg, rng) if level is None else max(0, min(4, level))
+    style = _style(rng)
+    planned = PLANNERS[type_](pool, cfg, rng, level, style)
+    exchanges = _with_history(pool, cfg, rng, level, planned)
+    tools = _candidates(pool, cfg, rng, level, type_, exchanges, planned.intent_leaves)
     system = rng.choice(SYSTEM_PROMPTS)
-    if profile:
-        facts = "; ".join(f"{param_words(p)}: {v}" for p, v in profile.items())
+    if planned.profile:
+        facts = "; ".join(f"{param_words(p)}: {v}" for p, v in planned.profile.items())
         system += f"\nWhat you know about the user: {facts}."
-    return DialogPlan(seed=seed, type=type_, level=level, domain=gold_domain, system=system, profile=profile,
-                      tools=tools, exchanges=exchanges, attempt=attempt)
+    return DialogPlan(seed=seed, type=type_, level=level, domain=planned.gold_domain, system=system,
+                      profile=planned.profile, tools=tools, exchanges=exchanges, attempt=attempt)

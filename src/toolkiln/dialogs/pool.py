@@ -21,7 +21,7 @@ import polars as pl
 from toolkiln.dialogs.surface import functionality
 from toolkiln.dialogs.values import singular
 from toolkiln.schema import api_to_dict
-from toolkiln.verify.argcheck import compile_parameters, json_type
+from toolkiln.argcheck import compile_parameters, json_type
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
@@ -142,7 +142,7 @@ class APIPool:
                     continue
                 # A namesake of b (same base name, another namespace) is a near-duplicate, not a first step.
                 base = b.name.split(".")[-1]
-                ok = lambda x: x[0] != b.idx and self.apis[x[0]].name.split(".")[-1] != base  # noqa: E731
+                ok = lambda x: x[0] != b.idx and self.apis[x[0]].name.split(".")[-1] != base  # noqa: B023 (used in this iteration only)
                 sources = [x for x in by_field.get((b.domain, p), []) if ok(x)]
                 if p.endswith("_id"):
                     stem = singular(p[:-3].split("_")[-1])

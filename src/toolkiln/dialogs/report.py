@@ -5,11 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import matplotlib
+import polars as pl
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import polars as pl  # noqa: E402
+from toolkiln import plots
 
 
 def type_table(metrics: dict) -> pl.DataFrame:
@@ -20,9 +18,7 @@ def type_table(metrics: dict) -> pl.DataFrame:
 
 
 def plot_dialogs(metrics: dict, path: str | Path) -> Path:
-    from toolkiln.io import atomic_write
-
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    fig, axes = plots.subplots(1, 3, figsize=(16, 4.8))
     counts = metrics["type_counts"]
     axes[0].bar(list(counts), list(counts.values()), color="#4C72B0")
     axes[0].set_title(f"dialogs per type (total {metrics['n_dialogs']:,})")
@@ -33,10 +29,7 @@ def plot_dialogs(metrics: dict, path: str | Path) -> Path:
     levels = metrics["levels"]
     axes[2].bar([f"level {k}" for k in levels], list(levels.values()), color="#55A868")
     axes[2].set_title("complexity level")
-    fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
-    plt.close(fig)
-    return Path(path)
+    return plots.save(fig, path)
 
 
 def mlflow_metrics(metrics: dict) -> dict:

@@ -1,4 +1,4 @@
-"""Train/test split by API (DESIGN.md §2.2: the test set measures generalisation to unseen tools).
+"""Train/test split by API (docs/architecture.md#dialogs: the test set measures generalisation to unseen tools).
 
 A dialog's *key APIs* are the APIs it calls (``apis``) plus, for a non-tool
 dialog, the API its request was about (``provenance.intent_api``, left out of its
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from toolkiln.schema import DIALOG_SCHEMA, DIALOG_TYPES
-from toolkiln.verify.config import SplitConfig
+from toolkiln.dialogs.config import SplitConfig
 
 
 @dataclass

@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from toolkiln.dialogs.values import conforms, gen_value
-from toolkiln.verify.argcheck import json_type
+from toolkiln.argcheck import json_type
 
 _PATH_STEP = re.compile(r"([A-Za-z0-9_\-]+)(\[0\])?")
 

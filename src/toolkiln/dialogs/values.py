@@ -10,7 +10,7 @@ arguments must satisfy the API's schema. The simulator gets there in two steps:
 * the schema then has the last word: enums pick a member, formats and patterns
   are generated to match (:mod:`toolkiln.dialogs.regexgen`), ranges, lengths and
   item counts are enforced, and the result is re-checked with the verifier's
-  compiled checker (:func:`toolkiln.verify.argcheck.compile_value`), so a value
+  compiled checker (:func:`toolkiln.argcheck.compile_value`), so a value
   that leaves here is one the rule layer accepts.
 
 Every function takes its ``random.Random``; nothing here keeps state between calls.
@@ -27,7 +27,7 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from toolkiln.dialogs.regexgen import sample_pattern
-from toolkiln.verify.argcheck import compile_value, json_type
+from toolkiln.argcheck import compile_value, json_type
 
 # ----------------------------------------------------------------------------- vocabulary
 

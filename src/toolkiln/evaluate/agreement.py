@@ -1,4 +1,4 @@
-"""Verdict agreement between our parser + matcher and BFCL's official decoder + checker (DESIGN.md §2.5).
+"""Verdict agreement between our parser + matcher and BFCL's official decoder + checker (docs/architecture.md#evaluation).
 
 The possible answers of each BFCL entry are turned into model outputs —
 the answer itself (first / last accepted values, optional parameters left out)
@@ -25,7 +25,7 @@ from toolkiln.calls import format_calls, format_value
 from toolkiln.evaluate.ast_match import match
 from toolkiln.evaluate.harness import judge
 from toolkiln.evaluate.oracle import Oracle, to_bfcl_calls
-from toolkiln.evaluate.parse import parse_calls
+from toolkiln.callparse import parse_calls
 
 # Perturbations on which we disagree with BFCL by design (text mode), and why.
 INTENTIONAL = {

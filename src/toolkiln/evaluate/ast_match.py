@@ -1,4 +1,4 @@
-"""BFCL's AST-match semantics, and a partial-credit score for use as a reward (DESIGN.md §2.5).
+"""BFCL's AST-match semantics, and a partial-credit score for use as a reward (docs/architecture.md#evaluation).
 
 :func:`match` judges parsed calls against BFCL ground truth
 (``[{func: {param: [accepted values]}}]``) the way BFCL's checker does, so its

@@ -1,4 +1,4 @@
-"""BFCL v4 single-turn categories from the ``bfcl-eval`` package, and BFCL's prompt (DESIGN.md §2.5).
+"""BFCL v4 single-turn categories from the ``bfcl-eval`` package, and BFCL's prompt (docs/architecture.md#evaluation).
 
 The package ships each category as ``bfcl_eval/data/BFCL_v4_<category>.json``
 and its ground truth as ``data/possible_answer/BFCL_v4_<category>.json`` (JSON

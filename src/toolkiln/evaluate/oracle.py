@@ -1,4 +1,4 @@
-"""BFCL's official decoder and AST checker, loaded offline as an oracle (DESIGN.md §2.5).
+"""BFCL's official decoder and AST checker, loaded offline as an oracle (docs/architecture.md#evaluation).
 
 ``bfcl-eval`` is installed ``--no-deps`` (its full tree is ~6 GB). Its AST
 checker module imports ``bfcl_eval.constants.model_config``, which imports every
@@ -11,7 +11,7 @@ modules load; the stand-ins are removed from ``sys.modules`` afterwards.
 
 The oracle is for agreement tests and benchmarks only: its decoder ``eval``\\ s
 parts of model output, so it must never see untrusted text. Our own
-:mod:`toolkiln.evaluate.parse` never evaluates anything.
+:mod:`toolkiln.callparse` never evaluates anything.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class Oracle:
         """The official verdict on raw model text, as BFCL's eval runner computes it for prompt-based models."""
         try:
             decoded = self.decode_ast(text)
-        except Exception as exc:  # BFCL counts any decoder failure as "no call" / "decoder failed"
+        except Exception as exc:  # noqa: BLE001 - BFCL counts any decoder failure as "no call" / "decoder failed"
             if "irrelevance" in category:
                 return {"valid": True, "error_type": None}
             return {"valid": False, "error_type": f"ast_decoder:decoder_failed: {type(exc).__name__}"}

@@ -1,4 +1,4 @@
-"""Human-readable views of evaluation metrics: an error-type table and an accuracy plot (DESIGN.md §2.5, §4)."""
+"""Human-readable views of evaluation metrics: an error-type table and an accuracy plot (docs/architecture.md (#evaluation, #tracking))."""
 
 from __future__ import annotations
 
@@ -27,16 +27,11 @@ def error_table(metrics: dict) -> str:
 
 def plot_accuracy(metrics: dict, path: str | Path, title: str = "evaluate") -> Path:
     """Bars: accuracy per dialog type and BFCL category, with the error-type mix stacked beside it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from toolkiln.io import atomic_write
+    from toolkiln import plots
 
     rows = list(_groups(metrics))
     labels = [f"{g}\n({'syn' if p == 'synthetic' else 'bfcl'})" for p, g, _ in rows]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(max(8, 1.3 * len(rows) + 4), 4.5))
+    fig, (a1, a2) = plots.subplots(1, 2, figsize=(max(8, 1.3 * len(rows) + 4), 4.5))
     a1.bar(range(len(rows)), [m["accuracy"] for _, _, m in rows], color="#4C72B0")
     a1.set_xticks(range(len(rows)), labels, fontsize=7)
     a1.set_ylim(0, 1)
@@ -54,7 +49,4 @@ def plot_accuracy(metrics: dict, path: str | Path, title: str = "evaluate") -> P
     a2.set_title("error types")
     if any(bottom):
         a2.legend(fontsize=7)
-    fig.tight_layout()
-    atomic_write(Path(path), lambda p: fig.savefig(p, format="png", dpi=110))
-    plt.close(fig)
-    return Path(path)
+    return plots.save(fig, path)

@@ -1,4 +1,4 @@
-"""Chat backends for the LLM-prompted agents (DESIGN.md §3).
+"""Chat backends for the LLM-prompted agents (docs/architecture.md#backends).
 
 ``make_backend(params.llm)`` returns the configured :class:`ChatBackend`, or None
 when ``llm.backend`` is ``"simulator"`` (the agents' programmatic default). The

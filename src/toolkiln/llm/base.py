@@ -1,4 +1,4 @@
-"""The chat-backend interface every LLM-prompted agent uses (DESIGN.md §3).
+"""The chat-backend interface every LLM-prompted agent uses (docs/architecture.md#backends).
 
 A backend takes a batch of :class:`ChatRequest` and returns one
 :class:`ChatResult` per request, in order. It never raises for a failed request:

@@ -1,4 +1,4 @@
-"""On-disk response cache and raw-traffic trace shared by the chat backends (DESIGN.md §3, §6, §7).
+"""On-disk response cache and raw-traffic trace shared by the chat backends (docs/architecture.md (#backends, #conventions, #reliability)).
 
 The cache stores one JSON file per request key in sharded sub-folders
 (``<dir>/<key[:2]>/<key>.json``), each written atomically as soon as its answer

@@ -1,4 +1,4 @@
-"""Typed params for chat backends (DESIGN.md §3)."""
+"""Typed params for chat backends (docs/architecture.md#backends)."""
 
 from typing import Literal
 

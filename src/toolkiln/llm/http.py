@@ -1,4 +1,4 @@
-"""Chat backend for any OpenAI-compatible ``/chat/completions`` endpoint (DESIGN.md §3).
+"""Chat backend for any OpenAI-compatible ``/chat/completions`` endpoint (docs/architecture.md#backends).
 
 vLLM, llama.cpp's server, Ollama and hosted APIs all speak this protocol. The
 ToolACE agents (arXiv 2409.00920 §2: API synthesis, user/assistant/tool agents,
@@ -399,7 +399,7 @@ def _since(started: list[float]) -> float:
 class _ClientPool:
     """At most ``concurrency`` requests in flight, spread over small httpx pools.
 
-    One ``httpx.AsyncClient`` with many connections degrades badly (encode/httpx
+    One ``httpx.AsyncClient`` with many connections degrades badly (upstream encode/httpx
     issue 3215: at 64 connections the benchmark got a third of the throughput of
     16, with multi-second tail latencies); pools of ``SHARD`` connections, each
     request taking the least-busy one, keep every pool in its fast regime.

@@ -1,4 +1,4 @@
-"""Chat backend on a local Hugging Face causal LM folder (DESIGN.md §3, §7 "model generation batched").
+"""Chat backend on a local Hugging Face causal LM folder (docs/architecture.md (#backends, #reliability)).
 
 Serves the same :class:`ChatBackend` contract as the HTTP backend for runs with
 no endpoint at all, e.g. letting the iTool policy (arXiv 2501.09766 §3) or a
@@ -187,7 +187,7 @@ class TransformersBackend:
         t0 = time.perf_counter()
         try:
             texts, usages = self._generate_texts(effs, rendered)
-        except Exception as exc:  # OOM, a prompt longer than the model's context: recorded per request
+        except Exception as exc:  # noqa: BLE001 - OOM, a prompt longer than the model's context: recorded per request
             log.warning("local generation failed for a batch of %d: %s: %s", len(effs), type(exc).__name__, exc)
             return [ChatResult(key=r.key(), ok=False, error=f"local generation failed: {type(exc).__name__}: {exc}",
                                attempts=1, latency_s=time.perf_counter() - t0) for r in reqs]

@@ -1,4 +1,4 @@
-"""Tolerant extraction of a JSON value from an LLM reply (DESIGN.md §3).
+"""Tolerant extraction of a JSON value from an LLM reply (docs/architecture.md#backends).
 
 ToolACE's agents (arXiv 2409.00920 §2.1-2.2) ask models for API definitions and
 dialog turns as JSON, and models wrap it in prose, code fences or trailing
@@ -32,6 +32,29 @@ def _wanted(obj: Any, expect: Expect) -> bool:
     return isinstance(obj, (dict, list))
 
 
+def _span_end(text: str, i: int) -> int | None:
+    """Index just past the bracket that closes ``text[i]`` (JSON strings respected), or None if it never closes."""
+    depth, in_str, esc = 0, False, False
+    for k in range(i, len(text)):
+        ch = text[k]
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+            if depth == 0:
+                return k + 1
+    return None
+
+
 def _scan(text: str, expect: Expect) -> tuple[Any, str | None, bool]:
     """First decodable object/array starting at a bracket; (obj, best_error, found)."""
     openers = "{["  # both, even when one is expected, so the other kind is skipped whole
@@ -52,7 +75,11 @@ def _scan(text: str, expect: Expect) -> tuple[Any, str | None, bool]:
             progress = exc.pos - i
             if best_err is None or progress > best_err[0]:
                 best_err = (progress, f"invalid JSON starting at char {i}: {exc.msg} (char {exc.pos})")
-            i += 1
+            # A value that looked like JSON and broke (truncated, a trailing comma, a comment) is refused
+            # whole: the objects nested in it decode, but returning one would silently pass off a fragment
+            # (a schema's "parameters") as the answer. Prose braces ("{like this}") fail at once and are
+            # stepped over.
+            i = i + 1 if progress <= 1 else (_span_end(text, i) or len(text))
             continue
         if _wanted(obj, expect):
             return obj, None, True

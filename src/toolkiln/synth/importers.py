@@ -1,4 +1,4 @@
-"""Importers for foreign API formats -> the canonical format (DESIGN.md §2.1).
+"""Importers for foreign API formats -> the canonical format (docs/architecture.md#api-pool).
 
 Real tool documentation is messy. ToolACE's lists use names with spaces
 ("Market Trends API") and Python type names (``int``, ``float``, ``dict``); BFCL
@@ -28,7 +28,7 @@ TYPE_MAP = {
     "any": None,  # JSON Schema: no "type" means any value
     # BFCL's simple_java / simple_javascript docs use the host language's type names
     "arraylist": "array", "linkedlist": "array", "hashset": "array", "queue": "array", "stack": "array",
-    "hashmap": "object", "treemap": "object", "concurrenthashmap": "object",
+    "treemap": "object", "concurrenthashmap": "object",
     "short": "integer", "byte": "integer", "bigint": "integer", "biginteger": "integer", "character": "string",
     "bigdecimal": "number", "function": None, "class": None, "void": "null",
 }

@@ -1,4 +1,4 @@
-"""The ``synthesize_apis`` stage as a pure function (ToolACE §3.1, DESIGN.md §2.1).
+"""The ``synthesize_apis`` stage as a pure function (ToolACE §3.1).
 
 speciation (the context tree, loaded by the caller) -> adaptation (specs) ->
 evolution + realisation (a synthesiser) -> definition-clarity checks -> exact and
@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from toolkiln.schema import API_SCHEMA, api_from_dict
 from toolkiln.synth.config import SynthConfig
-from toolkiln.synth.dedup import api_text, api_tokens, embedding_pairs, greedy_keep, minhash_pairs
+from toolkiln.synth.dedup import (api_text, api_tokens, embedding_pairs, greedy_keep, minhash_minilm_pairs,
+                                  minhash_pairs)
 from toolkiln.synth.evolve import ExampleBuffer, sample_spec
 from toolkiln.synth.synthesizer import APISynthesizer
 from toolkiln.synth.tree import ContextTree
@@ -177,9 +178,16 @@ def synthesize_pool(tree: ContextTree, cfg: SynthConfig, synth: APISynthesizer, 
     valid = valid.filter(~dup_name)
     # near duplicates
     pnames = [list(json.loads(p).get("properties", {})) for p in valid["parameters"]]
+    metrics_dedup: dict = {}
     if cfg.dedup.method == "minhash":
         sets = [api_tokens(n, d, p) for n, d, p in zip(valid["name"], valid["description"], pnames)]
         pairs = minhash_pairs(sets, cfg.dedup.threshold, cfg.dedup.num_perm, seed)
+    elif cfg.dedup.method == "minhash_minilm":
+        sets = [api_tokens(n, d, p) for n, d, p in zip(valid["name"], valid["description"], pnames)]
+        texts = [api_text(n, d, p) for n, d, p in zip(valid["name"], valid["description"], pnames)]
+        pairs, stats = minhash_minilm_pairs(sets, texts, valid["domain"].to_list(), cfg.dedup.threshold,
+                                            cfg.dedup.candidate_jaccard, cfg.dedup.num_perm, seed)
+        metrics_dedup = {"dedup_candidate_pairs": stats["candidates"], "dedup_embedded_apis": stats["embedded"]}
     else:
         from toolkiln.embed import embed_texts
 
@@ -214,6 +222,7 @@ def synthesize_pool(tree: ContextTree, cfg: SynthConfig, synth: APISynthesizer, 
         "rejected_by_stage": dict(Counter(rej["stage"].to_list())),
         "reject_reasons": dict(reasons.most_common()),
         "near_duplicate_pairs": len(pairs),
+        **metrics_dedup,
         "target_met": pool.height >= cfg.n_apis,
         "timings": timings,
         "apis_per_s": {"generate": cand.height / max(timings["generate_s"], 1e-9),
@@ -223,3 +232,36 @@ def synthesize_pool(tree: ContextTree, cfg: SynthConfig, synth: APISynthesizer, 
     if not metrics["target_met"]:
         log.warning("pool has %d APIs, below the target %d: raise synth.oversample", pool.height, cfg.n_apis)
     return PoolResult(pool=pool, rejects=rej, checks=checks.drop("reasons"), metrics=metrics)
+
+
+class PoolSuiteError(RuntimeError):
+    """The filtered pool fails its GX suite: a check and its expectation disagree (a bug, not bad data)."""
+
+
+def run_synthesis(tree_dir, cfg: SynthConfig, llm_cfg, *, seed: int, suite, data_docs_dir, trace_path=None,
+                  progress: bool = True, runtime=None, max_failure_rate: float | None = None) -> PoolResult:
+    """The ``synthesize_apis`` stage as one call: load the context tree, pick the synthesiser ``llm_cfg`` names
+    (the simulator when no backend is set), synthesise, and assert the GX suite on every candidate (a report)
+    and on the pool (must pass). ``metrics`` gains the tree's stats and the suite's unexpected counts.
+    ``runtime``: how LLM requests are sent (``params.runtime.llm``); with ``max_failure_rate`` an endpoint outage
+    above that share of requests raises :class:`toolkiln.llm.EndpointOutage` after synthesis."""
+    from toolkiln.gxsuite import run_suites
+    from toolkiln.llm import check_outage, make_backend
+    from toolkiln.synth.synthesizer import LLMSynthesizer, SimulatorSynthesizer
+    from toolkiln.synth.tree import load_tree
+
+    tree = load_tree(tree_dir)
+    log.info("context tree: %s", tree.stats())
+    backend = make_backend(llm_cfg, runtime, trace_path=trace_path)
+    synth = SimulatorSynthesizer() if backend is None else LLMSynthesizer(
+        backend, model=llm_cfg.model, temperature=llm_cfg.temperature, max_tokens=llm_cfg.max_tokens)
+    result = synthesize_pool(tree, cfg, synth, seed=seed, progress=progress)
+    if max_failure_rate is not None:
+        check_outage(backend, max_failure_rate, "synthesize_apis")
+    gx = run_suites({"candidates": result.checks, "pool": result.checks.filter("ok")}, suite,
+                    data_docs_dir=data_docs_dir)
+    if not gx["pool"].success:
+        raise PoolSuiteError(f"GX suite {suite} fails on the filtered pool: {gx['pool'].to_dict()}")
+    result.metrics = {"tree": tree.stats(), **result.metrics,
+                      "gx": {k: {o.column: o.unexpected_count for o in v.outcomes} for k, v in gx.items()}}
+    return result

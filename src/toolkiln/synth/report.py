@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from toolkiln import plots
 
 
 def plot_diversity(metrics: dict, path: str | Path) -> Path:
-    from toolkiln.io import atomic_write
-
-    fig, axes = plt.subplots(1, 3, figsize=(17, 6), gridspec_kw={"width_ratios": [2.2, 1, 1]})
+    fig, axes = plots.subplots(1, 3, figsize=(17, 6), gridspec_kw={"width_ratios": [2.2, 1, 1]})
     dom = metrics["per_domain"]
     axes[0].barh(list(dom), list(dom.values()), color="#4C72B0")
     axes[0].invert_yaxis()
@@ -28,7 +23,4 @@ def plot_diversity(metrics: dict, path: str | Path) -> Path:
     axes[2].set_xticks(range(len(depth)), [f"{k}" for k in depth])
     axes[2].set_title("schema nesting depth")
     axes[2].set_xlabel("depth (1 = flat parameters)")
-    fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
-    plt.close(fig)
-    return Path(path)
+    return plots.save(fig, path)

@@ -1,4 +1,4 @@
-"""API synthesisers: one interface, two implementations (ToolACE §3.1; DESIGN.md §3).
+"""API synthesisers: one interface, two implementations (ToolACE §3.1).
 
 An :class:`APISynthesizer` turns :class:`~toolkiln.synth.evolve.APISpec` s into
 canonical API dicts, or into recorded rejections. The programmatic

@@ -1,4 +1,4 @@
-"""API definition clarity — the first of ToolACE's rule-layer checks (ToolACE §3.3, DESIGN.md §2.3).
+"""API definition clarity — the first of ToolACE's rule-layer checks (ToolACE §3.3).
 
 Each API is checked by one pass over its parameter schema, producing a named
 reason per failing check. :func:`api_checks_frame` turns a pool table into

@@ -207,7 +207,7 @@ VERB_CLASSES = {
                "make", "publish", "invite", "subscribe", "order", "apply", "issue", "request", "enroll", "generate", "launch",
                "provision", "log", "record", "import", "share", "follow", "tag", "attach", "report", "file", "place", "purchase",
                "buy", "sell", "mint", "deploy", "run", "trigger", "initiate", "join", "claim", "redeem", "clone", "fork", "rent",
-               "donate", "vote", "sign", "upload", "write", "compose", "draft", "set"},
+               "donate", "vote", "sign", "write", "compose", "draft", "set"},
     "update": {"update", "edit", "modify", "change", "rename", "move", "reschedule", "assign", "enable", "disable", "pause",
                "resume", "renew", "adjust", "configure", "toggle", "approve", "reject", "mark", "restore", "rotate", "scale",
                "upgrade", "merge", "pin", "transfer", "extend", "lock", "unlock", "reset", "sync", "refresh", "reorder", "mute",

@@ -1,4 +1,4 @@
-"""Typed params for verification and the train/test split (DESIGN.md §2.3)."""
+"""Typed params for verification (docs/architecture.md#verification)."""
 
 from typing import Literal
 
@@ -53,7 +53,7 @@ class GXConfig(Section):
 
 
 class InjectionConfig(Section):
-    """Error injection (DESIGN.md §2.3): labelled corruptions measure recall per kind, not assume it."""
+    """Error injection (docs/architecture.md#verification): labelled corruptions measure recall per kind, not assume it."""
 
     enabled: bool = Field(True, description="Evaluate the verifier on corrupted copies of the input dialogs.")
     per_kind: int = Field(200, ge=1, description="Corrupted dialogs per error kind (fewer when fewer dialogs qualify).")
@@ -61,7 +61,7 @@ class InjectionConfig(Section):
 
 
 class VerifyConfig(Section):
-    """Owned by issue 4: ToolACE's dual-layer verification."""
+    """ToolACE's dual-layer verification."""
 
     enabled: bool = Field(True, description="false = the 'unverified data' ablation: every row passes through; "
                           "the checks are still computed and reported.")
@@ -78,16 +78,3 @@ class VerifyConfig(Section):
                              "(otherwise every long turn counts as a runaway)")
         return self
 
-
-class SplitConfig(Section):
-    """Owned by issue 3: train/test split by API (DESIGN.md §2.2), so the test set measures unseen tools."""
-
-    test_fraction: float = Field(0.1, gt=0, lt=1, description="Target share of dialogs in the test split; test APIs are "
-                                 "added until their dialogs reach it.")
-    all_types_in_test: bool = Field(True, description="Add test APIs until every dialog type present in the input "
-                                    "also appears in the test split.")
-    strip_test_distractors: bool = Field(True, description="Remove test APIs from the candidate lists of train dialogs, "
-                                         "so no test API appears in train at all (not even as a distractor).")
-    exports: list[Literal["sharegpt", "openai", "bfcl"]] = Field(
-        ["sharegpt", "openai", "bfcl"], description="Export formats written for each split: ShareGPT/ToolACE JSON, "
-        "OpenAI-messages JSONL, BFCL question + possible-answer JSONL.")

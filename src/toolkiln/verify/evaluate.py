@@ -1,4 +1,4 @@
-"""Recall per error kind and false rejects on clean data (DESIGN.md §2.3, after ToolACE §3.3).
+"""Recall per error kind and false rejects on clean data (after ToolACE §3.3).
 
 The input dialogs are taken as clean (a simulator's output is meant to be
 correct) and verified as they are: whatever is rejected counts as a false reject,
@@ -9,7 +9,7 @@ sample; ``duplicate`` is the one kind whose originals stay) and the frame is
 verified again. Both layers judge every injected row, so recall is reported for
 the rule layer, the model layer and their union, with the checks that fired.
 
-The bar (issue 4): every ``rule`` kind caught by the rule layer at >= 99 %,
+The bar: every ``rule`` kind caught by the rule layer at >= 99 %,
 and <= 1 % of clean rows rejected by the rule layer.
 """
 

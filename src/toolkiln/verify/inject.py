@@ -1,4 +1,4 @@
-"""Error injection: labelled corruptions of clean dialogs (DESIGN.md §2.3, after ToolACE §3.3).
+"""Error injection: labelled corruptions of clean dialogs (after ToolACE §3.3).
 
 ToolACE reports its verifier's pass rates but not what it catches. Here every
 error kind is a function that takes one clean dialog row and returns a corrupted
@@ -27,7 +27,7 @@ import polars as pl
 from toolkiln.calls import format_calls
 from toolkiln.saferegex import BadPattern, PatternTimeout, compile_guarded
 from toolkiln.schema import DIALOG_SCHEMA, dialogs_frame
-from toolkiln.verify.argcheck import compile_parameters, json_type
+from toolkiln.argcheck import compile_parameters, json_type
 from toolkiln.verify.model import Context, grounded
 
 Row = dict[str, Any]

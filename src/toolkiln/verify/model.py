@@ -1,4 +1,4 @@
-"""The model layer of ToolACE's dual-layer verification (ToolACE §3.3, DESIGN.md §2.3).
+"""The model layer of ToolACE's dual-layer verification (ToolACE §3.3).
 
 ToolACE asks LLM "experts" three sub-questions of every sample that passed the
 rules: *hallucination* (is an argument value made up, i.e. not in the user
@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 
 from toolkiln.llm.base import ChatBackend, ChatRequest
-from toolkiln.verify.argcheck import compile_value, short
+from toolkiln.argcheck import compile_value, short
 
 MODEL_SUBCHECKS = ("hallucination", "consistency", "tool_response")
 MODEL_CHECKS = tuple(f"ok_model_{s}" for s in MODEL_SUBCHECKS)

@@ -1,4 +1,4 @@
-"""Dual-layer verification of dialog rows, end to end (ToolACE §3.3, DESIGN.md §2.3).
+"""Dual-layer verification of dialog rows, end to end (ToolACE §3.3).
 
 ``verify_dialogs`` runs the rule layer over every row, the model layer over the
 rule layer's survivors, and splits the rows into verified dialogs and rejects

@@ -1,4 +1,4 @@
-"""Human-facing outputs of verification: per-check table and plots (DESIGN.md §2.3, §4).
+"""Human-facing outputs of verification: per-check table and plots (docs/architecture.md (#verification, #tracking)).
 
 The pass rates per layer sit beside ToolACE's published ones (rule 67.9 %,
 model 91.1 %, final 61.8 %, with formalised thinking); recall per injected
@@ -22,14 +22,11 @@ def check_table(metrics: dict[str, Any]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"check": pl.Utf8, "family": pl.Utf8, "pass_rate": pl.Float64})
 
 
-def plot_pass_rates(metrics: dict[str, Any], path: str | Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_pass_rates(metrics: dict[str, Any], path: str | Path) -> Path:
+    from toolkiln import plots
 
     table = check_table(metrics)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, max(4, 0.28 * table.height)),
+    fig, (ax1, ax2) = plots.subplots(1, 2, figsize=(12, max(4, 0.28 * table.height)),
                                    gridspec_kw={"width_ratios": [1, 2]})
     layers = ["rules", "model", "final"]
     ours = [metrics["pass_rate"].get(k) or 0 for k in layers]
@@ -45,26 +42,16 @@ def plot_pass_rates(metrics: dict[str, Any], path: str | Path) -> None:
     ax2.barh(table["check"].to_list()[::-1], table["pass_rate"].to_list()[::-1])
     ax2.set_xlim(0, 1.0)
     ax2.set_title("pass rate per check")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
+    return plots.save(fig, path)
 
 
-def plot_recall(injection: dict[str, Any] | None, path: str | Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_recall(injection: dict[str, Any] | None, path: str | Path) -> Path:
+    from toolkiln import plots
 
     if injection is None:  # verify.injection.enabled: false; keep the DVC output, say why it is empty
-        fig, ax = plt.subplots(figsize=(6, 1.5))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "error injection disabled (verify.injection.enabled: false)", ha="center", va="center")
-        fig.savefig(path, dpi=110, format="png")
-        plt.close(fig)
-        return
+        return plots.message("error injection disabled (verify.injection.enabled: false)", path)
     kinds = [(k, v) for k, v in injection["kinds"].items() if v.get("n")]
-    fig, ax = plt.subplots(figsize=(12, 0.3 * len(kinds) + 1.5))
+    fig, ax = plots.subplots(figsize=(12, 0.3 * len(kinds) + 1.5))
     names = [f"{k} ({v['layer']})" for k, v in kinds][::-1]
     y = range(len(names))
     ax.barh([i + 0.2 for i in y], [v["recall_rules"] for _, v in kinds][::-1], 0.4, label="rule layer")
@@ -76,9 +63,7 @@ def plot_recall(injection: dict[str, Any] | None, path: str | Path) -> None:
     ax.set_title(f"recall per injected error kind (false rejects on clean data: rules {fr['rules']:.3f}, "
                  f"model {fr['model']:.3f})")
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
+    return plots.save(fig, path)
 
 
 def summary_metrics(metrics: dict[str, Any], injection: dict[str, Any] | None, gx: dict[str, Any]) -> dict[str, Any]:

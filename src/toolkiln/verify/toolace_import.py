@@ -1,4 +1,4 @@
-"""ToolACE's released dialogs (ShareGPT form) -> toolkiln dialog rows (DESIGN.md §2.2, ToolACE §3.2).
+"""ToolACE's released dialogs (ShareGPT form) -> toolkiln dialog rows (ToolACE §3.2).
 
 A record is ``{"system", "tools", "conversations": [{"from": "human" | "function_call" |
 "observation" | "gpt", "value"}]}``; the candidate tools sit as a JSON list inside the

@@ -1,7 +1,7 @@
 """A scripted "LLM" for the chat test server: plays the three dialog agents by reading their prompts.
 
 The project's one allowed stand-in for a remote model is a real HTTP server
-(:class:`toolkiln.llm.testserver.ChatTestServer`) with a *responder*. This
+(:class:`toolkiln.testing.chatserver.ChatTestServer`) with a *responder*. This
 responder answers the prompts of :mod:`toolkiln.dialogs.llm_agents` the way a
 competent model would, so tests and the throughput benchmark exercise the LLM
 path end to end over HTTP:
@@ -47,7 +47,7 @@ def _plain(v: Any) -> str:
 
 
 class ScriptedLLM:
-    """Callable responder for :class:`~toolkiln.llm.testserver.ChatTestServer` (see module doc)."""
+    """Callable responder for :class:`~toolkiln.testing.chatserver.ChatTestServer` (see module doc)."""
 
     def __init__(self, malformed: float = 0.0, seed: int = 0):
         self.malformed = malformed

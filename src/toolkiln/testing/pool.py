@@ -1,4 +1,4 @@
-"""A small, realistic API pool for the dialog tests: 21 APIs in 3 domains (canonical ``schema.py`` rows).
+"""Test fixture: a small, realistic API pool: 21 APIs in 3 domains (canonical ``schema.py`` rows).
 
 Parameter types cover what the real pool holds: strings with enum / pattern / format
 (date, date-time, email, uri), integers with ranges, numbers, booleans, arrays of
@@ -171,4 +171,4 @@ API_DICTS = [
 
 def fixture_pool_frame():
     """The fixture APIs as a ``data/api_pool.parquet``-shaped frame."""
-    return apis_frame([api_from_dict(a, provenance={"generator": "tests.dialogs.fixtures"}) for a in API_DICTS])
+    return apis_frame([api_from_dict(a, provenance={"generator": "toolkiln.testing.pool"}) for a in API_DICTS])

@@ -1,4 +1,4 @@
-"""A real OpenAI-compatible chat-completions server on 127.0.0.1 for tests and benchmarks (DESIGN.md §3).
+"""A real OpenAI-compatible chat-completions server on 127.0.0.1 for tests and benchmarks.
 
 The one test double the project allows for a remote LLM: a genuine HTTP server
 (stdlib ``ThreadingHTTPServer``, one thread per connection) that speaks
@@ -252,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             reply = owner.responder(body)
-        except Exception as exc:  # a broken test responder is the server's 500, as in real life
+        except Exception as exc:  # noqa: BLE001 - a broken test responder is the server's 500, as in real life
             self._error(500, f"responder failed: {type(exc).__name__}: {exc}")
             return
         n = int(body.get("n") or 1)

@@ -1,4 +1,4 @@
-"""Small, hand-written, valid dialogs of all five types (DESIGN.md §2.2 row format).
+"""Small, hand-written, valid dialogs of all five types (docs/architecture.md#dialogs).
 
 Not a generator: a fixed set of APIs and templated dialogs, used by the tests,
 the rule-layer benchmark and the error-injection evaluation when no simulator
@@ -139,7 +139,7 @@ def _row(type_: str, domain: str, tools: list[dict], messages: list[dict], targe
         "tools": json.dumps(tools, ensure_ascii=False), "messages": json.dumps(messages, ensure_ascii=False),
         "target_turn": target_turn, "target": target, "calls": json.dumps(calls, ensure_ascii=False),
         "apis": sorted({c["name"] for c in calls}), "n_candidates": len(tools), "n_calls": len(calls),
-        "n_turns": len(messages), "provenance": json.dumps({"generator": "verify.examples", "seed": seed}),
+        "n_turns": len(messages), "provenance": json.dumps({"generator": "testing.examples", "seed": seed}),
     }
     row["id"] = hashlib.sha256((row["messages"] + row["tools"]).encode()).hexdigest()[:16]
     return row
