@@ -23,7 +23,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data-docs", required=True)
     args = ap.parse_args(argv)
 
-    from toolkiln.gxsuite import run_suites
     from toolkiln.io import atomic_write_json, atomic_write_parquet, atomic_write_text
     from toolkiln.llm import make_backend
     from toolkiln.stage import stage_context
@@ -31,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     from toolkiln.synth.report import plot_diversity
     from toolkiln.synth.synthesizer import LLMSynthesizer, SimulatorSynthesizer
     from toolkiln.synth.tree import load_tree
+    from toolkiln.synth.validate import validate_pool_frames
 
     with stage_context("synthesize_apis", args.params, sections=("synth", "llm")) as ctx:
         p = ctx.params
@@ -42,12 +42,11 @@ def main(argv: list[str] | None = None) -> None:
         synth = SimulatorSynthesizer() if backend is None else LLMSynthesizer(
             backend, model=p.llm.model, temperature=p.llm.temperature, max_tokens=p.llm.max_tokens)
         result = synthesize_pool(tree, p.synth, synth, seed=p.seed)
-        gx = run_suites({"candidates": result.checks, "pool": result.checks.filter("ok")}, args.suite,
-                        data_docs_dir=args.data_docs)
-        if not gx["pool"].success:
-            raise SystemExit(f"GX suite {args.suite} fails on the filtered pool: {gx['pool'].to_dict()}")
-        metrics = {"tree": tree.stats(), **result.metrics,
-                   "gx": {k: {o.column: o.unexpected_count for o in v.outcomes} for k, v in gx.items()}}
+        gx = validate_pool_frames({"candidates": result.checks, "pool": result.checks.filter("ok")}, args.suite,
+                                  data_docs_dir=args.data_docs)
+        if not gx["pool"]["success"]:
+            raise SystemExit(f"GX suite {args.suite} fails on the filtered pool: {gx['pool']}")
+        metrics = {"tree": tree.stats(), **result.metrics, "gx": {k: v["unexpected"] for k, v in gx.items()}}
         atomic_write_parquet(args.pool, result.pool)
         atomic_write_parquet(args.rejects, result.rejects)
         atomic_write_json(args.metrics, metrics)
