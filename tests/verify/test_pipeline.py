@@ -109,3 +109,13 @@ def test_rule_kinds_are_caught_and_clean_rows_are_not(clean):
     assert rep["kinds"]["hallucinated_value"]["recall_model"] == 0.0  # no judge: the model layer passes all
     assert rep["bars"]["rule_recall_ok"]
     assert json.dumps(rep)  # JSON-serialisable for the stage
+
+
+def test_injection_reuses_a_finished_verification(clean):
+    cfg = VerifyConfig.model_validate({"injection": {"per_kind": 2, "clean_sample": 30}})
+    res = verify_dialogs(clean, cfg, judge=None)
+    again = evaluate_injection(clean, cfg, judge=None, seed=0)
+    reused = evaluate_injection(clean, cfg, judge=None, seed=0, checks=res.checks)
+    assert reused == again and reused["n_clean"] == 30
+    with pytest.raises(ValueError, match="checks has 39 rows, clean has 40"):
+        evaluate_injection(clean, cfg, judge=None, seed=0, checks=res.checks.head(39))

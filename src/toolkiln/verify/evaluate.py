@@ -48,14 +48,41 @@ def _r(x: float) -> float:
     return round(float(x), 6)
 
 
+def _base_from(checks: pl.DataFrame, clean: pl.DataFrame, cfg: VerifyConfig, judge: ModelJudge | None
+               ) -> tuple[pl.DataFrame, list[str]]:
+    """Both layers' verdicts on ``clean`` from a verification that already ran (``checks`` has its rows in order):
+    the model layer judges only the rows the rule layer rejected there, which it had not seen."""
+    rule_cols = [c for c in checks.columns if c.startswith("ok_") and not c.startswith("ok_model") and c != "ok_rules"]
+    base = checks.select(*rule_cols, "ok_rules", *MODEL_CHECKS, "ok_model")
+    unjudged = base["ok_model"].is_null()
+    if unjudged.any():
+        judged = _model_only(clean.filter(unjudged), cfg, judge)
+        base = base.with_row_index("_pos")
+        filled = base.filter(unjudged).drop(*MODEL_CHECKS, "ok_model").hstack(judged)
+        base = pl.concat([base.filter(~unjudged), filled]).sort("_pos").drop("_pos")
+    return pl.concat([clean, base], how="horizontal"), rule_cols
+
+
 def evaluate_injection(clean: pl.DataFrame, cfg: VerifyConfig, judge: ModelJudge | None, *, seed: int,
-                       caches: RuleCaches | None = None, expectations: Any = None) -> dict[str, Any]:
-    """Recall per kind (rule / model / either) and false-reject rates on ``clean``."""
+                       caches: RuleCaches | None = None, expectations: Any = None,
+                       checks: pl.DataFrame | None = None) -> dict[str, Any]:
+    """Recall per kind (rule / model / either) and false-reject rates on ``clean``.
+
+    ``checks``: the verdicts of a verification of ``clean`` that already ran (``VerifyResult.checks``, one row
+    per ``clean`` row, in order); then the clean sample is not verified a second time.
+    """
     caches = caches or RuleCaches()
     inj = cfg.injection
+    if checks is not None and checks.height != clean.height:
+        raise ValueError(f"evaluate_injection: checks has {checks.height} rows, clean has {clean.height}")
     if clean.height > inj.clean_sample:
-        clean = clean.sample(inj.clean_sample, seed=seed, shuffle=False)
-    base, base_checks = _both_layers(clean, cfg, judge, caches, expectations)
+        pos = clean.with_row_index("_pos").sample(inj.clean_sample, seed=seed, shuffle=False)["_pos"]
+        clean = clean[pos]
+        checks = checks[pos] if checks is not None else None
+    if checks is not None:
+        base, base_checks = _base_from(checks, clean, cfg, judge)
+    else:
+        base, base_checks = _both_layers(clean, cfg, judge, caches, expectations)
     n = base.height
     fr = {"rules": _r((~base["ok_rules"]).mean()) if n else None,
           "model": _r((~base["ok_model"]).mean()) if n else None,

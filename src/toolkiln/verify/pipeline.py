@@ -192,7 +192,8 @@ def run_verification(dialogs: pl.DataFrame, cfg: VerifyConfig, judge: ModelJudge
     injection = None
     t0 = time.perf_counter()
     if cfg.injection.enabled and dialogs.height:
-        injection = evaluate_injection(dialogs, cfg, judge, seed=seed, caches=caches, expectations=expectations_dir)
+        injection = evaluate_injection(dialogs, cfg, judge, seed=seed, caches=caches, expectations=expectations_dir,
+                                       checks=result.checks)
     timings["injection"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
     gx = run_suites(result, cfg, expectations_dir, docs)
