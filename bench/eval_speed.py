@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     from toolkiln.evaluate import bfcl
     from toolkiln.evaluate.config import EvaluateConfig
     from toolkiln.evaluate.harness import HFGenerator, _score_rows, dialog_prompt
-    from toolkiln.evaluate.parse import parse_calls
+    from toolkiln.callparse import parse_calls
     from toolkiln.policy.render import CallStyle
 
     if args.threads:

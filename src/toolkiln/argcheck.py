@@ -37,6 +37,10 @@ from typing import Any, Callable
 from toolkiln.saferegex import BadPattern, PatternTimeout, compile_guarded
 
 Problem = tuple[str, str]
+# With ``defer_formats`` a checker does not judge ``format``: it reports each string value under a format as
+# ``(FORMAT_VALUE, (format, path, value))`` instead, so the rule layer can hand those values to the format
+# regexes of its expectation suite (expectations/dialog_arg_formats.json).
+FORMAT_VALUE = "format_value"
 ValueCheck = Callable[[Any, str, list], None]  # (value, path, problems) -> None; appends on failure
 
 TYPE_ALIASES = {"int": "integer", "float": "number", "double": "number", "str": "string", "dict": "object",
@@ -177,8 +181,8 @@ def _plain_check(t: str | None) -> ValueCheck:
 _PLAIN: dict[str | None, ValueCheck] = {t: _plain_check(t) for t in (None, *_PY_TYPE)}
 
 
-def compile_value(schema: Any) -> ValueCheck:
-    """One value-level checker for a (sub)schema."""
+def compile_value(schema: Any, defer_formats: bool = False) -> ValueCheck:
+    """One value-level checker for a (sub)schema (``defer_formats``: see :data:`FORMAT_VALUE`)."""
     if not isinstance(schema, dict):
         return _PLAIN[None]
     t = json_type(schema)
@@ -244,7 +248,12 @@ def compile_value(schema: Any) -> ValueCheck:
                 steps.append(check_pattern)
         fmt = schema.get("format")
         fmt_ok = FORMAT_CHECKS.get(fmt) if isinstance(fmt, str) else None
-        if fmt_ok is not None:
+        if defer_formats and isinstance(fmt, str):
+            def defer_format(v, path, out, fmt=fmt):
+                if isinstance(v, str):
+                    out.append((FORMAT_VALUE, (fmt, path, v)))
+            steps.append(defer_format)
+        elif fmt_ok is not None:
             def check_format(v, path, out, fmt_ok=fmt_ok, fmt=fmt):
                 if isinstance(v, str) and not fmt_ok(v):
                     out.append(("ok_arg_format", f"{path}: {short(v)} is not a valid {fmt}"))
@@ -263,7 +272,7 @@ def compile_value(schema: Any) -> ValueCheck:
                     out.append(("ok_arg_range", f"{path}: items are not unique"))
             steps.append(check_items_size)
         if isinstance(schema.get("items"), dict):
-            item_check = compile_value(schema["items"])
+            item_check = compile_value(schema["items"], defer_formats)
 
             def check_items(v, path, out, item_check=item_check):
                 if isinstance(v, list):
@@ -272,7 +281,8 @@ def compile_value(schema: Any) -> ValueCheck:
             steps.append(check_items)
 
     if t in (None, "object") and isinstance(schema.get("properties"), dict):
-        obj_check = _compile_object(schema, strict_unknown=schema.get("additionalProperties") is False)
+        obj_check = _compile_object(schema, strict_unknown=schema.get("additionalProperties") is False,
+                                    defer_formats=defer_formats)
 
         def check_obj(v, path, out, obj_check=obj_check):
             if isinstance(v, dict):
@@ -293,12 +303,14 @@ def compile_value(schema: Any) -> ValueCheck:
     return check
 
 
-def _compile_object(schema: dict, *, strict_unknown: bool, base: str | None = None) -> ValueCheck:
+def _compile_object(schema: dict, *, strict_unknown: bool, base: str | None = None,
+                    defer_formats: bool = False) -> ValueCheck:
     """``base``: the object's path when it is fixed (a call's arguments), so member paths are built once."""
     props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
     required = tuple(r for r in schema.get("required") or () if isinstance(r, str)) \
         if isinstance(schema.get("required"), list) else ()
-    prop_checks = {k: (compile_value(s), f"{base}.{k}" if base is not None else None) for k, s in props.items()}
+    prop_checks = {k: (compile_value(s, defer_formats), f"{base}.{k}" if base is not None else None)
+                   for k, s in props.items()}
     known = frozenset(props)
 
     def check(v: dict, path: str, out: list) -> None:
@@ -315,10 +327,10 @@ def _compile_object(schema: dict, *, strict_unknown: bool, base: str | None = No
     return check
 
 
-def compile_parameters(name: str, parameters: Any) -> Callable[[Any], list[Problem]]:
+def compile_parameters(name: str, parameters: Any, *, defer_formats: bool = False) -> Callable[[Any], list[Problem]]:
     """The executability checker for one API: ``checker(arguments) -> [(check, reason), ...]``."""
     params = parameters if isinstance(parameters, dict) else {}
-    obj = _compile_object(params, strict_unknown=True, base=name)
+    obj = _compile_object(params, strict_unknown=True, base=name, defer_formats=defer_formats)
 
     def checker(arguments: Any) -> list[Problem]:
         out: list[Problem] = []
@@ -333,9 +345,10 @@ def compile_parameters(name: str, parameters: Any) -> Callable[[Any], list[Probl
 class CheckerCache:
     """Compiled checkers keyed by API name, recompiled only when that name's schema differs."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, defer_formats: bool = False) -> None:
         self._by_name: dict[str, tuple[Any, Callable[[Any], list[Problem]]]] = {}
         self.compiled = 0
+        self.defer_formats = defer_formats
 
     def get(self, name: str, parameters: Any) -> Callable[[Any], list[Problem]]:
         hit = self._by_name.get(name)
@@ -343,7 +356,7 @@ class CheckerCache:
         # an injected edit) keeps the latest, which is correct and rare.
         if hit is not None and (hit[0] is parameters or hit[0] == parameters):
             return hit[1]
-        checker = compile_parameters(name, parameters)
+        checker = compile_parameters(name, parameters, defer_formats=self.defer_formats)
         self._by_name[name] = (parameters, checker)
         self.compiled += 1
         return checker

@@ -1,11 +1,13 @@
-"""Run a Great Expectations suite over a polars frame; build data docs (DESIGN.md §2.3).
+"""Run Great Expectations suites over polars frames; build data docs.
 
-The rule layer computes its per-row checks vectorised into boolean ``ok_<check>``
-columns (cheap), then asserts them with a GX suite stored as JSON in
-``expectations/`` (one per artifact). GX's validation result is the batch-level
-verdict and its data docs the human-readable report; the row-level filtering is
-done by the ``ok_`` columns themselves, so GX never has to evaluate per-row JSON
-Schema (about 80x slower than a cached validator).
+Two uses. :func:`run_suites` asserts a suite over a frame and keeps GX's batch
+verdict (``SUMMARY``): the contract of an output such as ``verified.parquet``.
+:func:`validate_rows` is the rule layer's engine: each suite runs over one
+flattened table with ``result_format: COMPLETE``, and GX's own unexpected
+indices come back per expectation, so the caller turns them into row-level
+rejects named after the expectation. Suites are JSON in ``expectations/``;
+thresholds are GX suite parameters (``{"$PARAMETER": name}``) filled from
+``params.yaml``.
 """
 
 from __future__ import annotations
@@ -64,12 +66,13 @@ def load_suite_json(path: str | Path) -> dict:
 
 
 def ok_columns_required(suite: dict) -> list[str]:
-    """Columns a suite refers to, so callers can fail early on a missing check column."""
-    cols = []
+    """Columns a suite's kwargs name (``column``, ``column_A/B``, ``column_list``), so callers fail early."""
+    cols: list[str] = []
     for e in suite["expectations"]:
-        c = e.get("kwargs", {}).get("column")
-        if c and c not in cols:
-            cols.append(c)
+        kw = e.get("kwargs", {})
+        for c in [kw.get("column"), kw.get("column_A"), kw.get("column_B"), *(kw.get("column_list") or [])]:
+            if c and c not in cols:
+                cols.append(c)
     return cols
 
 
@@ -81,6 +84,104 @@ def _quiet(ctx) -> None:
         ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     except Exception:  # older/newer GX without this knob: bars stay, nothing breaks
         log.debug("could not disable GX progress bars", exc_info=True)
+
+
+@dataclass
+class ExpectationRows:
+    """One expectation's verdict over a table, with the table positions GX found unexpected."""
+
+    type: str
+    kwargs: dict
+    meta: dict
+    success: bool
+    unexpected_index: list[int]
+    unexpected_count: int
+    element_count: int | None
+
+
+@dataclass
+class RowResult:
+    """A suite's run over one table: per-expectation rows plus the batch summary (:meth:`to_dict`)."""
+
+    suite: str
+    success: bool
+    evaluated_rows: int
+    expectations: list[ExpectationRows]
+
+    def to_dict(self) -> dict[str, Any]:
+        total = self.evaluated_rows
+        return {"suite": self.suite, "success": self.success, "evaluated_rows": total,
+                "expectations": [{"type": e.type, "column": e.kwargs.get("column"), "success": e.success,
+                                  "unexpected_count": e.unexpected_count,
+                                  "unexpected_percent": (100.0 * e.unexpected_count / e.element_count)
+                                  if e.element_count else None, "meta": e.meta} for e in self.expectations]}
+
+
+def validate_rows(tables: dict[str, tuple[pl.DataFrame, dict]], *, parameters: dict[str, Any] | None = None,
+                  data_docs_dir: str | Path | None = None) -> dict[str, RowResult]:
+    """Run suite ``s`` over table ``t`` for every ``name -> (t, s)``; GX reports the unexpected rows.
+
+    Tables go to pandas whole (a suite may name any column, in kwargs or a ``row_condition``) with a
+    fresh ``RangeIndex``, so ``unexpected_index_list`` is a table position. ``data_docs_dir`` adds one
+    data-docs site for all of them (then the context lives in a temporary folder, else in memory).
+    """
+    import great_expectations as gx
+
+    parameters = dict(parameters or {})
+    for name, (df, suite_json) in tables.items():
+        missing = [p for p in suite_parameters(suite_json) if p not in parameters]
+        if missing:
+            raise ValueError(f"suite {suite_json.get('name', name)!r}: parameters {missing} have no value; "
+                             f"given: {sorted(parameters)}")
+        cols = [c for c in ok_columns_required(suite_json) if c not in df.columns]
+        if cols:
+            raise ValueError(f"suite {suite_json.get('name', name)!r}: columns {cols} are not in table {name!r} "
+                             f"(have {df.columns})")
+    root = Path(tempfile.mkdtemp(prefix="toolkiln-gx-")) if data_docs_dir else None
+    try:
+        ctx = gx.get_context(mode="file", project_root_dir=str(root)) if root else gx.get_context(mode="ephemeral")
+        _quiet(ctx)
+        source = ctx.data_sources.add_pandas("tables")
+        out: dict[str, RowResult] = {}
+        for name, (df, suite_json) in tables.items():
+            suite = ctx.suites.add(gx.ExpectationSuite(**suite_json))
+            batch_def = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("whole")
+            vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{name}_validation", data=batch_def,
+                                                                        suite=suite))
+            pdf = df.to_pandas()
+            fmt = {"result_format": "COMPLETE", "include_unexpected_rows": False}
+            if root:
+                cp = ctx.checkpoints.add(gx.Checkpoint(
+                    name=f"{name}_checkpoint", validation_definitions=[vd], result_format=fmt,
+                    actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")]))
+                res = cp.run(batch_parameters={"dataframe": pdf}, expectation_parameters=parameters or None)
+                vres = list(res.run_results.values())[0]
+            else:
+                vres = vd.run(batch_parameters={"dataframe": pdf}, expectation_parameters=parameters or None,
+                              result_format=fmt)
+            rows = []
+            for r in vres.results:
+                cfg = r.expectation_config
+                if r.exception_info and r.exception_info.get("raised_exception"):
+                    raise ValueError(f"suite {suite_json['name']!r}, {cfg.type} {cfg.kwargs}: GX raised "
+                                     f"{r.exception_info.get('exception_message')}")
+                idx = r.result.get("unexpected_index_list") or []
+                idx = [int(i) if not isinstance(i, dict) else int(next(iter(i.values()))) for i in idx]
+                rows.append(ExpectationRows(type=cfg.type, kwargs=dict(cfg.kwargs), meta=dict(cfg.meta or {}),
+                                            success=bool(r.success), unexpected_index=idx,
+                                            unexpected_count=int(r.result.get("unexpected_count") or 0),
+                                            element_count=r.result.get("element_count")))
+            out[name] = RowResult(suite=suite_json["name"], success=bool(vres.success), evaluated_rows=len(pdf),
+                                  expectations=rows)
+        if root:
+            from toolkiln.io import atomic_dir
+
+            with atomic_dir(data_docs_dir) as tmp:
+                shutil.copytree(root / "gx" / "uncommitted" / "data_docs" / "local_site", tmp, dirs_exist_ok=True)
+        return out
+    finally:
+        if root:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def suite_parameters(suite: Any) -> list[str]:
@@ -140,7 +241,8 @@ def run_suites(frames: dict[str, pl.DataFrame], suite_path: str | Path, *,
         source = ctx.data_sources.add_pandas("frames")
         for asset_name, df in frames.items():
             # Only the columns the suite looks at go to pandas: JSON payload columns would be copied for nothing.
-            pdf = df.select(cols).to_pandas()
+            conds = " ".join(str(e.get("kwargs", {}).get("row_condition") or "") for e in suite_json["expectations"])
+            pdf = df.select([c for c in df.columns if c in cols or (conds and c in conds)]).to_pandas()
             batch_def = source.add_dataframe_asset(asset_name).add_batch_definition_whole_dataframe("whole")
             vd = ctx.validation_definitions.add(
                 gx.ValidationDefinition(name=f"{asset_name}_validation", data=batch_def, suite=suite))

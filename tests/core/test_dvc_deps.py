@@ -32,7 +32,7 @@ def test_every_stage_lists_the_modules_it_imports_and_the_params_it_reads(repo_r
                             + "".join(f"\n    {p} read at {r.where.get(p)}" for p in new_params))
     assert not problems, "dvc.yaml misses what stages use (python -m toolkiln.dagcheck):\n" + "\n".join(problems)
     # the derivation is not vacuous on the real repo
-    assert "src/toolkiln/evaluate/parse.py" in checks["verify"].modules
+    assert "src/toolkiln/callparse.py" in checks["verify"].modules
     assert "src/toolkiln/adapt/report.py" in checks["adnt_dialogs"].modules
     assert {"llm.temperature", "llm.max_tokens"} <= set(checks["synthesize_apis"].params)
 

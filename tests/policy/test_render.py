@@ -147,7 +147,7 @@ def test_call_arguments_follow_the_signature_order_unless_as_given():
 
 
 def test_call_comments_repeat_the_tool_lines_description_and_still_parse(tmp_path):
-    from toolkiln.evaluate.parse import parse_calls
+    from toolkiln.callparse import parse_calls
 
     tools = [TOOLS[0], {"name": "weather.get_tides", "description": "List tide times. More.",
                         "parameters": {"type": "object", "properties": {"port": {"type": "string"}}}},

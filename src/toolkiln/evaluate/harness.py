@@ -35,7 +35,7 @@ from toolkiln.calls import format_calls
 from toolkiln.evaluate import bfcl
 from toolkiln.evaluate.ast_match import ERROR_TYPES, MatchResult, match, partial_credit, possible_answer_from_calls
 from toolkiln.evaluate.config import EvaluateConfig
-from toolkiln.evaluate.parse import ParseResult, parse_calls
+from toolkiln.callparse import ParseResult, parse_calls
 
 log = logging.getLogger(__name__)
 

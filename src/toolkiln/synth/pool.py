@@ -245,10 +245,10 @@ def run_synthesis(tree_dir, cfg: SynthConfig, llm_cfg, *, seed: int, suite, data
     and on the pool (must pass). ``metrics`` gains the tree's stats and the suite's unexpected counts.
     ``runtime``: how LLM requests are sent (``params.runtime.llm``); with ``max_failure_rate`` an endpoint outage
     above that share of requests raises :class:`toolkiln.llm.EndpointOutage` after synthesis."""
-    from toolkiln.gxsuite import run_suites
     from toolkiln.llm import check_outage, make_backend
     from toolkiln.synth.synthesizer import LLMSynthesizer, SimulatorSynthesizer
     from toolkiln.synth.tree import load_tree
+    from toolkiln.synth.validate import validate_pool_frames
 
     tree = load_tree(tree_dir)
     log.info("context tree: %s", tree.stats())
@@ -258,10 +258,9 @@ def run_synthesis(tree_dir, cfg: SynthConfig, llm_cfg, *, seed: int, suite, data
     result = synthesize_pool(tree, cfg, synth, seed=seed, progress=progress)
     if max_failure_rate is not None:
         check_outage(backend, max_failure_rate, "synthesize_apis")
-    gx = run_suites({"candidates": result.checks, "pool": result.checks.filter("ok")}, suite,
-                    data_docs_dir=data_docs_dir)
-    if not gx["pool"].success:
-        raise PoolSuiteError(f"GX suite {suite} fails on the filtered pool: {gx['pool'].to_dict()}")
-    result.metrics = {"tree": tree.stats(), **result.metrics,
-                      "gx": {k: {o.column: o.unexpected_count for o in v.outcomes} for k, v in gx.items()}}
+    gx = validate_pool_frames({"candidates": result.checks, "pool": result.checks.filter("ok")}, suite,
+                              data_docs_dir=data_docs_dir)
+    if not gx["pool"]["success"]:
+        raise PoolSuiteError(f"GX suite {suite} fails on the filtered pool: {gx['pool']}")
+    result.metrics = {"tree": tree.stats(), **result.metrics, "gx": {k: v["unexpected"] for k, v in gx.items()}}
     return result

@@ -1,9 +1,16 @@
-"""API definition clarity — the first of ToolACE's rule-layer checks (ToolACE §3.3).
+"""API definition clarity — the first of ToolACE's rule-layer checks (ToolACE §3.3; README "API pool").
 
-Each API is checked by one pass over its parameter schema, producing a named
-reason per failing check. :func:`api_checks_frame` turns a pool table into
-``ok_<check>`` boolean columns plus a ``reasons`` list, which the GX suite
-``expectations/api_pool.json`` then asserts and the stage uses to drop rows.
+:func:`check_api` checks one API by one pass over its parameter schema, producing
+a named reason per failing check (the dialog rule layer uses it for offered
+tools). For the pool, the rules are the GX suite ``expectations/api_pool.json``:
+:func:`api_tables` flattens candidates into an ``apis`` table (one row per API)
+and an ``api_params`` table (one row per parameter property, at any depth), the
+suite states what GX can over them (name and property-name regexes, keywords,
+description lengths, parameter types, not-null) and asserts computed
+``ok_<check>`` columns for the rest of the schema walk (keywords per type,
+``required``, enums and defaults, constraints, returns). :func:`api_checks_frame`
+runs it and turns GX's unexpected rows into ``ok_<check>`` columns and reasons,
+from which the stage drops rows.
 
 We accept a deliberate subset of JSON Schema — the one function-calling models
 are trained on (OpenAI / BFCL tool docs): ``type`` in {string, integer, number,
@@ -19,6 +26,7 @@ from __future__ import annotations
 import json
 import keyword
 import re
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -72,9 +80,12 @@ def valid_name(name: Any) -> bool:
 class _Walker:
     """Walk one schema, collecting (check, reason) pairs with the JSON path of the problem."""
 
-    def __init__(self, describe_properties: bool = True) -> None:
+    def __init__(self, describe_properties: bool = True, native: bool = False) -> None:
         # Parameters must be documented for the model to fill them; return fields need not be.
         self.describe_properties = describe_properties
+        # native: leave out what the api_pool suite states over the api_params table (types, property names,
+        # descriptions of parameter properties), so each rule has one owner there.
+        self.native = native
         self.problems: list[tuple[str, str]] = []
 
     def bad(self, check: str, path: str, msg: str) -> None:
@@ -86,14 +97,15 @@ class _Walker:
             return
         t = s.get("type")
         if t is not None and (not isinstance(t, str) or t not in JSON_TYPES):
-            self.bad("ok_parameters", path, f"type {t!r} is not one of {list(JSON_TYPES)}")
+            if not (self.native and self.describe_properties and isinstance(t, str)):
+                self.bad("ok_parameters", path, f"type {t!r} is not one of {list(JSON_TYPES)}")
             return
         allowed = COMMON_KEYS | (TYPE_KEYS[t] if t else ANY_KEYS)
         unknown = [k for k in s if k not in allowed and not k.startswith("x-")]
         if unknown:
             self.bad("ok_parameters", path, f"keywords {unknown} not allowed for type {t or 'any'}")
         desc = s.get("description")
-        if need_description and (not isinstance(desc, str) or not desc.strip()):
+        if need_description and not self.native and (not isinstance(desc, str) or not desc.strip()):
             self.bad("ok_param_descriptions", path, "missing description")
         if "enum" in s:
             enum = s["enum"]
@@ -126,7 +138,8 @@ class _Walker:
             self.bad("ok_parameters", path, "properties must be an object")
             return
         for name, sub in props.items():
-            if not isinstance(name, str) or not name or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name) or keyword.iskeyword(name):
+            if (not isinstance(name, str) or not name or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name)
+                    or keyword.iskeyword(name)) and not (self.native and self.describe_properties):
                 self.bad("ok_parameters", f"{path}.{name}", "property name is not a valid identifier")
             self.schema(sub, f"{path}.{name}", need_description=self.describe_properties)
         req = s.get("required", [])
@@ -165,13 +178,16 @@ class _Walker:
             self.bad("ok_constraints", path, f"format must be a string, got {s['format']!r}")
 
 
-def check_api(api: dict[str, Any]) -> list[tuple[str, str]]:
-    """All definition-clarity problems of one API dict (parsed ``parameters``/``returns``)."""
-    w = _Walker()
-    if not valid_name(api.get("name")):
+def check_api(api: dict[str, Any], *, native: bool = False) -> list[tuple[str, str]]:
+    """All definition-clarity problems of one API dict (parsed ``parameters``/``returns``).
+
+    ``native``: only the problems the api_pool suite does not state itself over the flattened tables.
+    """
+    w = _Walker(native=native)
+    if not native and not valid_name(api.get("name")):
         w.bad("ok_name", "name", f"{api.get('name')!r} is not a valid (dotted) Python identifier")
     desc = api.get("description")
-    if not isinstance(desc, str) or len(desc.strip()) < 10:
+    if not native and (not isinstance(desc, str) or len(desc.strip()) < 10):
         w.bad("ok_description", "description", "missing or shorter than 10 characters")
     params = api.get("parameters")
     if not isinstance(params, dict) or params.get("type") != "object":
@@ -200,24 +216,140 @@ def _parse(text: Any, what: str) -> tuple[Any, str | None]:
         return None, f"{what}: invalid JSON ({exc.msg} at char {exc.pos})"
 
 
-def api_checks_frame(df: pl.DataFrame) -> pl.DataFrame:
-    """Add ``ok_<check>`` columns and a ``reasons`` list column to a pool table."""
-    oks: dict[str, list[bool]] = {c: [] for c in CHECKS}
-    reasons: list[list[str]] = []
-    for name, desc, p_text, r_text in zip(df["name"], df["description"], df["parameters"], df["returns"]):
+# Checks the schema walk computes (the api_pool suite asserts them as boolean columns of the apis table).
+COMPUTED_CHECKS = ("ok_parameters", "ok_required", "ok_enum_default", "ok_constraints", "ok_returns")
+SUITE = Path(__file__).resolve().parents[3] / "expectations" / "api_pool.json"
+
+
+def _params_rows(schema: Any, path: str, row: int, depth: int, out: list) -> None:
+    """One row per property of an object schema (recursing into object properties and array items)."""
+    if not isinstance(schema, dict):
+        return
+    props = schema.get("properties")
+    if isinstance(props, dict):
+        for name, sub in props.items():
+            sub_d = sub if isinstance(sub, dict) else {}
+            t, desc = sub_d.get("type"), sub_d.get("description")
+            out.append((row, f"{path}.{name}", "property", name if isinstance(name, str) else repr(name),
+                        t if isinstance(t, str) else (None if t is None else repr(t)),
+                        desc if isinstance(desc, str) else None, depth))
+            _params_rows(sub_d, f"{path}.{name}", row, depth + 1, out)
+    items = schema.get("items")
+    if isinstance(items, dict):
+        t = items.get("type")
+        out.append((row, f"{path}.items", "items", None, t if isinstance(t, str) else (None if t is None else repr(t)),
+                    None, depth))
+        _params_rows(items, f"{path}.items", row, depth, out)
+
+
+def api_tables(df: pl.DataFrame) -> tuple[dict[str, pl.DataFrame], list[list[tuple[str, str]]]]:
+    """The ``apis`` and ``api_params`` tables of the api_pool suite, and the computed problems per API."""
+    computed: dict[str, list[bool]] = {c: [] for c in COMPUTED_CHECKS}
+    problems_per_row: list[list[tuple[str, str]]] = []
+    params_rows: list[tuple] = []
+    for i, (name, desc, p_text, r_text) in enumerate(zip(df["name"], df["description"], df["parameters"],
+                                                         df["returns"])):
         params, perr = _parse(p_text, "parameters")
         rets, rerr = _parse(r_text, "returns")
         problems = check_api({"name": name, "description": desc, "parameters": params if perr is None else None,
-                              "returns": rets if rerr is None else None})
+                              "returns": rets if rerr is None else None}, native=True)
         if perr:
             problems = [p for p in problems if p[0] != "ok_parameters"] + [("ok_parameters", perr)]
         if rerr:
             problems = [p for p in problems if p[0] != "ok_returns"] + [("ok_returns", rerr)]
         failed = {c for c, _ in problems}
-        for c in CHECKS:
-            oks[c].append(c not in failed)
-        reasons.append([f"{c}: {m}" for c, m in problems])
-    return df.with_columns(
-        *[pl.Series(c, v, dtype=pl.Boolean) for c, v in oks.items()],
-        pl.Series("reasons", reasons, dtype=pl.List(pl.Utf8)),
-    ).with_columns(ok=pl.all_horizontal(list(CHECKS)))
+        for c in COMPUTED_CHECKS:
+            computed[c].append(c not in failed)
+        problems_per_row.append(problems)
+        if perr is None:
+            _params_rows(params, "parameters", i, 0, params_rows)
+    extra = [c for c in ("ok_unique_name", "ok_not_near_duplicate") if c in df.columns]
+    apis = df.select("name", "description", *extra).with_columns(
+        pl.int_range(df.height, dtype=pl.Int64).alias("row"),
+        *[pl.Series(c, v, dtype=pl.Boolean) for c, v in computed.items()])
+    params_t = pl.DataFrame(params_rows, schema={"row": pl.Int64, "path": pl.Utf8, "kind": pl.Utf8, "name": pl.Utf8,
+                                                 "type": pl.Utf8, "description": pl.Utf8, "depth": pl.Int64},
+                            orient="row")
+    return {"apis": apis, "api_params": params_t}, problems_per_row
+
+
+def _split_suite(suite: dict, tables: dict[str, pl.DataFrame]) -> dict[str, dict]:
+    """One GX suite per table from the file's expectations (``meta.table``, default ``apis``); expectations
+    on columns a frame does not have yet (the dedup columns, before dedup) are left out."""
+    from toolkiln.gxsuite import ok_columns_required
+
+    out: dict[str, dict] = {}
+    for e in suite["expectations"]:
+        table = (e.get("meta") or {}).get("table", "apis")
+        part = out.setdefault(table, {"name": f"{suite['name']}_{table}" if table != "apis" else suite["name"],
+                                      "meta": suite.get("meta", {}), "expectations": []})
+        if all(c in tables[table].columns for c in ok_columns_required({"expectations": [e]})):
+            part["expectations"].append(e)
+    return out
+
+
+def api_checks_frame(df: pl.DataFrame, suite: str | Path | None = None, *,
+                     data_docs_dir: str | Path | None = None) -> pl.DataFrame:
+    """``df`` plus ``ok_<check>`` columns, a ``reasons`` list and ``ok``, from the api_pool suite's GX run."""
+    return api_rule_layer(df, suite, data_docs_dir=data_docs_dir)[0]
+
+
+def api_rule_layer(df: pl.DataFrame, suite: str | Path | None = None, *, data_docs_dir: str | Path | None = None,
+                   ) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """GX over the flattened API tables: (``df`` + ``ok_<check>``/``reasons``/``ok``, the suite results)."""
+    from toolkiln.gxsuite import load_suite_json, validate_rows
+
+    suite_json = load_suite_json(suite or SUITE)
+    tables, problems = api_tables(df)
+    suites = _split_suite(suite_json, tables)
+    results = validate_rows({t: (tables[t], s) for t, s in suites.items()}, data_docs_dir=data_docs_dir)
+    checks = list(CHECKS)
+    fails: dict[str, set[int]] = {}
+    reasons: list[list[str]] = [[] for _ in range(df.height)]
+    for table, res in results.items():
+        t = tables[table]
+        rows = t["row"].to_list()
+        for e in res.expectations:
+            if not e.unexpected_index:
+                continue
+            check = e.meta.get("check") or f"ok_{e.meta.get('name', 'custom')}"
+            if check not in checks:
+                checks.append(check)
+            bad = fails.setdefault(check, set())
+            computed = e.kwargs.get("column") if e.meta.get("computed") else None
+            first: dict[Any, int] = {}
+            for i in sorted(e.unexpected_index):
+                if e.type == "expect_column_values_to_be_unique":  # the first copy keeps its place
+                    key = t[e.kwargs["column"]][i]
+                    if key not in first:
+                        first[key] = i
+                        continue
+                d = rows[i]
+                if computed is not None:
+                    if d not in bad:
+                        reasons[d] += [f"{c}: {m}" for c, m in problems[d] if c == computed] or [
+                            f"{check}: {e.meta.get('name')}: {e.meta.get('notes', '')}"]
+                else:
+                    where = f" at {t['path'][i]}" if table == "api_params" else ""
+                    reasons[d].append(f"{check}: {e.meta.get('name', e.type)}{where}: {e.meta.get('notes', '')}")
+                bad.add(d)
+    out = df.with_columns(*[pl.Series(c, [i not in fails.get(c, ()) for i in range(df.height)], dtype=pl.Boolean)
+                            for c in checks if c not in ("ok_unique_name", "ok_not_near_duplicate")
+                            or c not in df.columns],
+                          pl.Series("reasons", reasons, dtype=pl.List(pl.Utf8)))
+    out = out.with_columns(ok=pl.all_horizontal([c for c in checks if c in out.columns]))
+    return out, {k: v.to_dict() for k, v in results.items()}
+
+
+def validate_pool_frames(frames: dict[str, pl.DataFrame], suite: str | Path | None = None, *,
+                         data_docs_dir: str | Path | None = None) -> dict[str, dict]:
+    """The suite's batch verdict per frame (e.g. ``candidates``, ``pool``): ``{name: {"success", "unexpected"}}``,
+    ``unexpected`` counting rows per expectation name. Data docs (when asked) are those of the last frame."""
+    out = {}
+    for i, (name, frame) in enumerate(frames.items()):
+        docs = data_docs_dir if i == len(frames) - 1 else None
+        _, res = api_rule_layer(frame, suite, data_docs_dir=docs)
+        out[name] = {"success": all(r["success"] for r in res.values()),
+                     "unexpected": {e["meta"].get("name", e["column"]): e["unexpected_count"]
+                                    for r in res.values() for e in r["expectations"]}}
+    return out

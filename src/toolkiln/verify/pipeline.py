@@ -1,10 +1,14 @@
-"""Dual-layer verification of dialog rows, end to end (ToolACE §3.3).
+"""Dual-layer verification of dialog rows, end to end (ToolACE §3.3; README "Verification").
 
-``verify_dialogs`` runs the rule layer over every row, the model layer over the
-rule layer's survivors, and splits the rows into verified dialogs and rejects
-(each reject lists every failing check and its reason). ``run_suites`` then has
-GX assert the check columns, which yields the batch verdict and the data docs.
-ToolACE's pass rates with formalised thinking are kept beside ours in the report.
+``verify_dialogs`` runs the rule layer (the GX suites over the flattened tables,
+:mod:`toolkiln.verify.rules`) over every row, the model layer over the rule
+layer's survivors, and splits the rows into verified dialogs and rejects (each
+reject lists every failing check and its reason). ``run_suites`` asserts the
+model-layer columns and the contract of the verified output (batch verdicts and
+data docs). :func:`run_verification` is the whole ``verify`` stage short of
+reading and writing files: both layers, the error-injection study, the suites,
+and seconds per phase. ToolACE's pass rates with formalised thinking are kept
+beside ours in the report.
 
 ``enabled=False`` is the "unverified data" ablation: every row is kept, the
 checks are still computed, and the rejects table records the rows that *would*
@@ -14,6 +18,7 @@ have been dropped (``enforced = false``).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +28,7 @@ import polars as pl
 from toolkiln.schema import DIALOG_SCHEMA, DIALOG_TYPES
 from toolkiln.verify.config import VerifyConfig
 from toolkiln.verify.model import MODEL_CHECKS, ModelJudge, model_checks
-from toolkiln.verify.rules import FAMILIES, RULE_CHECKS, RuleCaches, rule_checks
+from toolkiln.verify.rules import FAMILIES, RuleCaches, rule_layer
 
 # ToolACE (arXiv 2409.00920) Fig. 6, with formalised thinking: share of samples passing each layer.
 TOOLACE_PASS_RATES = {"rules": 0.679, "model": 0.911, "final": 0.618}
@@ -37,6 +42,8 @@ class VerifyResult:
     rejects: pl.DataFrame
     checks: pl.DataFrame  # id, type, every ok_ column (model ones null where the model layer did not run)
     metrics: dict[str, Any] = field(default_factory=dict)
+    gx: dict[str, Any] = field(default_factory=dict)  # the rule suites' batch results (toolkiln.gxsuite.RowResult)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def _rate(n: int, d: int) -> float | None:
@@ -44,19 +51,29 @@ def _rate(n: int, d: int) -> float | None:
 
 
 def verify_dialogs(dialogs: pl.DataFrame, cfg: VerifyConfig, judge: ModelJudge | None, *,
-                   caches: RuleCaches | None = None) -> VerifyResult:
-    """Rule layer on all rows, model layer (when ``judge`` is given and enabled) on rule survivors."""
-    ruled = rule_checks(dialogs, cfg.rules, caches).with_row_index("_pos")
+                   caches: RuleCaches | None = None, expectations: str | Path | None = None,
+                   data_docs_dir: str | Path | None = None) -> VerifyResult:
+    """Rule layer on all rows, model layer (when ``judge`` is given and enabled) on rule survivors.
+
+    ``expectations``: the suites folder (default: the repository's); ``data_docs_dir``: where the rule
+    suites' data docs go (none when unset).
+    """
+    layer = rule_layer(dialogs, cfg.rules, caches, expectations=expectations, mostly=cfg.gx.mostly_rules,
+                       data_docs_dir=data_docs_dir)
+    rule_cols = list(layer.checks)
+    ruled = layer.checked.with_row_index("_pos")
     survivors = ruled.filter(pl.col("ok_rules"))
     use_model = cfg.model.enabled and judge is not None
     model_schema = {**{c: pl.Boolean for c in MODEL_CHECKS}, "ok_model": pl.Boolean,
                     "model_reasons": pl.List(pl.Utf8), "model_outcomes": pl.Utf8}
+    t0 = time.perf_counter()
     if use_model and survivors.height:
         judged = model_checks(survivors.select("id", "type", "system", "tools", "messages"), judge,
                               unparsable=cfg.model.unparsable)
         model_cols = judged.select(list(model_schema)).with_columns(survivors["_pos"])
     else:
         model_cols = pl.DataFrame(schema={**model_schema, "_pos": pl.UInt32})
+    t_model = time.perf_counter() - t0
     # Join on row position, not id: a duplicated id must not fan out. Rule rejects get nulls (not judged).
     full = ruled.join(model_cols, on="_pos", how="left").sort("_pos").drop("_pos")
     ok = pl.col("ok_rules") & pl.col("ok_model").fill_null(True)
@@ -67,20 +84,25 @@ def verify_dialogs(dialogs: pl.DataFrame, cfg: VerifyConfig, judge: ModelJudge |
         *DIALOG_SCHEMA,
         layer=pl.when(~pl.col("ok_rules")).then(pl.lit("rule")).otherwise(pl.lit("model")),
         failed_checks=pl.concat_list([pl.when(~pl.col(c).fill_null(True)).then(pl.lit(c)).otherwise(None)
-                                      for c in RULE_CHECKS + MODEL_CHECKS]).list.drop_nulls(),
+                                      for c in rule_cols + list(MODEL_CHECKS)]).list.drop_nulls(),
         reasons=pl.concat_list(pl.col("rule_reasons"), pl.col("model_reasons").fill_null(pl.lit([], dtype=pl.List(pl.Utf8)))),
         model_outcomes=pl.col("model_outcomes"),
         enforced=pl.lit(cfg.enabled),
     )
     verified = (full.filter(pl.col("ok")) if cfg.enabled else full).select(list(DIALOG_SCHEMA))
-    checks = full.select("id", "type", *RULE_CHECKS, "ok_rules", *MODEL_CHECKS, "ok_model", "ok")
-    return VerifyResult(verified=verified, rejects=rejects, checks=checks,
+    checks = full.select("id", "type", *rule_cols, "ok_rules", *MODEL_CHECKS, "ok_model", "ok")
+    timings = {f"rules_{k}": round(v, 3) for k, v in layer.timings.items()}
+    timings["model"] = round(t_model, 3)
+    return VerifyResult(verified=verified, rejects=rejects, checks=checks, gx=layer.gx, timings=timings,
                         metrics=pass_rate_metrics(checks, model_ran=use_model, enabled=cfg.enabled,
-                                                  outcomes=full["model_outcomes"]))
+                                                  outcomes=full["model_outcomes"], rule_checks=rule_cols))
 
 
-def pass_rate_metrics(checks: pl.DataFrame, *, model_ran: bool, enabled: bool, outcomes: pl.Series | None = None) -> dict:
+def pass_rate_metrics(checks: pl.DataFrame, *, model_ran: bool, enabled: bool, outcomes: pl.Series | None = None,
+                      rule_checks: list[str] | None = None) -> dict:
     n = checks.height
+    rule_checks = rule_checks or [c for c in checks.columns if c.startswith("ok_") and not c.startswith("ok_model")
+                                  and c != "ok_rules"]
     n_rules = int(checks["ok_rules"].sum())
     judged = checks.filter(pl.col("ok_model").is_not_null())
     n_final = int(checks["ok"].sum())
@@ -90,8 +112,9 @@ def pass_rate_metrics(checks: pl.DataFrame, *, model_ran: bool, enabled: bool, o
         "pass_rate": {"rules": _rate(n_rules, n), "model": _rate(int(judged["ok_model"].sum()), judged.height) if model_ran else None,
                       "final": _rate(n_final, n)},
         "toolace_pass_rate": dict(TOOLACE_PASS_RATES),
-        "checks": {c: _rate(int(checks[c].sum()), n) for c in RULE_CHECKS},
-        "families": {f: _rate(int(checks.select(pl.all_horizontal(list(cs))).to_series().sum()), n) for f, cs in FAMILIES.items()},
+        "checks": {c: _rate(int(checks[c].sum()), n) for c in rule_checks},
+        "families": {f: _rate(int(checks.select(pl.all_horizontal(list(cs))).to_series().sum()), n)
+                     for f, cs in FAMILIES.items() if all(c in checks.columns for c in cs)},
         "by_type": {},
     }
     if model_ran:
@@ -112,14 +135,14 @@ def pass_rate_metrics(checks: pl.DataFrame, *, model_ran: bool, enabled: bool, o
 
 def run_suites(result: VerifyResult, cfg: VerifyConfig, expectations_dir: str | Path,
                data_docs_dir: str | Path | None) -> dict[str, Any]:
-    """GX over the check columns (rules on all rows, model on the judged rows) and the verified output."""
+    """The rule suites' results (already run by the rule layer) plus GX over the model-layer columns of the
+    judged rows and over the verified output (its contract with ``split``)."""
     from toolkiln.gxsuite import run_suite
 
     params = {"mostly_rules": cfg.gx.mostly_rules, "mostly_model": cfg.gx.mostly_model}
-    frames = {"dialogs_rules": result.checks,
-              "dialogs_model": result.checks.filter(pl.col("ok_model").is_not_null()),
+    frames = {"dialogs_model": result.checks.filter(pl.col("ok_model").is_not_null()),
               "verified_dialogs": result.verified}
-    out = {}
+    out = dict(result.gx)
     for name, frame in frames.items():
         if name == "dialogs_model" and frame.height == 0:
             continue
@@ -128,3 +151,54 @@ def run_suites(result: VerifyResult, cfg: VerifyConfig, expectations_dir: str | 
         out[name] = run_suite(frame, Path(expectations_dir) / f"{name}.json", data_docs_dir=docs,
                               parameters=params).to_dict()
     return out
+
+
+@dataclass
+class Verification:
+    """Everything the ``verify`` stage writes: outputs, the injection study (None when disabled), GX results,
+    the DVC/MLflow metrics (with seconds per phase under ``timings``)."""
+
+    result: VerifyResult
+    injection: dict[str, Any] | None
+    gx: dict[str, Any]
+    metrics: dict[str, Any]
+
+
+def run_verification(dialogs: pl.DataFrame, cfg: VerifyConfig, judge: ModelJudge | None, *, seed: int,
+                     expectations_dir: str | Path, data_docs_dir: str | Path | None = None,
+                     pool: pl.DataFrame | None = None, log: Any = None) -> Verification:
+    """The ``verify`` stage: both layers, the error-injection study, the output suites, metrics and timings.
+
+    ``pool``: the API pool, whose APIs ``synthesize_apis`` already held to definition clarity (offered tools
+    equal to their pool entry are not re-validated).
+    """
+    from toolkiln.verify.evaluate import evaluate_injection
+    from toolkiln.verify.report import summary_metrics
+
+    t_all = time.perf_counter()
+    caches = RuleCaches()
+    if pool is not None:
+        n_trusted = caches.trust_pool(pool)
+        if log:
+            log.info("trusting definition clarity of %d pool APIs", n_trusted)
+    docs = Path(data_docs_dir) if data_docs_dir else None
+    result = verify_dialogs(dialogs, cfg, judge, caches=caches, expectations=expectations_dir,
+                            data_docs_dir=docs / "dialogs_rules" if docs else None)
+    timings = dict(result.timings)
+    if log:
+        log.info("verified %d of %d dialogs (rule pass %.3f, final %.3f)%s", result.verified.height, dialogs.height,
+                 result.metrics["pass_rate"]["rules"] or 0, result.metrics["pass_rate"]["final"] or 0,
+                 "" if cfg.enabled else " [verify.enabled=false: every row kept]")
+    injection = None
+    t0 = time.perf_counter()
+    if cfg.injection.enabled and dialogs.height:
+        injection = evaluate_injection(dialogs, cfg, judge, seed=seed, caches=caches, expectations=expectations_dir,
+                                       checks=result.checks)
+    timings["injection"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    gx = run_suites(result, cfg, expectations_dir, docs)
+    timings["output_suites_and_data_docs"] = round(time.perf_counter() - t0, 3)
+    timings["total"] = round(time.perf_counter() - t_all, 3)
+    metrics = summary_metrics(result.metrics, injection, gx)
+    metrics["timings"] = timings
+    return Verification(result=result, injection=injection, gx=gx, metrics=metrics)

@@ -1,4 +1,4 @@
-"""Human-facing outputs of verification: per-check table and plots (docs/architecture.md (#verification, #tracking)).
+"""Human-facing outputs of verification: per-check table, plots, MLflow metrics.
 
 The pass rates per layer sit beside ToolACE's published ones (rule 67.9 %,
 model 91.1 %, final 61.8 %, with formalised thinking); recall per injected
@@ -17,7 +17,7 @@ from toolkiln.verify.rules import CHECK_FAMILY
 
 def check_table(metrics: dict[str, Any]) -> pl.DataFrame:
     """One row per check: family/layer and pass rate (the DVC ``plots:`` CSV)."""
-    rows = [{"check": c, "family": CHECK_FAMILY.get(c, "model"), "pass_rate": r}
+    rows = [{"check": c, "family": CHECK_FAMILY.get(c) or ("model" if c.startswith("ok_model") else "other"), "pass_rate": r}
             for c, r in metrics["checks"].items() if r is not None]
     return pl.DataFrame(rows, schema={"check": pl.Utf8, "family": pl.Utf8, "pass_rate": pl.Float64})
 
@@ -70,7 +70,10 @@ def summary_metrics(metrics: dict[str, Any], injection: dict[str, Any] | None, g
     """The DVC/MLflow metrics: pass rates, per-check rates, recall per kind and the GX verdicts."""
     out = dict(metrics)
     out["gx"] = {name: {"success": r["success"],
-                        "failed_expectations": [e["column"] for e in r["expectations"] if not e["success"]]}
+                        "failed_expectations": [(e.get("meta") or {}).get("name") or e["column"]
+                                                for e in r["expectations"] if not e["success"]],
+                        "unexpected_rows": {(e.get("meta") or {}).get("name") or e["column"]: e["unexpected_count"]
+                                            for e in r["expectations"] if e.get("unexpected_count")}}
                  for name, r in gx.items()}
     if injection is not None:
         out["injection"] = {
@@ -79,4 +82,16 @@ def summary_metrics(metrics: dict[str, Any], injection: dict[str, Any] | None, g
                            "model": v.get("recall_model"), "any": v.get("recall_any")}
                        for k, v in injection["kinds"].items()},
         }
+    return out
+
+
+def mlflow_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The subset of the stage metrics logged to MLflow: counts, pass rates, seconds per phase, recall."""
+    out = {k: metrics[k] for k in ("n_dialogs", "n_verified", "n_rejected", "pass_rate", "checks", "families",
+                                   "timings") if k in metrics}
+    inj = metrics.get("injection")
+    if inj is not None:
+        out["injection"] = {"false_reject": inj["false_reject"],
+                            "recall_rules": {k: v.get("rules") for k, v in inj["recall"].items()},
+                            "recall_model": {k: v.get("model") for k, v in inj["recall"].items()}}
     return out

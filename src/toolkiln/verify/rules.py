@@ -1,38 +1,45 @@
-"""The rule layer of ToolACE's dual-layer verification (ToolACE §3.3, DESIGN.md §2.3).
+"""The rule layer of ToolACE's dual-layer verification (ToolACE §3.3; README "Verification").
 
-A chain of named filters over dialog rows (``toolkiln.schema`` format): each
-adds a boolean ``ok_<check>`` column, and every failure leaves a reason
-``"ok_<check>: <what, where>"`` in the ``rule_reasons`` list column. The four
-rule families of the paper:
+The rules are the expectation suites. Every dialog row is flattened into tables
+GX reads natively (polars builds them), and one suite per table states the rules:
 
-* API definition clarity — ``ok_api_clarity`` (every offered tool passes
-  :func:`toolkiln.synth.validate.check_api`);
-* call executability — ``ok_call_name`` (no invented functions),
-  ``ok_required_args``, ``ok_unknown_args``, ``ok_arg_types``, ``ok_arg_enum``,
-  ``ok_arg_range``, ``ok_arg_pattern``, ``ok_arg_format`` (compiled checkers,
-  :mod:`toolkiln.verify.argcheck`, one per API);
-* dialog correctness — ``ok_fields`` (every column present, parseable and
-  self-consistent), ``ok_nonempty``, ``ok_length`` (runaway: too long or
-  degenerate repetition), ``ok_charset`` (control characters, U+FFFD,
-  private-use), ``ok_language`` (mixed-language turns, or an assistant answering
-  in another script than the user writes);
-* consistency — ``ok_role_order``, ``ok_tool_responses`` (each tool turn follows
-  a call and names a called API, each executed call gets its response),
-  ``ok_dependency`` (dependent references resolve: every argument the formalised
-  thinking cites from a tool result is that result's field, every quoted user
-  text is in the cited turn; without thoughts, a dependent call must use a value
-  from an earlier result),
-  ``ok_format`` (the target is the call-list format the system prompt asks for
-  and renders the target turn's calls), ``ok_dialog_type`` (the structure
-  matches the declared type), ``ok_unique`` (no duplicate samples).
+=============  ===========================  =========================================================
+table          suite (``expectations/``)    one row per
+=============  ===========================  =========================================================
+``dialogs``    ``dialogs_rules.json``       dialog: its own columns, the role sequence, counts and
+                                            names derived from the messages, the dedup key, and the
+                                            computed ``ok_<check>`` columns below
+``turns``      ``dialog_turns.json``        turn (the system prompt is turn -1): role, content,
+                                            whether it calls, the tool name, repetition features
+``calls``      ``dialog_calls.json``        call: name, and the offered API of that name (or null)
+``arg_formats`` ``dialog_arg_formats.json`` string argument value (any depth) under a ``format``
+=============  ===========================  =========================================================
 
-Structural checks need the parsed JSON and run in one Python pass with caches
-(:class:`RuleCaches`): each distinct API text in the candidate lists is parsed,
-clarity-checked and compiled once (pool APIs can be trusted for clarity, since
-``synthesize_apis`` already gated them); text checks (length, repetition,
-characters, scripts) are polars expressions over an exploded turn table;
-duplicates are a polars ``is_first_distinct``. A row whose JSON cannot be parsed
-fails ``ok_fields`` and is not evaluated further (its other checks read True).
+GX runs each suite with ``result_format: COMPLETE``; every unexpected table row becomes a reason
+``"<check>: <expectation name> at <where>: <notes>"`` on its dialog, and the dialog fails the expectation's
+``meta.check`` (one of the ``ok_<check>`` columns in ToolACE's four families below, or a new one a suite
+names). Uniqueness expectations keep the first copy. Adding an expectation to a suite adds a rule; removing
+one removes it: no code changes either way.
+
+What GX cannot state over a table stays computed here and reaches the suite as a boolean column that
+``dialogs_rules.json`` asserts (its ``meta.computed`` says by what), with detailed reasons: definition
+clarity (:func:`toolkiln.synth.validate.check_api` per offered API), argument types, enums, ranges,
+patterns, required and unknown arguments (a compiled checker per API schema,
+:mod:`toolkiln.argcheck`), the pairing of calls and tool responses, dependent references and the
+target's call-list format (walks over the turn sequence), parseability (``ok_fields``), and the script
+analysis of ``ok_language`` (a turn-table column). The families:
+
+* API definition clarity: ``ok_api_clarity``;
+* call executability: ``ok_call_name``, ``ok_required_args``, ``ok_unknown_args``, ``ok_arg_types``,
+  ``ok_arg_enum``, ``ok_arg_range``, ``ok_arg_pattern``, ``ok_arg_format``;
+* dialog correctness: ``ok_fields``, ``ok_nonempty``, ``ok_length``, ``ok_charset``, ``ok_language``;
+* consistency: ``ok_role_order``, ``ok_tool_responses``, ``ok_dependency``, ``ok_format``,
+  ``ok_dialog_type``, ``ok_unique``.
+
+The structural pass parses each row once with caches (:class:`RuleCaches`): each distinct API text in the
+candidate lists is parsed, clarity-checked and compiled once (pool APIs can be trusted for clarity, since
+``synthesize_apis`` already gated them). A row whose JSON cannot be parsed fails ``ok_fields`` and adds no
+turn, call or argument rows.
 """
 
 from __future__ import annotations
@@ -41,16 +48,17 @@ import gc
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from toolkiln.calls import format_calls
-from toolkiln.evaluate.parse import parse_calls
-from toolkiln.schema import DIALOG_SCHEMA, DIALOG_TYPES
+from toolkiln.callparse import parse_calls
+from toolkiln.schema import DIALOG_SCHEMA
 from toolkiln.synth.validate import check_api
-from toolkiln.verify.argcheck import CheckerCache, short
+from toolkiln.argcheck import FORMAT_VALUE, CheckerCache, short
 from toolkiln.verify.config import RuleConfig
 
 try:  # orjson parses the three JSON columns ~3x faster; the stdlib is the fallback
@@ -74,12 +82,6 @@ CHECK_FAMILY = {c: f for f, cs in FAMILIES.items() for c in cs}
 CHECK_INDEX = {c: j for j, c in enumerate(RULE_CHECKS)}
 
 
-# One dialog = exchanges ``u (c t+)* (a | c$)``: a user turn answered by text, or by calls each followed by
-# their tool results, optionally ending on an unanswered call (the supervised target of a call dialog).
-ROLE_ORDER_RE = re.compile(r"(?:u(?:ct+)*(?:a|c$))+")
-# C0/C1 controls other than tab/newline/CR, DEL, U+FFFD (a decoding failure), private use, noncharacters, BOM.
-INVALID_CHARS = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\x{FFFD}\x{E000}-\x{F8FF}\x{FFFE}\x{FFFF}\x{FEFF}]"
-_INVALID_PY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd\ue000-\uf8ff\ufffe\uffff\ufeff]")
 SCRIPTS = {
     "latin": r"\p{Latin}", "cjk": r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]", "cyrillic": r"\p{Cyrillic}",
     "arabic": r"\p{Arabic}", "greek": r"\p{Greek}", "devanagari": r"\p{Devanagari}", "hebrew": r"\p{Hebrew}",
@@ -107,7 +109,7 @@ class ToolSet:
 class RuleCaches:
     """Caches shared across calls (the benchmark and the injection evaluation reuse them)."""
 
-    checkers: CheckerCache = field(default_factory=CheckerCache)
+    checkers: CheckerCache = field(default_factory=lambda: CheckerCache(defer_formats=True))
     toolsets: dict = field(default_factory=dict)
     clarity: dict = field(default_factory=dict)  # API name -> (API dict, clarity problems)
     pieces: dict = field(default_factory=dict)  # one API's JSON text -> (API dict, clarity problems)
@@ -236,7 +238,7 @@ def _flat_values(v: Any) -> list:
 
 
 class _Row:
-    """Collects (check, reason) problems for one dialog."""
+    """Collects the computed (check, reason) problems of one dialog."""
 
     __slots__ = ("probs",)
 
@@ -247,128 +249,173 @@ class _Row:
         self.probs.append((check, reason))
 
 
-def _check_row(r: _Row, row: tuple, caches: RuleCaches, turns_out: list) -> str | None:
-    """Structural checks of one row; appends (turn, role, content) for the text checks. Returns the dedup key."""
-    (idx, id_, type_, domain, system, tools_s, msgs_s, tt, target, calls_s, apis, n_cand, n_calls, n_turns) = row
-    nulls = [k for k, v in zip(("id", "type", "domain", "system", "tools", "messages", "target_turn", "target",
-                                "calls", "apis", "n_candidates", "n_calls", "n_turns"), row[1:]) if v is None] \
-        if None in row else None
-    if nulls:
-        r.bad("ok_fields", f"null fields {nulls}")
+@dataclass
+class _Tables:
+    """Rows of the flattened tables, appended by the structural pass (one list of tuples per table)."""
+
+    dialogs: list[tuple] = field(default_factory=list)
+    turns: list[tuple] = field(default_factory=list)
+    calls: list[tuple] = field(default_factory=list)
+    arg_formats: list[tuple] = field(default_factory=list)
+
+
+# Column order of the tuples above; the dialog table also gets the row's own columns (id, type, ...).
+DIALOG_DERIVED = {"row": pl.Int64, "role_sequence": pl.Utf8, "n_messages": pl.Int64, "n_calls_found": pl.Int64,
+                  "n_offered": pl.Int64, "called_apis": pl.Utf8, "target_role": pl.Utf8, "n_target_calls": pl.Int64,
+                  "first_call_turn": pl.Int64, "user_text": pl.Utf8}
+TURN_COLUMNS = {"row": pl.Int64, "turn": pl.Int64, "role": pl.Utf8, "content": pl.Utf8, "has_calls": pl.Boolean,
+                "tool_name": pl.Utf8}
+CALL_COLUMNS = {"row": pl.Int64, "turn": pl.Int64, "name": pl.Utf8, "offered_api": pl.Utf8}
+ARG_FORMAT_COLUMNS = {"row": pl.Int64, "turn": pl.Int64, "path": pl.Utf8, "format": pl.Utf8, "value": pl.Utf8}
+
+
+@dataclass
+class _Parsed:
+    """One row's columns, its parsed JSON and its parsed candidate list."""
+
+    idx: int
+    type: Any
+    system: str
+    target_turn: Any
+    target: Any
+    msgs: list
+    calls_col: Any
+    tools: ToolSet
+
+
+@dataclass
+class _Walk:
+    """What the turn walk derives from the messages."""
+
+    roles: list[str] = field(default_factory=list)
+    calls: list[dict] = field(default_factory=list)
+    call_turns: list[int] = field(default_factory=list)
+    tool_texts: list[tuple[int, str]] = field(default_factory=list)  # (turn, content) of every tool result
+    users: list[str] = field(default_factory=list)
+
+
+_COLUMN_NAMES = ("id", "type", "domain", "system", "tools", "messages", "target_turn", "target", "calls", "apis",
+                 "n_candidates", "n_calls", "n_turns")
+
+
+def _parse_row(r: _Row, row: tuple) -> tuple | None:
+    """Nulls and the JSON columns; None (with an ``ok_fields`` problem) when the row cannot be read."""
+    if None in row:
+        r.bad("ok_fields", f"null fields {[k for k, v in zip(_COLUMN_NAMES, row[1:]) if v is None]}")
         return None
-    if not id_:
-        r.bad("ok_fields", "empty id")
-    if type_ not in DIALOG_TYPES:
-        r.bad("ok_fields", f"type {type_!r} not in {list(DIALOG_TYPES)}")
     try:
-        msgs = _loads(msgs_s)
-        calls_col = _loads(calls_s)
-    except Exception as exc:  # noqa: BLE001
+        return _loads(row[6]), _loads(row[9])
+    except Exception as exc:  # noqa: BLE001 - any decode failure is the same finding
         r.bad("ok_fields", f"messages/calls: invalid JSON ({exc})")
         return None
-    if not isinstance(msgs, list) or not msgs or not all(isinstance(m, dict) for m in msgs):
-        r.bad("ok_fields", "messages: must be a non-empty JSON list of turn objects")
-        return None
-    ts = parse_tools(tools_s, caches)
-    if ts.error:
-        r.bad("ok_fields", ts.error)
-        return None
-    for p in ts.clarity:
-        r.bad("ok_api_clarity", p)
-    turns_out.append((idx, -1, "system", system))
 
-    roles = []
-    derived_calls = []
-    call_turns: list[int] = []
-    tool_text_before: list[tuple[int, str]] = []  # tool contents seen so far (dependent references resolve against these)
-    users = []
-    for i, m in enumerate(msgs):
-        role = m.get("role")
-        content = m.get("content")
+
+def _walk_calls(r: _Row, p: _Parsed, i: int, tcs: Any, caches: RuleCaches, w: _Walk, out: _Tables) -> None:
+    """One assistant call turn: a row per call (name, offered API), its arguments against the compiled schema."""
+    if not isinstance(tcs, list):
+        r.bad("ok_fields", f"turn {i}: tool_calls must be a list")
+        return
+    for c in tcs:
+        if not isinstance(c, dict) or not isinstance(c.get("name"), str):
+            r.bad("ok_fields", f"turn {i}: a tool call needs a string 'name'")
+            continue
+        name, args = c["name"], c.get("arguments", {})
+        w.calls.append({"turn": i, "name": name, "arguments": args})
+        api = p.tools.by_name.get(name)
+        out.calls.append((p.idx, i, name, None if api is None else name))
+        if api is None:
+            continue
+        for check, reason in caches.checkers.get(name, api.get("parameters"))(args):
+            if check == FORMAT_VALUE:  # judged by the format regexes of the arg-format suite
+                fmt, path, value = reason
+                out.arg_formats.append((p.idx, i, path, fmt, value))
+            else:
+                r.bad(check, f"turn {i}: {reason}")
+
+
+def _walk_turns(r: _Row, p: _Parsed, caches: RuleCaches, out: _Tables) -> _Walk:
+    """Every message: a row of the turn table (role, content, calls, tool name); call turns go to the call table."""
+    w = _Walk()
+    no_other_text = NO_OTHER_TEXT_RE.search(p.system) is not None
+    out.turns.append((p.idx, -1, "system", p.system, False, None))
+    for i, m in enumerate(p.msgs):
+        role, content, tcs = m.get("role"), m.get("content"), m.get("tool_calls")
         if content is None:
             content = ""
         if not isinstance(content, str):
             r.bad("ok_fields", f"turn {i}: content must be a string")
             content = str(content)
-        tcs = m.get("tool_calls")
         if role == "user":
-            roles.append("u")
-            users.append(content)
-            if not content.strip():
-                r.bad("ok_nonempty", f"turn {i} (user): empty")
+            w.roles.append("u")
+            w.users.append(content)
+        elif role == "assistant" and tcs:
+            w.roles.append("c")
+            w.call_turns.append(i)
+            _walk_calls(r, p, i, tcs, caches, w, out)
+            if no_other_text and content.strip():
+                r.bad("ok_format", f"turn {i}: the system prompt allows no text beside the calls, got {short(content)}")
         elif role == "assistant":
-            if tcs:
-                roles.append("c")
-                if not isinstance(tcs, list):
-                    r.bad("ok_fields", f"turn {i}: tool_calls must be a list")
-                    tcs = []
-                call_turns.append(i)
-                for c in tcs:
-                    if not isinstance(c, dict) or not isinstance(c.get("name"), str):
-                        r.bad("ok_fields", f"turn {i}: a tool call needs a string 'name'")
-                        continue
-                    name, args = c["name"], c.get("arguments", {})
-                    derived_calls.append({"turn": i, "name": name, "arguments": args})
-                    api = ts.by_name.get(name)
-                    if api is None:
-                        r.bad("ok_call_name", f"turn {i}: {name!r} is not in the candidate list {sorted(ts.names)}")
-                        continue
-                    for check, reason in caches.checkers.get(name, api.get("parameters"))(args):
-                        r.bad(check, f"turn {i}: {reason}")
-                if NO_OTHER_TEXT_RE.search(system) and content.strip():
-                    r.bad("ok_format", f"turn {i}: the system prompt allows no text beside the calls, got {short(content)}")
-            else:
-                roles.append("a")
-                if not content.strip():
-                    r.bad("ok_nonempty", f"turn {i} (assistant): neither text nor tool calls")
+            w.roles.append("a")
         elif role == "tool":
-            roles.append("t")
-            tool_text_before.append((i, content))
-            if not content.strip():
-                r.bad("ok_nonempty", f"turn {i} (tool): empty result")
-            if not isinstance(m.get("name"), str) or not m.get("name"):
-                r.bad("ok_tool_responses", f"turn {i}: tool response does not name the API it comes from")
+            w.roles.append("t")
+            w.tool_texts.append((i, content))
         else:
-            roles.append("?")
-            r.bad("ok_role_order", f"turn {i}: unknown role {role!r}")
-        turns_out.append((idx, i, role if role in ("user", "assistant", "tool") else "other", content))
+            w.roles.append("?")
+        name = m.get("name")
+        out.turns.append((p.idx, i, role if isinstance(role, str) else repr(role), content, bool(tcs),
+                          name if isinstance(name, str) else None))
+    return w
 
-    role_str = "".join(roles)
-    if ROLE_ORDER_RE.fullmatch(role_str) is None:
-        r.bad("ok_role_order", f"roles {role_str!r} (u=user, c=assistant call, a=assistant text, t=tool) do not "
-                               "follow user -> (call -> tool results)* -> answer")
-    _check_tool_responses(r, msgs, roles)
 
-    # fields: the derived columns agree with the messages
-    if not isinstance(tt, int) or not 0 <= tt < len(msgs):
-        r.bad("ok_fields", f"target_turn {tt} outside [0, {len(msgs)})")
-        target_msg = None
-    else:
-        target_msg = msgs[tt]
-        if target_msg.get("role") != "assistant":
-            r.bad("ok_fields", f"target_turn {tt} is a {target_msg.get('role')!r} turn, not an assistant turn")
-    if calls_col != derived_calls:
-        r.bad("ok_fields", f"calls column ({len(calls_col) if isinstance(calls_col, list) else '?'} calls) does not "
-                           f"match the tool_calls in messages ({len(derived_calls)})")
-    if set(apis) != {c["name"] for c in derived_calls}:
-        r.bad("ok_fields", f"apis {sorted(apis)} != called APIs {sorted({c['name'] for c in derived_calls})}")
-    if n_cand != len(ts.names) or n_calls != len(derived_calls) or n_turns != len(msgs):
-        r.bad("ok_fields", f"counts (n_candidates, n_calls, n_turns)=({n_cand}, {n_calls}, {n_turns}) != "
-                           f"({len(ts.names)}, {len(derived_calls)}, {len(msgs)})")
+def _check_dependent_values(r: _Row, p: _Parsed, w: _Walk, target_calls: list, tool_sourced: int) -> None:
+    """Without formalised thinking to follow, some value of a dependent call must come from an earlier result."""
+    tt = p.target_turn
+    if p.type != "dependent" or not target_calls or not isinstance(tt, int) or tool_sourced:
+        return
+    earlier = " ".join(c for i, c in w.tool_texts if i < tt)
+    values = [v for c in target_calls if isinstance(c, dict) for v in _flat_values(c.get("arguments", {}))]
+    if not any(_in_text(v, earlier) for v in values):
+        r.bad("ok_dependency", f"turn {tt}: no argument value of the dependent call appears in an earlier tool "
+                               f"result (values {short(values, 60)})")
 
-    target_calls = (target_msg.get("tool_calls") or []) if isinstance(target_msg, dict) else []
-    _check_format(r, target, target_calls)
-    _check_type(r, type_, tt, target, target_calls, call_turns)
-    tool_sourced = _check_references(r, msgs, call_turns)
-    if type_ == "dependent" and target_calls and isinstance(tt, int) and not tool_sourced:
-        # No formalised thinking to follow: some value of the dependent call must come from an earlier result.
-        earlier = " ".join(c for i, c in tool_text_before if i < tt)
-        values = [v for c in target_calls if isinstance(c, dict) for v in _flat_values(c.get("arguments", {}))]
-        if not any(_in_text(v, earlier) for v in values):
-            r.bad("ok_dependency", f"turn {tt}: no argument value of the dependent call appears in an earlier tool "
-                                   f"result (values {short(values, 60)})")
-    # Dedup key: what a sample teaches — the user's words and the supervised answer.
-    return " ".join(" ".join(u.lower().split()) for u in users) + "\x1f" + (target or "")
+
+def _check_row(r: _Row, row: tuple, caches: RuleCaches, out: _Tables) -> None:
+    """The computed checks of one row, and its rows of the flattened tables GX reads."""
+    idx = row[0]
+    parsed = _parse_row(r, row)
+    msgs = parsed[0] if parsed else None
+    if parsed is not None and not (isinstance(msgs, list) and msgs and all(isinstance(m, dict) for m in msgs)):
+        r.bad("ok_fields", "messages: must be a non-empty JSON list of turn objects")
+        parsed = None
+    ts = parse_tools(row[5], caches) if parsed is not None else None
+    if ts is not None and ts.error:
+        r.bad("ok_fields", ts.error)
+        parsed = None
+    if parsed is None:  # unreadable: no flattened rows, so GX judges only the row's own columns
+        out.dialogs.append((idx, None, None, None, None, None, None, None, None, None))
+        return
+    for prob in ts.clarity:
+        r.bad("ok_api_clarity", prob)
+    p = _Parsed(idx=idx, type=row[2], system=row[4], target_turn=row[7], target=row[8], msgs=msgs,
+                calls_col=parsed[1], tools=ts)
+    w = _walk_turns(r, p, caches, out)
+    _check_tool_responses(r, msgs, w.roles)
+    if p.calls_col != w.calls:
+        r.bad("ok_fields", f"calls column ({len(p.calls_col) if isinstance(p.calls_col, list) else '?'} calls) "
+                           f"does not match the tool_calls in messages ({len(w.calls)})")
+    tt = p.target_turn
+    target_msg = msgs[tt] if isinstance(tt, int) and 0 <= tt < len(msgs) else None
+    target_calls = (target_msg.get("tool_calls") or []) if target_msg is not None else []
+    if not isinstance(target_calls, list):
+        target_calls = []
+    _check_format(r, p.target, target_calls)
+    _check_dependent_values(r, p, w, target_calls, _check_references(r, msgs, w.call_turns))
+    # Dedup key: what a sample teaches, the user's words (normalised) beside the supervised answer.
+    users = " ".join(" ".join(u.lower().split()) for u in w.users)
+    out.dialogs.append((idx, "".join(w.roles), len(msgs), len(w.calls), len(ts.names),
+                        "\x1f".join(sorted({c["name"] for c in w.calls})),
+                        target_msg.get("role") if target_msg is not None else None, len(target_calls),
+                        w.call_turns[0] if w.call_turns else None, users))
 
 
 _PATH_RE = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
@@ -484,58 +531,36 @@ def _check_format(r: _Row, target: str, target_calls: list) -> None:
         r.bad("ok_format", f"target {short(target, 80)} does not render the target turn's calls {short(expected, 80)}")
 
 
-def _check_type(r: _Row, type_: str, tt: Any, target: str, target_calls: list, call_turns: list[int]) -> None:
-    n = len(target_calls)
-    if type_ == "single" and n != 1:
-        r.bad("ok_dialog_type", f"single dialog whose target turn makes {n} calls")
-    elif type_ == "parallel" and n < 2:
-        r.bad("ok_dialog_type", f"parallel dialog whose target turn makes {n} call(s)")
-    elif type_ == "dependent" and (n < 1 or not call_turns or not isinstance(tt, int) or call_turns[0] >= tt):
-        r.bad("ok_dialog_type", "dependent dialog whose target call does not follow an earlier call's result")
-    elif type_ in ("non_tool", "clarification") and (n or target):
-        r.bad("ok_dialog_type", f"{type_} dialog whose target turn makes {n} call(s) (expected a text answer)")
+def _text_features(turns: pl.DataFrame, cfg: RuleConfig) -> pl.DataFrame:
+    """The turn table plus the measurements its suite thresholds: repetition features and ``ok_language``.
 
-
-def _text_checks(turns: pl.DataFrame, cfg: RuleConfig) -> pl.DataFrame:
-    """Per-turn text findings as (row, check, reason); the vectorised half of the rule layer."""
+    ``distinct_token_share`` (distinct/total whitespace tokens) is set on prose turns of at least
+    ``runaway_min_tokens`` tokens, ``top_sentence_repeats`` (how often the most repeated sentence occurs)
+    on prose turns long enough to repeat one; null elsewhere, which GX skips.
+    """
     content = pl.col("content")
     prose = pl.col("role").is_in(["user", "assistant"])
-    findings = []
-    # Runaway: too long, or a long turn made of few distinct tokens (generation that did not stop).
-    long_ = turns.filter(prose & (content.str.len_chars() > cfg.max_response_chars))
-    findings.append(long_.select("row", pl.lit("ok_length").alias("check"),
-                                 pl.format("turn {} ({}): {} characters > {}", "turn", "role",
-                                           content.str.len_chars(), pl.lit(cfg.max_response_chars)).alias("reason")))
-    cand = turns.filter(prose & (content.str.len_chars() >= 2 * cfg.runaway_min_tokens)).with_columns(
-        toks=content.str.split(" ").list.eval(pl.element().filter(pl.element() != "")))
-    cand = cand.with_columns(n=pl.col("toks").list.len(), u=pl.col("toks").list.n_unique())
-    rep = cand.filter((pl.col("n") >= cfg.runaway_min_tokens) & (pl.col("u") < pl.col("n") * cfg.runaway_distinct_ratio))
-    findings.append(rep.select("row", pl.lit("ok_length").alias("check"),
-                               pl.format("turn {} ({}): runaway repetition, {} distinct of {} tokens", "turn", "role",
-                                         "u", "n").alias("reason")))
+    turns = turns.with_row_index("_i")
+    cand = turns.filter(prose & (content.str.len_chars() >= 2 * cfg.runaway_min_tokens)).select(
+        "_i", toks=content.str.split(" ").list.eval(pl.element().filter(pl.element() != "")))
+    cand = cand.select("_i", n=pl.col("toks").list.len(), u=pl.col("toks").list.n_unique()).filter(
+        pl.col("n") >= cfg.runaway_min_tokens).select("_i", distinct_token_share=pl.col("u") / pl.col("n"))
     # A generation stuck in a loop repeats a sentence; a prose turn practically never says one sentence 5 times.
-    sent = turns.filter(prose & (content.str.len_chars() >= 8 * cfg.runaway_repeats)).with_columns(
-        top=content.str.extract_all(SENTENCE).list.eval(
+    sent = turns.filter(prose & (content.str.len_chars() >= 8 * cfg.runaway_repeats)).select(
+        "_i", top_sentence_repeats=content.str.extract_all(SENTENCE).list.eval(
             pl.element().str.strip_chars().filter(pl.element().str.contains(r"\p{L}")).unique_counts().max()
-        ).list.first())
-    loops = sent.filter(pl.col("top") >= cfg.runaway_repeats)
-    findings.append(loops.select("row", pl.lit("ok_length").alias("check"),
-                                 pl.format("turn {} ({}): runaway repetition, one sentence {} times", "turn", "role",
-                                           "top").alias("reason")))
-    bad = turns.filter(content.str.contains(INVALID_CHARS))
-    if bad.height:
-        first = [f"U+{ord(_INVALID_PY.search(c).group()):04X}" for c in bad["content"]]
-        findings.append(bad.select("row", pl.lit("ok_charset").alias("check"),
-                                   pl.format("turn {} ({}): invalid character {}", "turn", "role",
-                                             pl.Series(first)).alias("reason")))
-    findings.append(_language(turns.filter(prose), cfg))
-    return pl.concat([f.select("row", "check", "reason") for f in findings])
+        ).list.first().cast(pl.Int64))
+    lang = _language(turns.filter(prose), cfg)
+    return (turns.join(cand, on="_i", how="left").join(sent, on="_i", how="left")
+            .join(lang.select("_i", "language_reason"), on="_i", how="left")
+            .with_columns(ok_language=pl.col("language_reason").is_null()).sort("_i").drop("_i"))
 
 
 def _language(prose: pl.DataFrame, cfg: RuleConfig) -> pl.DataFrame:
+    """(``_i``, ``language_reason``) of mixed-language turns and of assistants in another script than their user."""
     # Pure-ASCII turns are Latin or letterless: only the (rare) non-ASCII ones pay for script counting.
     na = prose.filter(pl.col("content").str.contains(r"[^\x00-\x7F]"))
-    empty = pl.DataFrame(schema={"row": pl.Int64, "check": pl.Utf8, "reason": pl.Utf8})
+    empty = pl.DataFrame(schema={"_i": pl.UInt32, "language_reason": pl.Utf8})
     if na.height == 0:
         return empty
     text = pl.col("content").str.replace_all(QUOTED, " ")
@@ -552,26 +577,90 @@ def _language(prose: pl.DataFrame, cfg: RuleConfig) -> pl.DataFrame:
     mixed = na.filter(((pl.col("second") >= cfg.mixed_language_min_letters)
                        & (pl.col("second") >= pl.col("total") * cfg.mixed_language_share))
                       | (pl.col("second") >= cfg.mixed_language_letters))
-    out = [mixed.select("row", pl.lit("ok_language").alias("check"),
-                        pl.format("turn {} ({}): mixed-language, {} {} letters of {}", "turn", "role", "second",
-                                  "other", "total").alias("reason"))]
+    out = [mixed.select("_i", language_reason=pl.format("turn {} ({}): mixed-language, {} {} letters of {}", "turn",
+                                                        "role", "second", "other", "total"))]
     # An assistant in another script than its user (user turns without non-ASCII are Latin when they have letters).
     user_main = na.filter(pl.col("role") == "user").group_by("row").agg(pl.col("main").mode().first().alias("umain"))
     asst = na.filter((pl.col("role") == "assistant") & pl.col("main").is_not_null() & (pl.col("main") != "latin")
                      & (pl.col("total") >= cfg.mixed_language_min_letters))
     asst = asst.join(user_main, on="row", how="left").with_columns(pl.col("umain").fill_null("latin"))
     out.append(asst.filter(pl.col("main") != pl.col("umain")).select(
-        "row", pl.lit("ok_language").alias("check"),
-        pl.format("turn {} (assistant): answers in {} script, the user writes {}", "turn", "main", "umain").alias("reason")))
-    return pl.concat(out)
+        "_i", language_reason=pl.format("turn {} (assistant): answers in {} script, the user writes {}", "turn",
+                                        "main", "umain")))
+    return pl.concat(out).unique("_i", keep="first", maintain_order=True)
+
+
+# ---------------------------------------------------------------- the suites
+EXPECTATIONS_DIR = Path(__file__).resolve().parents[3] / "expectations"
+# Flattened table -> the suite that states its rules (files in the expectations folder).
+RULE_SUITES = {"dialogs": "dialogs_rules.json", "turns": "dialog_turns.json", "calls": "dialog_calls.json",
+               "arg_formats": "dialog_arg_formats.json"}
+_UNIQUE_TYPES = ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique")
+
+
+def suite_parameters(cfg: RuleConfig, mostly: float = 0.9) -> dict[str, Any]:
+    """Values for the ``{"$PARAMETER": ...}`` thresholds of the rule suites."""
+    return {"mostly_rules": mostly, "max_response_chars": cfg.max_response_chars,
+            "runaway_distinct_ratio": cfg.runaway_distinct_ratio, "runaway_repeats": cfg.runaway_repeats}
+
+
+def load_rule_suites(expectations: str | Path | None = None) -> dict[str, dict]:
+    """Table name -> suite JSON of the rule layer (``expectations``: a folder, default the repository's)."""
+    from toolkiln.gxsuite import load_suite_json
+
+    folder = Path(expectations) if expectations else EXPECTATIONS_DIR
+    return {t: load_suite_json(folder / f) for t, f in RULE_SUITES.items()}
+
+
+def expectation_check(meta: dict) -> str:
+    """The ``ok_<check>`` column an expectation counts towards (``meta.check``, else ``ok_<meta.name>``)."""
+    return meta.get("check") or f"ok_{meta.get('name', 'custom')}"
+
+
+def _where(table: str, t: pl.DataFrame, i: int) -> str:
+    """Where in the dialog a flagged table row is, for the reason."""
+    if table == "turns":
+        turn = t["turn"][i]
+        return "system prompt" if turn < 0 else f"turn {turn} ({t['role'][i]})"
+    if table == "calls":
+        return f"turn {t['turn'][i]}: {t['name'][i]}"
+    if table == "arg_formats":
+        return f"turn {t['turn'][i]}: {t['path'][i]}={short(t['value'][i])}"
+    return ""
+
+
+# ---------------------------------------------------------------- the layer
+@dataclass
+class RuleLayer:
+    """The rule layer's verdict: ``checked`` (input + ``ok_<check>`` columns, ``rule_reasons``, ``ok_rules``),
+    the GX results per suite (batch summaries, :meth:`toolkiln.gxsuite.RowResult.to_dict`), the flattened
+    tables GX read, and seconds per phase."""
+
+    checked: pl.DataFrame
+    gx: dict[str, Any]
+    tables: dict[str, pl.DataFrame]
+    timings: dict[str, float]
+    checks: tuple[str, ...]
 
 
 def rule_checks(df: pl.DataFrame, cfg: RuleConfig, caches: RuleCaches | None = None,
-                timings: dict[str, float] | None = None) -> pl.DataFrame:
-    """``df`` plus one ``ok_<check>`` column per rule, ``rule_reasons`` (list[str]) and ``ok_rules``.
+                timings: dict[str, float] | None = None, *, expectations: str | Path | None = None) -> pl.DataFrame:
+    """``df`` plus one ``ok_<check>`` column per rule, ``rule_reasons`` (list[str]) and ``ok_rules``."""
+    layer = rule_layer(df, cfg, caches, expectations=expectations)
+    if timings is not None:
+        timings.update(layer.timings)
+    return layer.checked
 
-    ``timings`` (optional) receives seconds per phase: ``structural`` (the Python pass), ``text``
-    (polars text checks) and ``assemble`` (duplicates, columns).
+
+def rule_layer(df: pl.DataFrame, cfg: RuleConfig, caches: RuleCaches | None = None, *,
+               expectations: str | Path | dict[str, dict] | None = None, mostly: float = 0.9,
+               data_docs_dir: str | Path | None = None, batch: Any = None) -> RuleLayer:
+    """Flatten ``df`` into the tables the rule suites read, run GX over them, and map its unexpected rows back.
+
+    A row fails check ``c`` when any expectation whose ``meta.check`` is ``c`` lists one of its table rows;
+    the reason is the expectation's name and notes with the place (or, for a computed column, the detailed
+    reasons the structural pass recorded). Timings: ``structural`` (the Python pass), ``text`` (polars
+    features), ``gx`` (GX validation, data docs included when asked), ``assemble`` (reasons, columns).
     """
     # The pass allocates millions of small, acyclic objects (parsed JSON, reasons, compiled closures); the
     # cyclic GC would rescan the growing heap again and again for nothing (a quarter of the time). They are
@@ -579,66 +668,128 @@ def rule_checks(df: pl.DataFrame, cfg: RuleConfig, caches: RuleCaches | None = N
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _rule_checks(df, cfg, caches, timings)
+        return _rule_layer(df, cfg, caches, expectations, mostly, data_docs_dir, batch)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _rule_checks(df: pl.DataFrame, cfg: RuleConfig, caches: RuleCaches | None,
-                 timings: dict[str, float] | None) -> pl.DataFrame:
-    t0 = time.perf_counter()
+def flatten(df: pl.DataFrame, cfg: RuleConfig, caches: RuleCaches | None = None, batch: Any = None
+            ) -> tuple[dict[str, pl.DataFrame], list[list[tuple[str, str]]]]:
+    """The flattened tables (``dialogs``, ``turns``, ``calls``, ``arg_formats``; each row carries its dialog's
+    position as ``row``) and the computed problems per dialog. ``batch`` (one label per row, default 0)
+    scopes the uniqueness rules: frames stacked under different labels do not duplicate each other."""
     missing = [c for c in DIALOG_SCHEMA if c not in df.columns]
     if missing:
         raise ValueError(f"dialogs: missing columns {missing}; expected the toolkiln.schema.DIALOG_SCHEMA columns")
     caches = caches or RuleCaches()
     n = df.height
     per_row: list[list[tuple[str, str]]] = []
-    keys: list[str | None] = []
-    turns: list[tuple] = []
-    cols = [pl.int_range(n, eager=True).to_list()] + [df[c].to_list() for c in (
-        "id", "type", "domain", "system", "tools", "messages", "target_turn", "target", "calls", "apis",
-        "n_candidates", "n_calls", "n_turns")]
+    out = _Tables()
+    cols = [pl.int_range(n, eager=True).to_list()] + [df[c].to_list() for c in _COLUMN_NAMES]
     for row in zip(*cols):
         r = _Row()
         try:
-            keys.append(_check_row(r, row, caches, turns))
+            _check_row(r, row, caches, out)
         except Exception as exc:  # noqa: BLE001 - a malformed row is a finding, never a crash mid-run
             r.bad("ok_fields", f"malformed row ({type(exc).__name__}: {exc})")
-            keys.append(None)
+            while out.dialogs and out.dialogs[-1][0] == row[0]:
+                out.dialogs.pop()
+            out.dialogs.append((row[0], None, None, None, None, None, None, None, None, None))
         per_row.append(r.probs)
-
-    t1 = time.perf_counter()
-    turn_df = pl.DataFrame(turns, schema={"row": pl.Int64, "turn": pl.Int64, "role": pl.Utf8, "content": pl.Utf8},
-                           orient="row")
-    text = _text_checks(turn_df, cfg) if turn_df.height else pl.DataFrame(
-        schema={"row": pl.Int64, "check": pl.Utf8, "reason": pl.Utf8})
-    for row_i, check, reason in text.iter_rows():
-        per_row[row_i].append((check, reason))
-
-    t2 = time.perf_counter()
-    dup = pl.DataFrame({"k": pl.Series(keys, dtype=pl.Utf8), "id": df["id"]}).with_row_index("row").with_columns(
-        first_k=pl.col("k").is_first_distinct() | pl.col("k").is_null(),
-        first_id=pl.col("id").is_first_distinct() | pl.col("id").is_null(),
-        orig=pl.col("id").first().over("k")).filter(~pl.col("first_k") | ~pl.col("first_id"))
-    for i, fk, orig, id_ in zip(dup["row"], dup["first_k"], dup["orig"], dup["id"]):
-        per_row[i].append(("ok_unique", f"duplicate of dialog {orig} (same user turns and target)" if not fk
-                           else f"id {id_} already used by an earlier row"))
-
-    # Most rows pass everything: build the columns from the (row, check) failures only.
-    ok = np.ones((len(RULE_CHECKS), n), dtype=bool)
-    flat_rows, flat_reasons = [], []
+    derived = pl.DataFrame(out.dialogs, schema=DIALOG_DERIVED, orient="row")
+    computed = {c: np.ones(n, dtype=bool) for c in COMPUTED_CHECKS}
     for i, probs in enumerate(per_row):
-        for c, m in probs:
-            ok[CHECK_INDEX[c], i] = False
-            flat_rows.append(i)
-            flat_reasons.append(f"{c}: {m}")
-    grouped = pl.DataFrame({"row": pl.Series(flat_rows, dtype=pl.UInt32), "r": pl.Series(flat_reasons, dtype=pl.Utf8)}
-                           ).group_by("row", maintain_order=True).agg(pl.col("r").alias("rule_reasons"))
-    reasons = pl.DataFrame({"row": pl.int_range(n, eager=True, dtype=pl.UInt32)}).join(
-        grouped, on="row", how="left", maintain_order="left")["rule_reasons"].fill_null(pl.lit([], dtype=pl.List(pl.Utf8)))
-    out = [pl.Series(c, ok[j]) for j, c in enumerate(RULE_CHECKS)]
-    result = df.with_columns(*out, reasons).with_columns(ok_rules=pl.all_horizontal(list(RULE_CHECKS)))
-    if timings is not None:
-        timings.update(structural=t1 - t0, text=t2 - t1, assemble=time.perf_counter() - t2)
-    return result
+        for c, _ in probs:
+            if c in computed:
+                computed[c][i] = False
+    dialogs = pl.concat([
+        df.select("id", "type", "target_turn", "target", "n_candidates", "n_calls", "n_turns",
+                  apis=pl.col("apis").list.unique().list.sort().list.join("\x1f"),
+                  batch=pl.lit(0, pl.Int64) if batch is None else pl.Series(batch, dtype=pl.Int64)),
+        derived, pl.DataFrame(computed)], how="horizontal")
+    tables = {
+        "dialogs": dialogs,
+        "turns": pl.DataFrame(out.turns, schema=TURN_COLUMNS, orient="row"),
+        "calls": pl.DataFrame(out.calls, schema=CALL_COLUMNS, orient="row"),
+        "arg_formats": pl.DataFrame(out.arg_formats, schema=ARG_FORMAT_COLUMNS, orient="row"),
+    }
+    return tables, per_row
+
+
+# Checks the structural pass computes in Python (compiled per-API schemas, walks over a turn sequence, parsing);
+# the dialog table carries them as boolean columns and dialogs_rules.json asserts those columns.
+COMPUTED_CHECKS = ("ok_fields", "ok_api_clarity", "ok_required_args", "ok_unknown_args", "ok_arg_types",
+                   "ok_arg_enum", "ok_arg_range", "ok_arg_pattern", "ok_tool_responses", "ok_dependency", "ok_format")
+
+
+def _rule_layer(df: pl.DataFrame, cfg: RuleConfig, caches: RuleCaches | None,
+                expectations: str | Path | dict[str, dict] | None, mostly: float,
+                data_docs_dir: str | Path | None, batch: Any) -> RuleLayer:
+    from toolkiln.gxsuite import validate_rows
+
+    t0 = time.perf_counter()
+    suites = expectations if isinstance(expectations, dict) else load_rule_suites(expectations)
+    tables, per_row = flatten(df, cfg, caches, batch)
+    t1 = time.perf_counter()
+    tables["turns"] = _text_features(tables["turns"], cfg)
+    for row_i, reason in zip(*tables["turns"].filter(~pl.col("ok_language")).select("row", "language_reason")):
+        per_row[row_i].append(("ok_language", reason))
+    t2 = time.perf_counter()
+    results = validate_rows({t: (tables[t], suites[t]) for t in suites}, parameters=suite_parameters(cfg, mostly),
+                            data_docs_dir=data_docs_dir)
+    t3 = time.perf_counter()
+
+    n = df.height
+    ids = df["id"].to_list()
+    checks = list(RULE_CHECKS)
+    fails: dict[str, np.ndarray] = {}
+    reasons: list[list[str]] = [[] for _ in range(n)]
+    for table, res in results.items():
+        t = tables[table]
+        row_of = t["row"].to_numpy()
+        for e in res.expectations:
+            if not e.unexpected_index:
+                continue
+            check = expectation_check(e.meta)
+            if check not in checks:
+                checks.append(check)
+            bad = fails.setdefault(check, np.zeros(n, dtype=bool))
+            positions = _later_copies(e, t) if e.type in _UNIQUE_TYPES else [(i, None) for i in e.unexpected_index]
+            computed_col = e.kwargs.get("column") if e.meta.get("computed") else None
+            done: set[int] = set()
+            for i, first in positions:
+                d = int(row_of[i])
+                bad[d] = True
+                if computed_col is not None:  # the structural pass recorded what exactly failed
+                    if d not in done:
+                        done.add(d)
+                        got = [f"{c}: {m}" for c, m in per_row[d] if c == computed_col]
+                        reasons[d].extend(got or [f"{check}: {e.meta.get('name')}: {e.meta.get('notes', '')}"])
+                    continue
+                where = _where(table, t, i)
+                dup = f" (same as dialog {ids[int(row_of[first])]})" if first is not None else ""
+                reasons[d].append(f"{check}: {e.meta.get('name', e.type)}{' at ' + where if where else ''}{dup}: "
+                                  f"{e.meta.get('notes', '')}")
+    ok_cols = [pl.Series(c, ~fails[c] if c in fails else np.ones(n, dtype=bool)) for c in checks]
+    checked = df.with_columns(*ok_cols, pl.Series("rule_reasons", reasons, dtype=pl.List(pl.Utf8))).with_columns(
+        ok_rules=pl.all_horizontal(checks) if checks else pl.lit(True))
+    t4 = time.perf_counter()
+    timings = {"structural": t1 - t0, "text": t2 - t1, "gx": t3 - t2, "assemble": t4 - t3}
+    return RuleLayer(checked=checked, gx={v.suite: v.to_dict() for v in results.values()}, tables=tables,
+                     timings=timings, checks=tuple(checks))
+
+
+def _later_copies(e: Any, t: pl.DataFrame) -> list[tuple[int, int]]:
+    """A uniqueness expectation lists every copy; the first keeps its place, later ones are (copy, first)."""
+    cols = [e.kwargs["column"]] if "column" in e.kwargs else list(e.kwargs["column_list"])
+    keys = list(zip(*(t[c].to_list() for c in cols)))
+    first: dict[tuple, int] = {}
+    out = []
+    for i in sorted(e.unexpected_index):
+        k = keys[i]
+        if k in first:
+            out.append((i, first[k]))
+        else:
+            first[k] = i
+    return out
