@@ -45,10 +45,9 @@ def main(argv: list[str] | None = None) -> dict:
     import polars as pl
     import torch
 
-    from toolkiln.evaluate import bfcl
-    from toolkiln.evaluate.config import EvaluateConfig
-    from toolkiln.evaluate.harness import HFGenerator, _score_rows, dialog_prompt
     from toolkiln.callparse import parse_calls
+    from toolkiln.evaluate import bfcl
+    from toolkiln.evaluate.harness import HFGenerator, dialog_prompt
     from toolkiln.policy.render import CallStyle
 
     if args.threads:
@@ -63,13 +62,26 @@ def main(argv: list[str] | None = None) -> dict:
         sets["held-out dialogs"] = [dialog_prompt(r, style) for r in df.to_dicts()]
     cats = [c for c in args.bfcl.split(",") if c]
     per = max(1, args.n // max(1, len(cats)))
-    sets["BFCL"] = [{"messages": bfcl.prompt_messages(e), "tools": None}
-                    for c in cats for e in bfcl.load_category(c, limit=per, seed=args.seed)]
+    sets["BFCL"] = [
+        {"messages": bfcl.prompt_messages(e), "tools": None}
+        for c in cats
+        for e in bfcl.load_category(c, limit=per, seed=args.seed)
+    ]
 
-    plain = HFGenerator(args.checkpoint, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                        prefix_cache=False, stop_at_call_end=False)
-    fast = HFGenerator(args.checkpoint, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                       model=plain.model, tokenizer=plain.tok)
+    plain = HFGenerator(
+        args.checkpoint,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        prefix_cache=False,
+        stop_at_call_end=False,
+    )
+    fast = HFGenerator(
+        args.checkpoint,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        model=plain.model,
+        tokenizer=plain.tok,
+    )
     rows, results = [], {}
     for name, prompts in sets.items():
         out_plain = plain(prompts)
@@ -78,21 +90,44 @@ def main(argv: list[str] | None = None) -> dict:
         s_fast = dict(fast.stats)
         same = sum(a == b for a, b in zip(out_plain, out_fast))
         agree = sum(_verdict(a, parse_calls) == _verdict(b, parse_calls) for a, b in zip(out_plain, out_fast))
-        res = {"prompts": len(prompts), "plain_s": s_plain["seconds"], "fast_s": s_fast["seconds"],
-               "speedup": s_plain["seconds"] / s_fast["seconds"], "shared_prefix_tokens": s_fast["shared_prefix_tokens"],
-               "mean_prompt_tokens": s_fast["prompt_tokens"] / max(1, len(prompts)),
-               "plain_new_tokens": s_plain["new_tokens"], "fast_new_tokens": s_fast["new_tokens"],
-               "identical_outputs": same / len(prompts), "same_parse": agree / len(prompts)}
+        res = {
+            "prompts": len(prompts),
+            "plain_s": s_plain["seconds"],
+            "fast_s": s_fast["seconds"],
+            "speedup": s_plain["seconds"] / s_fast["seconds"],
+            "shared_prefix_tokens": s_fast["shared_prefix_tokens"],
+            "mean_prompt_tokens": s_fast["prompt_tokens"] / max(1, len(prompts)),
+            "plain_new_tokens": s_plain["new_tokens"],
+            "fast_new_tokens": s_fast["new_tokens"],
+            "identical_outputs": same / len(prompts),
+            "same_parse": agree / len(prompts),
+        }
         results[name] = res
-        rows.append({"prompts": name, "n": len(prompts), "prefix tok": res["shared_prefix_tokens"],
-                     "plain s": res["plain_s"], "fast s": res["fast_s"], "x plain": res["speedup"],
-                     "new tok plain/fast": f"{res['plain_new_tokens']}/{res['fast_new_tokens']}",
-                     "same parse": f"{res['same_parse']:.0%}"})
-    print(f"checkpoint {args.checkpoint}; batch {args.batch_size}; max_new_tokens {args.max_new_tokens}; "
-          f"torch threads {torch.get_num_threads()}")
-    print(table(rows, ["prompts", "n", "prefix tok", "plain s", "fast s", "x plain", "new tok plain/fast", "same parse"]))
-    payload = {"checkpoint": args.checkpoint, "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
-               "results": results}
+        rows.append(
+            {
+                "prompts": name,
+                "n": len(prompts),
+                "prefix tok": res["shared_prefix_tokens"],
+                "plain s": res["plain_s"],
+                "fast s": res["fast_s"],
+                "x plain": res["speedup"],
+                "new tok plain/fast": f"{res['plain_new_tokens']}/{res['fast_new_tokens']}",
+                "same parse": f"{res['same_parse']:.0%}",
+            }
+        )
+    print(
+        f"checkpoint {args.checkpoint}; batch {args.batch_size}; max_new_tokens {args.max_new_tokens}; "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    print(
+        table(rows, ["prompts", "n", "prefix tok", "plain s", "fast s", "x plain", "new tok plain/fast", "same parse"])
+    )
+    payload = {
+        "checkpoint": args.checkpoint,
+        "batch_size": args.batch_size,
+        "max_new_tokens": args.max_new_tokens,
+        "results": results,
+    }
     path = record("eval_speed", payload)
     print(f"wrote {path.relative_to(ROOT)}")
     return payload

@@ -71,8 +71,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--train-scratch", action="store_true")
     args = ap.parse_args(argv)
     if args.train_scratch:
-        train_scratch(Path(args.params), ROOT / "profiles" / "scratch.yaml", ROOT / "checkpoints" / "scratch",
-                      ROOT / "reports" / "eval_scratch")
+        train_scratch(
+            Path(args.params),
+            ROOT / "profiles" / "scratch.yaml",
+            ROOT / "checkpoints" / "scratch",
+            ROOT / "reports" / "eval_scratch",
+        )
     rows = []
     for name in CHECKPOINTS:
         path = ROOT / "reports" / f"eval_{name}" / "metrics.json"

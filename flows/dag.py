@@ -64,14 +64,23 @@ def repro_stage(stage: str, repo_dir: str | Path = ".", force: bool = False) -> 
     return subprocess.run(_repro_cmd(stage, force), cwd=repo_dir, env=dvc_env(), capture_output=True, text=True)
 
 
-def repro_stage_streaming(stage: str, repo_dir: str | Path, on_line: Callable[[str], None],
-                          force: bool = False) -> tuple[int, bool]:
+def repro_stage_streaming(
+    stage: str, repo_dir: str | Path, on_line: Callable[[str], None], force: bool = False
+) -> tuple[int, bool]:
     """``dvc repro --single-item <stage>``, handing each line of its output (the stage's log
     included) to ``on_line`` as it is written. Returns (exit status, whether the stage ran)."""
     env = {**dvc_env(), "PYTHONUNBUFFERED": "1"}  # the stage's log lines as they happen, not at exit
     ran = False
-    with subprocess.Popen(_repro_cmd(stage, force), cwd=repo_dir, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, bufsize=1, errors="replace") as proc:
+    with subprocess.Popen(
+        _repro_cmd(stage, force),
+        cwd=repo_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        errors="replace",
+    ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             line = line.rstrip("\n")

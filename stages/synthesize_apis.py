@@ -57,10 +57,12 @@ def main(argv: list[str] | None = None) -> None:
             ctx.run.log_artifact(path)
         ctx.run.log_artifacts(args.data_docs, "data_docs")
         ctx.log.info("pool: %d APIs (%d rejected) -> %s", result.pool.height, result.rejects.height, args.pool)
-        ctx.require(result.pool.height >= p.synth.n_apis,
-                    f"the pool has {result.pool.height} unique valid APIs, below synth.n_apis = {p.synth.n_apis} "
-                    f"({metrics['candidates']} candidates, {metrics['rejected']} rejected: "
-                    f"{dict(list(metrics['reject_reasons'].items())[:3])}); raise synth.oversample")
+        ctx.require(
+            result.pool.height >= p.synth.n_apis,
+            f"the pool has {result.pool.height} unique valid APIs, below synth.n_apis = {p.synth.n_apis} "
+            f"({metrics['candidates']} candidates, {metrics['rejected']} rejected: "
+            f"{dict(list(metrics['reject_reasons'].items())[:3])}); raise synth.oversample",
+        )
 
 
 if __name__ == "__main__":

@@ -232,8 +232,9 @@ class ParamReads:
                 base = _abs_module(self.index, mod, node)
                 for a in node.names:
                     sub = f"{base}.{a.name}"
-                    ns.setdefault(a.asname or a.name,
-                                  ("module", sub) if self.index.file(sub) else ("from", base, a.name))
+                    ns.setdefault(
+                        a.asname or a.name, ("module", sub) if self.index.file(sub) else ("from", base, a.name)
+                    )
         return ns
 
     def _lookup(self, mod: str, name: str, depth: int = 0):
@@ -293,8 +294,9 @@ class ParamReads:
         self._memo[key] = out
         return out
 
-    def _analyse(self, mod: str, scope: ast.AST, env: dict[str, Path_],
-                 depth: int) -> tuple[dict[Path_, str], Path_ | None]:
+    def _analyse(
+        self, mod: str, scope: ast.AST, env: dict[str, Path_], depth: int
+    ) -> tuple[dict[Path_, str], Path_ | None]:
         env = dict(env)
         parents = {}
         for node in ast.walk(scope):
@@ -311,8 +313,7 @@ class ParamReads:
                 if base == _CTX:
                     return () if node.attr == "params" else None
                 return base + (node.attr,) if _is_field(base, node.attr) else None
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr == "model_copy"):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "model_copy":
                 # a copy with some fields replaced: everything else still comes from params
                 base = resolve(node.func.value)
                 return base if base not in (None, _CTX) else None
@@ -321,7 +322,7 @@ class ParamReads:
                 if fn is None:
                     return None
                 bindings = {}
-                for i, a in enumerate(node.args):
+                for a in node.args:
                     pa = resolve(a)
                     name = _param_name(fn, node, a, None) if pa not in (None, _CTX) else None
                     if name:
@@ -450,8 +451,8 @@ def _param_name(fn: _Func, call: ast.Call, arg: ast.expr, kw: str | None) -> str
 class StageCheck:
     stage: str
     script: str
-    modules: list[str]                 # repo-relative files the stage imports (exemptions removed)
-    params: list[str]                  # dotted keys the stage reads (exemptions removed)
+    modules: list[str]  # repo-relative files the stage imports (exemptions removed)
+    params: list[str]  # dotted keys the stage reads (exemptions removed)
     where: dict[str, str] = field(default_factory=dict)  # key -> file:line of a read
     missing_deps: list[str] = field(default_factory=list)
     missing_params: list[str] = field(default_factory=list)
@@ -528,8 +529,9 @@ def check_dvc_yaml(repo: str | Path = ".", dvc_yaml: str = "dvc.yaml") -> dict[s
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m toolkiln.dagcheck", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m toolkiln.dagcheck", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--repo", default=".")
     ap.add_argument("-v", "--verbose", action="store_true", help="also print each stage's derived modules and params")
     args = ap.parse_args(argv)

@@ -45,8 +45,10 @@ class GuardedPattern:
         try:
             return self._rx.search(s, timeout=TIMEOUT_S) is not None
         except TimeoutError:
-            raise PatternTimeout(f"pattern {self.pattern[:80]!r} took over {TIMEOUT_S:g}s on a "
-                                 f"{len(s)}-character value (catastrophic backtracking)") from None
+            raise PatternTimeout(
+                f"pattern {self.pattern[:80]!r} took over {TIMEOUT_S:g}s on a "
+                f"{len(s)}-character value (catastrophic backtracking)"
+            ) from None
 
 
 class BadPattern(ValueError):

@@ -27,9 +27,11 @@ def test_every_stage_lists_the_modules_it_imports_and_the_params_it_reads(repo_r
         new_deps = sorted(set(r.missing_deps) - known["deps"])
         new_params = sorted(set(r.missing_params) - known["params"])
         if new_deps or new_params or r.listed_exempt_params:
-            problems.append(f"{name}: add deps {new_deps}, params {new_params}"
-                            + (f"; remove {r.listed_exempt_params}" if r.listed_exempt_params else "")
-                            + "".join(f"\n    {p} read at {r.where.get(p)}" for p in new_params))
+            problems.append(
+                f"{name}: add deps {new_deps}, params {new_params}"
+                + (f"; remove {r.listed_exempt_params}" if r.listed_exempt_params else "")
+                + "".join(f"\n    {p} read at {r.where.get(p)}" for p in new_params)
+            )
     assert not problems, "dvc.yaml misses what stages use (python -m toolkiln.dagcheck):\n" + "\n".join(problems)
     # the derivation is not vacuous on the real repo
     assert "src/toolkiln/callparse.py" in checks["verify"].modules
@@ -73,20 +75,25 @@ BASE = {
 
 
 def test_transitive_import_missing_from_deps_is_reported(tmp_path):
-    files = {**BASE,
-             "src/toolkiln/lib.py": "def run(cfg):\n    from toolkiln import helper\n    return helper.go(cfg.n_apis)\n",
-             "src/toolkiln/helper.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from toolkiln import typing_only\n"
-                                       "def go(n):\n    return n\n",
-             "src/toolkiln/typing_only.py": "",
-             "stages/s.py": """
+    files = {
+        **BASE,
+        "src/toolkiln/lib.py": "def run(cfg):\n    from toolkiln import helper\n    return helper.go(cfg.n_apis)\n",
+        "src/toolkiln/helper.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from toolkiln import typing_only\n"
+        "def go(n):\n    return n\n",
+        "src/toolkiln/typing_only.py": "",
+        "stages/s.py": """
                  def main():
                      from toolkiln.stage import stage_context
                      from toolkiln.lib import run
                      with stage_context("s") as ctx:
                          run(ctx.params.synth)
-             """}
-    stage = {"cmd": "python stages/s.py", "deps": ["stages/s.py", "src/toolkiln/lib.py", "src/toolkiln/stage.py",
-                                                    "src/toolkiln/config.py"], "params": ["synth.n_apis"]}
+             """,
+    }
+    stage = {
+        "cmd": "python stages/s.py",
+        "deps": ["stages/s.py", "src/toolkiln/lib.py", "src/toolkiln/stage.py", "src/toolkiln/config.py"],
+        "params": ["synth.n_apis"],
+    }
     r = check_dvc_yaml(_repo(tmp_path, files, stage))["s"]
     assert "src/toolkiln/helper.py" in r.missing_deps  # imported inside a function, two hops away
     assert "src/toolkiln/__init__.py" in r.missing_deps  # a package's __init__ runs on import
@@ -98,8 +105,9 @@ def test_transitive_import_missing_from_deps_is_reported(tmp_path):
 
 
 def test_params_read_through_calls_aliases_and_copies(tmp_path):
-    files = {**BASE,
-             "src/toolkiln/lib.py": """
+    files = {
+        **BASE,
+        "src/toolkiln/lib.py": """
                  def run(cfg, *, temp):
                      inner = tune(cfg)
                      return inner.max_steps, temp
@@ -108,7 +116,7 @@ def test_params_read_through_calls_aliases_and_copies(tmp_path):
                  def whole(cfg):
                      return cfg.model_dump()
              """,
-             "stages/s.py": """
+        "stages/s.py": """
                  def main():
                      from toolkiln.stage import stage_context
                      from toolkiln.lib import run, whole
@@ -117,7 +125,8 @@ def test_params_read_through_calls_aliases_and_copies(tmp_path):
                          run(p.synth, temp=p.llm.temperature)
                          whole(p.adnt.train)
                          ctx.params.runtime.llm.concurrency
-             """}
+             """,
+    }
     stage = {"cmd": "python stages/s.py --x", "deps": ["stages/s.py", "src"], "params": ["synth.n_apis", "runtime"]}
     r = check_dvc_yaml(_repo(tmp_path, files, stage))["s"]
     assert r.missing_params == ["adnt.train", "llm.temperature", "synth.evolution.max_steps"]
@@ -128,9 +137,10 @@ def test_params_read_through_calls_aliases_and_copies(tmp_path):
 
 
 def test_a_config_escaping_the_analysis_counts_as_read_whole(tmp_path):
-    files = {**BASE,
-             "src/toolkiln/lib.py": "class Holder:\n    def __init__(self, cfg):\n        self.cfg = cfg\n",
-             "stages/s.py": """
+    files = {
+        **BASE,
+        "src/toolkiln/lib.py": "class Holder:\n    def __init__(self, cfg):\n        self.cfg = cfg\n",
+        "stages/s.py": """
                  import json
                  def main():
                      from toolkiln.stage import stage_context
@@ -138,7 +148,8 @@ def test_a_config_escaping_the_analysis_counts_as_read_whole(tmp_path):
                      with stage_context("s") as ctx:
                          Holder(ctx.params.dialogs)
                          json.dumps(ctx.params.verify.rules)
-             """}
+             """,
+    }
     stage = {"cmd": "python stages/s.py", "deps": ["stages", "src"], "params": ["dialogs.n_dialogs"]}
     r = check_dvc_yaml(_repo(tmp_path, files, stage))["s"]
     assert r.missing_params == ["dialogs", "verify.rules"]

@@ -50,23 +50,39 @@ def _wait(check, timeout_s: float, what: str, procs, logs):
 def test_serve_registers_the_scheduled_deployments(tmp_path, repo_root):
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_API_URL": api, "PYTHONPATH": f"{repo_root / 'src'}:{repo_root}", "DO_NOT_TRACK": "1",
-           "PREFECT_UI_ENABLED": "false"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_URL": api,
+        "PYTHONPATH": f"{repo_root / 'src'}:{repo_root}",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_UI_ENABLED": "false",
+    }
     prefect = os.path.join(os.path.dirname(sys.executable), "prefect")
     server_log, serve_log = tmp_path / "server.log", tmp_path / "serve.log"
-    server = _start([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env,
-                    server_log.open("w"))
+    server = _start([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, server_log.open("w"))
     served = None
     try:
-        _wait(lambda: httpx.get(f"{api}/health", timeout=5).status_code == 200, 300, "prefect server", [server],
-              [server_log])
-        served = _start([sys.executable, "-m", "flows.serve", "--cron", "17 4 * * *", "--repo", str(repo_root)],
-                        {**env}, serve_log.open("w"))
+        _wait(
+            lambda: httpx.get(f"{api}/health", timeout=5).status_code == 200,
+            300,
+            "prefect server",
+            [server],
+            [server_log],
+        )
+        served = _start(
+            [sys.executable, "-m", "flows.serve", "--cron", "17 4 * * *", "--repo", str(repo_root)],
+            {**env},
+            serve_log.open("w"),
+        )
 
         def ours():
-            found = [d for d in httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()
-                     if d["name"] in ("nightly", "ablations")]
+            found = [
+                d
+                for d in httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()
+                if d["name"] in ("nightly", "ablations")
+            ]
             return found if len(found) == 2 else None
 
         deps = _wait(ours, 300, "deployments", [server, served], [server_log, serve_log])

@@ -44,13 +44,28 @@ def chatml_checkpoint(tmp_path_factory, tokenizer):
     folder = tmp_path_factory.mktemp("chatml")
     tokenizer.save_pretrained(folder)
     tok = AutoTokenizer.from_pretrained(folder)
-    tok.add_special_tokens({"additional_special_tokens": [AddedToken("<|im_start|>", special=True),
-                                                          AddedToken("<|im_end|>", special=True)]})
+    tok.add_special_tokens(
+        {
+            "additional_special_tokens": [
+                AddedToken("<|im_start|>", special=True),
+                AddedToken("<|im_end|>", special=True),
+            ]
+        }
+    )
     tok.eos_token = "<|im_end|>"
     tok.chat_template = None
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=None)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=None,
+    )
     torch.manual_seed(0)
     LlamaForCausalLM(cfg).save_pretrained(folder)
     tok.save_pretrained(folder)
@@ -63,16 +78,22 @@ def test_chatml_template_supervises_exactly_the_assistant_turn(chatml_checkpoint
     assert tok.chat_template == base_chat_template(cfg, tok) and "<|im_start|>assistant\n" in tok.chat_template
     row = next(r for r in dialogs.to_dicts() if r["type"] == "parallel")
     (ex,), _ = build_examples([row], tok, cfg.render, "target")
-    enc = tok.apply_chat_template(ex["messages"], tools=json.loads(ex["tools"]), tokenize=True, return_dict=True,
-                                  return_assistant_tokens_mask=True)
+    enc = tok.apply_chat_template(
+        ex["messages"],
+        tools=json.loads(ex["tools"]),
+        tokenize=True,
+        return_dict=True,
+        return_assistant_tokens_mask=True,
+    )
     ids, mask = enc["input_ids"], enc["assistant_masks"]
     supervised = tok.decode([i for i, m in zip(ids, mask) if m])
     # the call list and the end of turn (so the model learns to stop) -- and nothing else
     assert supervised == row["target"] + "<|im_end|>\n"
     text = tok.decode(ids)
     assert text.startswith("<|im_start|>system\n") and text.count("<|im_start|>assistant\n") == 1
-    prompt = tok.apply_chat_template(ex["messages"][:-1], tools=json.loads(ex["tools"]), tokenize=False,
-                                     add_generation_prompt=True)
+    prompt = tok.apply_chat_template(
+        ex["messages"][:-1], tools=json.loads(ex["tools"]), tokenize=False, add_generation_prompt=True
+    )
     assert text.startswith(prompt) and prompt.endswith("<|im_start|>assistant\n")
 
 
@@ -115,8 +136,11 @@ def test_lora_on_top_layers_only_then_merged(chatml_checkpoint, dialogs, tmp_pat
     from toolkiln.policy.config import LoRAConfig
     from toolkiln.policy.model import lora_config
 
-    cfg = PolicyConfig(base_model=str(chatml_checkpoint), chat_template="toolkiln",
-                       lora=LoRAConfig(enabled=True, r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"]))
+    cfg = PolicyConfig(
+        base_model=str(chatml_checkpoint),
+        chat_template="toolkiln",
+        lora=LoRAConfig(enabled=True, r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"]),
+    )
     model, tok = load_pretrained(chatml_checkpoint, cfg)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     ex, _ = build_examples(dialogs.to_dicts()[:8], tok, cfg.render, "target")
@@ -143,10 +167,14 @@ def test_packaged_gguf_converts_and_answers(tmp_path):
     assert not (tmp_path / "config.json").read_text().count("quantization_config")
     tok = AutoTokenizer.from_pretrained(tmp_path, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(tmp_path, local_files_only=True)
-    ids = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
-                                  add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
     out = model.generate(**ids, max_new_tokens=12, do_sample=False)
-    answer = tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+    answer = tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in answer
 
 

