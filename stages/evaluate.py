@@ -3,7 +3,7 @@
 Thin wrapper: paths from argv, params from ``params.yaml`` (section ``evaluate``),
 one call to :func:`toolkiln.evaluate.harness.run_evaluation`, atomic writes.
 The same script serves every checkpoint (warm-up, each preference round):
-``--tag`` names the evaluation in MLflow (``evaluate@<tag>``).
+``--tag`` names the evaluation: ``eval_<tag>``, the DVC stage name, is its MLflow run's stage tag.
 
 Writes into ``--out-dir``: ``dialogs.parquet`` / ``bfcl.parquet`` (one row per
 sample: output, parsed calls, verdict, error type, partial credit),
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     from toolkiln.io import atomic_write_json, atomic_write_parquet, atomic_write_text
     from toolkiln.stage import stage_context
 
-    with stage_context(f"evaluate@{args.tag}", args.params, sections=("evaluate",)) as ctx:
+    with stage_context(f"eval_{args.tag}", args.params, sections=("evaluate",)) as ctx:
         ctx.run.set_tags({"toolkiln.eval_tag": args.tag, "toolkiln.checkpoint": args.checkpoint})
         dialogs = pl.read_parquet(args.dialogs) if args.dialogs else None
         report = run_evaluation(args.checkpoint, dialogs, ctx.params.evaluate, seed=ctx.params.seed)
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
             if df is not None:
                 atomic_write_parquet(out / f"{name}.parquet", df)
         atomic_write_text(out / "errors.csv", error_table(report.metrics))
-        plot_accuracy(report.metrics, out / "accuracy.png", title=f"evaluate@{args.tag}")
+        plot_accuracy(report.metrics, out / "accuracy.png", title=f"eval_{args.tag}")
         metrics = {"tag": args.tag, **report.metrics}
         atomic_write_json(args.metrics, metrics)
         ctx.run.log_metrics(report.metrics)

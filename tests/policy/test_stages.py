@@ -17,6 +17,14 @@ def stage_run(tmp_path_factory, dialogs):
     repo = Path(__file__).resolve().parents[2]
     d = tmp_path_factory.mktemp("policy_stages")
     params = deep_merge(read_yaml_mapping(repo / "params.yaml"), read_yaml_mapping(repo / "profiles/smoke.policy.yaml"))
+    # the from-scratch path (the base-model path runs in the smoke DAG): tiny probes, 12 steps
+    params = deep_merge(params, {
+        "policy": {"base_model": "", "chat_template": "auto", "train_layers": 0, "render": {"max_length": 768}},
+        "difficulty": {"perplexity": "crossfit", "max_samples": 160, "folds": 2, "batch_size": 32,
+                       "probe": {"hidden_size": 32, "n_layers": 1, "n_heads": 2, "intermediate_size": 64,
+                                 "max_steps": 5, "batch_size": 8, "max_train_samples": 64}},
+        "sft": {"batch_size": 8, "max_steps": 12, "logging_steps": 2, "eval_samples": 8, "eval_steps": 6,
+                "learning_rate": 0.001}})
     params["tracking"].update(tracking_uri=f"sqlite:///{d / 'mlflow.db'}", artifact_dir=str(d / "mlartifacts"))
     (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     load_params(d / "params.yaml")

@@ -54,7 +54,7 @@ def test_rule_layer_flags_real_defects(records):
     reasons = [r for rs in out["rule_reasons"] for r in rs]
     # a zip code passed as an int to a string parameter; an empty assistant turn where a question was lost
     assert any("Get_Zip_Code_Information.postal_code: expected str, got int 10001" in r for r in reasons)
-    assert any(r.startswith("ok_nonempty: turn 1 (assistant)") for r in reasons)
+    assert any(r.startswith("ok_nonempty: turn_not_empty at turn 1 (assistant)") for r in reasons)
     assert 0.5 < out["ok_rules"].mean() < 1.0
 
 
