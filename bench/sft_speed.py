@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     plain_t = plain_loop(model, batches, sft.learning_rate, args.warmup)
 
-    timer = StepTimer()
+    timer = step_timer()
     trl_model = scratch_model(pol.scratch, tok, seed=0)
     cfg = sft.model_copy(update={"logging_steps": 10, "eval_samples": 0, "max_steps": 0})
     _, res = train_sft(trl_model, tok, examples, cfg, seed=0, device="cpu", callbacks=[timer],
@@ -195,24 +195,22 @@ def main(argv: list[str] | None = None) -> dict:
     return payload
 
 
-class StepTimer:
-    """A TrainerCallback that records each optimizer step's wall time."""
+def step_timer():
+    """A TrainerCallback recording each optimizer step's wall time in ``.t``."""
+    from transformers import TrainerCallback
 
-    def __new__(cls):
-        from transformers import TrainerCallback
+    class StepTimer(TrainerCallback):
+        def __init__(self):
+            self.t: list[float] = []
+            self.t0 = 0.0
 
-        class _Timer(TrainerCallback):
-            def __init__(self):
-                self.t: list[float] = []
-                self.t0 = 0.0
+        def on_step_begin(self, *a, **k):
+            self.t0 = time.perf_counter()
 
-            def on_step_begin(self, *a, **k):
-                self.t0 = time.perf_counter()
+        def on_step_end(self, *a, **k):
+            self.t.append(time.perf_counter() - self.t0)
 
-            def on_step_end(self, *a, **k):
-                self.t.append(time.perf_counter() - self.t0)
-
-        return _Timer()
+    return StepTimer()
 
 
 def base_variants(args) -> dict:
@@ -248,7 +246,7 @@ def base_variants(args) -> dict:
     rows_out, summary = [], {}
     for name, lcfg, top, compact in variants:
         model, tok = load_pretrained(args.base, pol)
-        timer = StepTimer()
+        timer = step_timer()
         peft = lora_config(pol.model_copy(update={"lora": lcfg})) if lcfg is not None else None
         _, res = train_sft(model, tok, examples, cfg, seed=0, device="cpu", callbacks=[timer], peft_config=peft,
                            max_length=pol.render.max_length, top_layers=top, compact_head=compact)

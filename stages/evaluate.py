@@ -1,4 +1,4 @@
-"""DVC stage ``evaluate``: one checkpoint on the synthetic test split and BFCL (DESIGN.md §2.5).
+"""DVC stage ``evaluate``: one checkpoint on the synthetic test split and BFCL (README "Evaluation"; docs/architecture.md#evaluation).
 
 Thin wrapper: paths from argv, params from ``params.yaml`` (section ``evaluate``),
 one call to :func:`toolkiln.evaluate.harness.run_evaluation`, atomic writes.

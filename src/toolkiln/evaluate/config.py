@@ -1,4 +1,4 @@
-"""Typed params for evaluation (DESIGN.md §2.5): the ``evaluate:`` section of ``params.yaml``."""
+"""Typed params for evaluation (README "Evaluation"; docs/architecture.md#evaluation): the ``evaluate:`` section of ``params.yaml``."""
 
 from __future__ import annotations
 

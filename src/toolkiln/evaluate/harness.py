@@ -1,4 +1,4 @@
-"""The evaluation harness: prompts -> batched greedy generation -> parse -> BFCL verdicts (DESIGN.md §2.5).
+"""The evaluation harness: prompts -> batched greedy generation -> parse -> BFCL verdicts (README "Evaluation"; docs/architecture.md#evaluation).
 
 Two test sets, one judge:
 

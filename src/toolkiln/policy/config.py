@@ -1,4 +1,4 @@
-"""Typed params for the policy model, difficulty scores and warm-up SFT (iTool arXiv 2501.09766 §3, DESIGN.md §2.4).
+"""Typed params for the policy model, difficulty scores and warm-up SFT (iTool arXiv 2501.09766 §3, docs/architecture.md#training).
 
 Three sections of ``params.yaml``:
 

@@ -1,4 +1,4 @@
-"""Per-sample difficulty: target perplexity + structural complexity, bucketed (iTool arXiv 2501.09766 §3.1; DESIGN.md §2.4).
+"""Per-sample difficulty: target perplexity + structural complexity, bucketed (iTool arXiv 2501.09766 §3.1; docs/architecture.md#training).
 
 iTool ranks training samples by the perplexity of the ground-truth response under a
 reference model. A from-scratch policy has no reference model yet, so by default the

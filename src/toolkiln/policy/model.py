@@ -1,4 +1,4 @@
-"""The iTool policy model (arXiv 2501.09766 §3; DESIGN.md §2.4): one code path for both kinds of policy.
+"""The iTool policy model (arXiv 2501.09766 §3; docs/architecture.md#training): one code path for both kinds of policy.
 
 * from scratch (default): a small ``LlamaForCausalLM`` sized by ``policy.scratch`` and a
   byte-level BPE tokenizer trained on the rendered training corpus;

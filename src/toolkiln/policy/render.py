@@ -1,4 +1,4 @@
-"""Dialog rows -> chat messages and the chat template that renders them (iTool arXiv 2501.09766 §3; DESIGN.md §2.4).
+"""Dialog rows -> chat messages and the chat template that renders them (iTool arXiv 2501.09766 §3; docs/architecture.md#training).
 
 One template serves training, scoring and evaluation, so the text the policy learns
 from is byte-identical to the prompt it is later asked to complete:

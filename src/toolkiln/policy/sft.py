@@ -1,4 +1,4 @@
-"""Easy-to-hard warm-up SFT with TRL's ``SFTTrainer`` (iTool arXiv 2501.09766 §3.1; DESIGN.md §2.4).
+"""Easy-to-hard warm-up SFT with TRL's ``SFTTrainer`` (iTool arXiv 2501.09766 §3.1; docs/architecture.md#training).
 
 iTool warms the policy up on its training data ordered by difficulty: the easy bucket
 first, then medium, then hard. Here the order is the dataset order — each bucket's

@@ -1,4 +1,4 @@
-"""Byte-level BPE tokenizer trained on the rendered training corpus (iTool arXiv 2501.09766 §3 policy; DESIGN.md §2.4).
+"""Byte-level BPE tokenizer trained on the rendered training corpus (iTool arXiv 2501.09766 §3 policy; docs/architecture.md#training).
 
 Byte-level means every string encodes (no unknown token), so unseen API names and
 argument values are always representable and can be copied piece by piece. The turn
