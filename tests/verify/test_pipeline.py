@@ -46,9 +46,10 @@ def test_skip_switch_keeps_every_row_but_still_records_checks(mixed):
     assert res.metrics["n_verified"] == frame.height and res.metrics["pass_rate"]["rules"] < 1
 
 
-def test_gx_suites_and_data_docs(mixed, tmp_path, repo_root):
+def test_gx_suites_and_data_docs(mixed, tmp_path, repo_root, caplog):
     frame, bad = mixed
     cfg = VerifyConfig.model_validate({"gx": {"mostly_rules": 0.99}})
+    caplog.set_level("ERROR", logger="great_expectations")
     res = verify_dialogs(frame, cfg, judge=None, data_docs_dir=tmp_path / "docs" / "dialogs_rules")
     gx = run_suites(res, cfg, repo_root / "expectations", tmp_path / "docs")
     assert gx["verified_dialogs"]["success"]
@@ -61,6 +62,9 @@ def test_gx_suites_and_data_docs(mixed, tmp_path, repo_root):
     lang = next(e for e in gx["dialog_turns"]["expectations"] if e["meta"]["name"] == "one_language")
     assert lang["success"] and lang["unexpected_count"] == 1
     assert (tmp_path / "docs" / "dialogs_rules" / "index.html").exists()
+    # GX's renderers choke on a {"$PARAMETER": ...} `mostly` and on a plain-string suite note; the docs get the
+    # suites with their parameters filled in and notes in GX's markdown form, so every page renders whole.
+    assert not [r for r in caplog.records if r.name.startswith("great_expectations")], caplog.text[:2000]
     loose = verify_dialogs(frame, VerifyConfig(), judge=None)
     assert loose.gx["dialogs_rules"]["success"]  # mostly 0.9 tolerates the two
 

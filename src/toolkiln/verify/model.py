@@ -185,6 +185,7 @@ class EmbeddedJudge:
 
     intent_margin: float = 0.15
     batch_size: int = 128
+    embed_dtype: str = "float32"
     name: str = "embedded"
     _emb: dict = field(default_factory=dict, repr=False)
     _returns: dict = field(default_factory=dict, repr=False)
@@ -194,7 +195,7 @@ class EmbeddedJudge:
         if todo:
             from toolkiln.embed import embed_texts
 
-            for t, v in zip(todo, embed_texts(todo, batch_size=self.batch_size)):
+            for t, v in zip(todo, embed_texts(todo, batch_size=self.batch_size, dtype=self.embed_dtype)):
                 self._emb[t] = v
 
     def judge(self, dialogs: Sequence[DialogView]) -> list[dict[str, Verdict]]:
@@ -375,7 +376,7 @@ def make_judge(cfg: Any, llm_cfg: Any, runtime: Any = None, *, trace_path: str |
     if kind == "auto":
         kind = "embedded" if llm_cfg.backend == "simulator" else "llm"
     if kind == "embedded":
-        return EmbeddedJudge(intent_margin=cfg.intent_margin, batch_size=cfg.batch_size)
+        return EmbeddedJudge(intent_margin=cfg.intent_margin, batch_size=cfg.batch_size, embed_dtype=cfg.embed_dtype)
     from toolkiln.llm import make_backend
 
     backend = make_backend(llm_cfg, runtime, trace_path=trace_path)

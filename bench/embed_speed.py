@@ -1,0 +1,98 @@
+"""MiniLM encoder precision for the embedded verifier: float32 vs bfloat16, speed and agreement in one run.
+
+The embedded judge of the verification model layer (docs/architecture.md#verification) embeds every candidate
+API and every request of every dialog with all-MiniLM-L6-v2; on 2 cores that is nearly all of the ``verify``
+stage's time, and it is compute-bound in the encoder's matrix products. This measures, on the same texts:
+
+* texts per second of the float32 and the bfloat16 encoder (ratio, not seconds, is the result);
+* cosine between the two embeddings of each text;
+* agreement of the model layer's verdicts (hallucination, consistency, tool response) over ``--dialogs``
+  dialogs judged once with each precision.
+
+    python -m bench.embed_speed [--dialogs 1500] [--source data/dialogs.parquet]
+
+Without the DVC output the package's example dialogs are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from bench.common import record, table
+
+
+def _dialogs(n: int, source: str):
+    import polars as pl
+
+    from toolkiln.testing.examples import example_dialogs
+
+    if Path(source).exists():
+        return pl.read_parquet(source).head(n), source
+    return example_dialogs(n, seed=0), "toolkiln.testing.examples"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dialogs", type=int, default=1500)
+    ap.add_argument("--source", default="data/dialogs.parquet")
+    args = ap.parse_args(argv)
+
+    import numpy as np
+    import torch
+
+    from toolkiln.embed import embed_texts
+    from toolkiln.verify.model import EmbeddedJudge, model_checks
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    df, source = _dialogs(args.dialogs, args.source)
+    cols = df.select("id", "type", "system", "tools", "messages")
+    rows, embs, checks = [], {}, {}
+    for dtype in ("float32", "bfloat16"):
+        embed_texts(["warm up the encoder"] * 8, dtype=dtype)
+        judge = EmbeddedJudge(embed_dtype=dtype)
+        t0 = time.perf_counter()
+        checks[dtype] = model_checks(cols, judge)
+        secs = time.perf_counter() - t0
+        texts = sorted(judge._emb)
+        embs[dtype] = np.stack([judge._emb[t] for t in texts])
+        rows.append(
+            {
+                "encoder": dtype,
+                "dialogs": df.height,
+                "texts": len(texts),
+                "seconds": round(secs, 2),
+                "texts_per_s": round(len(texts) / secs, 1),
+            }
+        )
+    base = rows[0]["texts_per_s"]
+    for r in rows:
+        r["speedup"] = round(r["texts_per_s"] / base, 2)
+    cos = (embs["float32"] * embs["bfloat16"]).sum(axis=1)
+    agree = {
+        c: float((checks["float32"][c] == checks["bfloat16"][c]).mean())
+        for c in checks["float32"].columns
+        if c.startswith("ok_model")
+    }
+    flips = int((checks["float32"]["ok_model"] != checks["bfloat16"]["ok_model"]).sum())
+    print(table(rows, ["encoder", "dialogs", "texts", "seconds", "texts_per_s", "speedup"]))
+    print(
+        f"cosine float32 vs bfloat16: min {cos.min():.4f}, mean {cos.mean():.5f}; verdict agreement {agree}; "
+        f"ok_model flips {flips} of {df.height}"
+    )
+    payload = {
+        "source": source,
+        "table": rows,
+        "cosine": {"min": float(cos.min()), "mean": float(cos.mean()), "p01": float(np.quantile(cos, 0.01))},
+        "verdict_agreement": agree,
+        "ok_model_flips": flips,
+        "amx": "amx_bf16" in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else None,
+    }
+    record("embed_speed", payload)
+    return payload
+
+
+if __name__ == "__main__":
+    main()
