@@ -19,9 +19,12 @@ def repo_root() -> Path:
 
 
 @pytest.fixture
-def shared_data() -> Path:
-    """``../shared/data`` beside the checkout (reference records nobody here wrote)."""
-    p = REPO.parent / "shared" / "data"
-    if not p.exists():
-        pytest.skip(f"{p} not present in this checkout's parent")
+def toolace_sample() -> Path:
+    """A JSON file of real ToolACE records (reference data nobody here wrote, not shipped with the repo), named
+    by ``$TOOLKILN_TOOLACE_SAMPLE``; tests that need it are skipped without it."""
+    import os
+
+    p = Path(os.environ.get("TOOLKILN_TOOLACE_SAMPLE", ""))
+    if not p.is_file():
+        pytest.skip("no ToolACE sample: set TOOLKILN_TOOLACE_SAMPLE to a JSON file of ToolACE records")
     return p

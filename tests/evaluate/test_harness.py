@@ -239,3 +239,72 @@ def test_unseen_target_selection_and_per_type_sample(dialogs):
     df, metrics = evaluate_dialogs(pl.DataFrame(rows, schema=dialogs.schema), scripted(
         {u: "" for u in users(dialogs).values()}), EvaluateConfig(targets="all", bfcl_categories=[]))
     assert set(metrics["by_split_target"]) == {"unseen", "seen", "partly_seen", "no_call"}
+
+
+def _force_first(token_id):
+    """A logits processor that makes the first new token ``token_id`` (the test's stand-in for a model that
+    chose to call), so the constraint on what follows can be seen on a random model."""
+    state = {}
+
+    def proc(input_ids, scores):
+        start = state.setdefault("start", input_ids.shape[1])
+        if input_ids.shape[1] == start:
+            scores[:] = float("-inf")
+            scores[:, token_id] = 0.0
+        return scores
+
+    return proc
+
+
+def test_tool_name_constraint_keeps_every_name_to_the_prompts_tools(tiny_checkpoint):
+    import re
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+
+    from toolkiln.evaluate.harness import ToolNameConstraint
+
+    tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    model = AutoModelForCausalLM.from_pretrained(tiny_checkpoint)
+    names = [["weather.get_forecast", "fx.convert"], ["hotel.book"]]
+    x = torch.tensor([tok("Q: ", add_special_tokens=False)["input_ids"]] * 2)
+    bracket = tok.convert_tokens_to_ids("[")
+    outs = {}
+    for constrained in (False, True):
+        proc = ToolNameConstraint(tok)
+        proc.reset(names)
+        chain = [_force_first(bracket)] + ([proc] if constrained else [])
+        torch.manual_seed(0)
+        gen = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=True, top_k=0,
+                             max_new_tokens=24, logits_processor=LogitsProcessorList(chain), pad_token_id=0,
+                             eos_token_id=1)
+        outs[constrained] = tok.batch_decode(gen[:, x.shape[1]:], skip_special_tokens=True)
+    for out, ns in zip(outs[True], names):
+        assert re.match(r"\[\s?(%s)\(" % "|".join(map(re.escape, ns)), out), out
+    # the random model left alone writes no such name (so the assertion above is the constraint's doing)
+    assert not any(re.match(r"\[\s?(weather\.get_forecast|fx\.convert|hotel\.book)\(", o) for o in outs[False])
+
+
+def test_tool_name_constraint_follows_the_call_list_grammar(tiny_checkpoint):
+    from transformers import AutoTokenizer
+
+    from toolkiln.evaluate.harness import ToolNameConstraint, prompt_tool_names
+
+    tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    proc = ToolNameConstraint(tok)
+
+    def state_after(text):
+        st = [None, 0, None, False, None]
+        proc._feed(st, text)
+        return st[4]
+
+    # a name is being written after "[" and after a top-level ", ", never inside arguments, strings or prose
+    assert state_after("[") == "" and state_after("[fx.con") == "fx.con"
+    assert state_after('[fx.convert(amount=1, source="a, b"), ') == " "
+    assert state_after("[fx.convert(amount=[1, 2]") is None and state_after("I think [") is None
+    assert state_after('[f(s="),"') is None
+    allowed = {proc.text[i] for i in proc.allowed(" ", ["fx.convert(", "hotel.book("])}
+    assert allowed == {"f", "h"}  # one byte per token here; the space is already written
+    assert {proc.text[i] for i in proc.allowed("fx.conv", ["fx.convert(", "hotel.book("])} == {"e"}
+    assert {proc.text[i] for i in proc.allowed("fx.convert", ["fx.convert("])} == {"("}
+    assert prompt_tool_names({"tools": [{"type": "function", "function": {"name": "a"}}, {"name": "b"}]}) == ["a", "b"]
+    assert prompt_tool_names({"tools": None, "call_names": ["c"]}) == ["c"]

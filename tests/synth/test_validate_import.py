@@ -159,8 +159,8 @@ def test_unknown_type_strict_vs_lenient():
     assert normalize_api(doc, lenient=True)["parameters"]["properties"]["d"]["x-original-type"] == "directory"
 
 
-def test_every_toolace_tool_imports_and_validates(shared_data):
-    records = json.loads((shared_data / "toolace_sample.json").read_text())
+def test_every_toolace_tool_imports_and_validates(toolace_sample):
+    records = json.loads(toolace_sample.read_text())
     apis = import_toolace(records)
     assert len(apis) > 200
     bad = {a["name"]: check_api(a) for a in apis if check_api(a)}

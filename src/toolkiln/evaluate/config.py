@@ -23,6 +23,9 @@ class EvaluateConfig(Section):
                                    "not_generated). 0 = the model's context minus max_new_tokens.")
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?|mps)$", description="torch device for generation.")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weights dtype at generation.")
+    constrain_names: bool = Field(False, description="Grammar-constrained function names: inside a call list a "
+                                  "name can only be one of the prompt's tools (harness.ToolNameConstraint); "
+                                  "arguments and whether to call stay the model's.")
     max_samples: int = Field(0, ge=0, description="Evaluate at most this many synthetic test dialogs (0 = all).")
     samples_per_type: int = Field(0, ge=0, description="A seeded sample of this many test dialogs per dialog type "
                                   "(0 = every dialog); applied before max_samples.")

@@ -236,7 +236,8 @@ def evaluate_bfcl(categories: Sequence[str], generate_fn: GenerateFn, cfg: Evalu
             items.append({"id": e["id"], "group": cat, "category": cat, "docs": e["function"], "answer": gt,
                           "gold_calls": None if relevance else gold_calls,
                           "gold": format_calls(gold_calls) if gold_calls else ""})
-            prompts.append({"messages": bfcl.prompt_messages(e), "tools": None})
+            prompts.append({"messages": bfcl.prompt_messages(e), "tools": None,
+                            "call_names": [f["name"] for f in e["function"]]})
     outputs = _generate(prompts, generate_fn, "BFCL")
     _attach_skips(items, generate_fn)
     df = _frame(_score_rows(items, outputs, cfg.bfcl_strict_parse))
@@ -305,6 +306,132 @@ class CallListEnd:
                     return
 
 
+class ToolNameConstraint:
+    """Logits processor: inside a call list, a function name can only be one of the prompt's tools.
+
+    Grammar-constrained decoding (as in llama.cpp grammars or vLLM's guided decoding), limited to the one
+    place where a small model most often goes wrong without being wrong about the task: the name after ``[``
+    or after a top-level ``,``. While a row writes a name, every token that would not keep ``name(`` a prefix
+    of some ``tool(`` of *its* prompt is masked; arguments, prose and the choice to call at all are left to the
+    model (a row whose output does not start with ``[`` is never constrained). Names with a space before them
+    (``[ get``) are allowed one space. ``names`` is set per batch, one list per row.
+    """
+
+    def __init__(self, tokenizer) -> None:
+        import bisect
+
+        vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        self.text = [tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
+        self.by_text: dict[str, list[int]] = {}
+        for i, t in enumerate(self.text):
+            if t:
+                self.by_text.setdefault(t, []).append(i)
+        self.sorted_texts = sorted(self.by_text)
+        self._bisect = bisect.bisect_left
+        self.names: list[list[str]] = []
+        self.state: list[list] | None = None
+        self.start = 0
+        self.masked_steps = 0
+
+    def reset(self, names: list[list[str]]) -> None:
+        self.names, self.state, self.masked_steps = [[f"{n}(" for n in ns] for ns in names], None, 0
+
+    def _with_prefix(self, r: str) -> list[int]:
+        """Ids of tokens whose text starts with ``r``."""
+        out: list[int] = []
+        i = self._bisect(self.sorted_texts, r)
+        while i < len(self.sorted_texts) and self.sorted_texts[i].startswith(r):
+            out += self.by_text[self.sorted_texts[i]]
+            i += 1
+        return out
+
+    def allowed(self, buf: str, targets: list[str]) -> set[int]:
+        cur = buf.lstrip()
+        lead = [""] if cur or buf else ["", " "]
+        ids: set[int] = set()
+        for s in targets:
+            if not s.startswith(cur):
+                continue
+            r = s[len(cur):]
+            for sp in lead:
+                for k in range(1, len(r)):  # tokens that end inside the name (not at its "(")
+                    ids.update(self.by_text.get(sp + r[:k], ()))
+                ids.update(self._with_prefix(sp + r))  # tokens that finish it: "(" and whatever follows
+        return ids
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        b = input_ids.shape[0]
+        if self.state is None:
+            # started (None: not yet), depth, quote, escape, name buffer (None: not writing a name)
+            self.state = [[None, 0, None, False, None] for _ in range(b)]
+            self.start = input_ids.shape[1]
+        elif input_ids.shape[1] > self.start:
+            for r, tid in enumerate(input_ids[:, -1].tolist()):
+                self._feed(self.state[r], self.text[tid] if tid < len(self.text) else "")
+        for r in range(b):
+            st = self.state[r]
+            if st[4] is None or r >= len(self.names) or not self.names[r]:
+                continue
+            ok = self.allowed(st[4], self.names[r])
+            if not ok:
+                continue  # the name already left every tool's prefix (a token that spanned "["): let it be
+            keep = torch.tensor(sorted(ok), dtype=torch.long, device=scores.device)
+            row = torch.full_like(scores[r], float("-inf"))
+            row[keep] = scores[r, keep]
+            scores[r] = row
+            self.masked_steps += 1
+        return scores
+
+    @staticmethod
+    def _feed(st: list, text: str) -> None:
+        for ch in text:
+            if st[0] is None:
+                if ch.isspace():
+                    continue
+                st[0] = ch == "["
+                if st[0]:
+                    st[1], st[4] = 1, ""
+                continue
+            if not st[0] or st[1] <= 0:
+                return
+            if st[4] is not None:  # writing a name
+                if ch == "(":
+                    st[4], st[1] = None, st[1] + 1
+                else:
+                    st[4] += ch
+                continue
+            if st[2] is not None:  # inside a string literal
+                if st[3]:
+                    st[3] = False
+                elif ch == "\\":
+                    st[3] = True
+                elif ch == st[2]:
+                    st[2] = None
+            elif ch in "\"'":
+                st[2] = ch
+            elif ch in "[({":
+                st[1] += 1
+            elif ch in "])}":
+                st[1] -= 1
+            elif ch == "," and st[1] == 1:
+                st[4] = ""
+
+
+def prompt_tool_names(prompt: Mapping) -> list[str]:
+    """The function names a prompt offers: ``call_names`` when given (BFCL lists its functions in the system
+    prompt), else the names in ``tools`` (plain or OpenAI ``{"type": "function", "function": {...}}`` form)."""
+    if prompt.get("call_names") is not None:
+        return [str(n) for n in prompt["call_names"]]
+    names = []
+    for t in prompt.get("tools") or []:
+        f = t.get("function", t) if isinstance(t, Mapping) else None
+        if isinstance(f, Mapping) and isinstance(f.get("name"), str):
+            names.append(f["name"])
+    return names
+
+
 def common_prefix(seqs: Sequence[Sequence[int]]) -> int:
     """Length of the token prefix every sequence shares."""
     if not seqs:
@@ -333,7 +460,8 @@ class HFGenerator:
 
     def __init__(self, checkpoint: str | Path, *, batch_size: int = 8, max_new_tokens: int = 128, device: str = "cpu",
                  dtype: str = "float32", max_prompt_tokens: int = 0, prefix_cache: bool = True,
-                 stop_at_call_end: bool = True, min_prefix: int = 16, model=None, tokenizer=None) -> None:
+                 stop_at_call_end: bool = True, min_prefix: int = 16, constrain_names: bool = False, model=None,
+                 tokenizer=None) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -361,6 +489,8 @@ class HFGenerator:
         self.skipped: dict[int, str] = {}
         self.stats: dict[str, float] = {}
         self._stopper: CallListEnd | None = None
+        self.constrain_names = constrain_names
+        self._namer: ToolNameConstraint | None = None
 
     def render(self, prompt: Mapping) -> str:
         return self.tok.apply_chat_template(list(prompt["messages"]), tools=prompt.get("tools") or None,
@@ -384,7 +514,7 @@ class HFGenerator:
         import time
 
         import torch
-        from transformers import StoppingCriteriaList
+        from transformers import LogitsProcessorList, StoppingCriteriaList
 
         t0 = time.perf_counter()
         self.skipped = {}
@@ -400,6 +530,8 @@ class HFGenerator:
         p, cache = self._prefix([ids[i] for i in fits])
         if self.stop_at_call_end and self._stopper is None:
             self._stopper = CallListEnd(self.tok)
+        if self.constrain_names and self._namer is None:
+            self._namer = ToolNameConstraint(self.tok)
         out: list[str | None] = [None] * len(prompts)
         eos, pad = self.tok.eos_token_id, self.tok.pad_token_id
         new_tokens = 0
@@ -423,6 +555,9 @@ class HFGenerator:
                 if self._stopper is not None:
                     self._stopper.state = None
                     kwargs["stopping_criteria"] = StoppingCriteriaList([self._stopper])
+                if self._namer is not None:
+                    self._namer.reset([prompt_tool_names(prompts[i]) for i in batch])
+                    kwargs["logits_processor"] = LogitsProcessorList([self._namer])
                 with torch.no_grad():
                     gen = self.model.generate(input_ids=x.to(self.device), attention_mask=att.to(self.device),
                                               do_sample=False, max_new_tokens=self.max_new_tokens, pad_token_id=pad,
@@ -453,7 +588,8 @@ def run_evaluation(checkpoint: str | Path, dialogs_df: pl.DataFrame | None, cfg:
 
         style = CallStyle.load(checkpoint)  # how this checkpoint was trained to write calls
         generate_fn = HFGenerator(checkpoint, batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens,
-                                  device=cfg.device, dtype=cfg.dtype, max_prompt_tokens=cfg.max_prompt_tokens)
+                                  device=cfg.device, dtype=cfg.dtype, max_prompt_tokens=cfg.max_prompt_tokens,
+                                  constrain_names=cfg.constrain_names)
     metrics: dict[str, Any] = {}
     dialogs = bfcl_df = None
     if dialogs_df is not None:
