@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> dict:
     from toolkiln.evaluate.harness import run_evaluation
 
     params = load_params(args.params)
-    base = params.evaluate.model_copy(update={"samples_per_type": args.per_type, "bfcl_limit": args.bfcl_limit,
-                                              "bfcl_categories": args.bfcl})
+    base = params.evaluate.model_copy(
+        update={"samples_per_type": args.per_type, "bfcl_limit": args.bfcl_limit, "bfcl_categories": args.bfcl}
+    )
     test = pl.read_parquet(args.test)
     runs = {}
     for constrained in (False, True):
@@ -53,18 +54,39 @@ def main(argv: list[str] | None = None) -> dict:
     for block in ("synthetic", "bfcl"):
         groups = sorted(runs[False]["metrics"][block]["by_group"])
         for g in ["overall"] + groups:
-            get = (lambda m: m[block]) if g == "overall" else (lambda m, g=g: m[block]["by_group"][g])
-            a, b = get(runs[False]["metrics"]), get(runs[True]["metrics"])
-            rows.append({"set": block, "group": g, "n": a["n"], "plain": round(a["accuracy"], 3),
-                         "constrained": round(b["accuracy"], 3), "delta": round(b["accuracy"] - a["accuracy"], 3)})
+            a, b = (
+                r["metrics"][block] if g == "overall" else r["metrics"][block]["by_group"][g]
+                for r in (runs[False], runs[True])
+            )
+            rows.append(
+                {
+                    "set": block,
+                    "group": g,
+                    "n": a["n"],
+                    "plain": round(a["accuracy"], 3),
+                    "constrained": round(b["accuracy"], 3),
+                    "delta": round(b["accuracy"] - a["accuracy"], 3),
+                }
+            )
     print(table(rows, ["set", "group", "n", "plain", "constrained", "delta"]))
-    errs = {k: {"plain": runs[False]["metrics"]["synthetic"]["error_types"],
-                "constrained": runs[True]["metrics"]["synthetic"]["error_types"]} for k in ["synthetic"]}
+    errs = {
+        k: {
+            "plain": runs[False]["metrics"]["synthetic"]["error_types"],
+            "constrained": runs[True]["metrics"]["synthetic"]["error_types"],
+        }
+        for k in ["synthetic"]
+    }
     print("synthetic error types:", errs["synthetic"])
     print(f"seconds: plain {runs[False]['seconds']}, constrained {runs[True]['seconds']}")
-    payload = {"checkpoint": args.checkpoint, "per_type": args.per_type, "bfcl_limit": args.bfcl_limit,
-               "seed": params.seed, "table": rows, "error_types": errs,
-               "seconds": {"plain": runs[False]["seconds"], "constrained": runs[True]["seconds"]}}
+    payload = {
+        "checkpoint": args.checkpoint,
+        "per_type": args.per_type,
+        "bfcl_limit": args.bfcl_limit,
+        "seed": params.seed,
+        "table": rows,
+        "error_types": errs,
+        "seconds": {"plain": runs[False]["seconds"], "constrained": runs[True]["seconds"]},
+    }
     record(f"constrained_eval_{Path(args.checkpoint).name}", payload)
     return payload
 
