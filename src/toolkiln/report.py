@@ -250,7 +250,7 @@ def _pool(b: _Builder) -> None:
 
 def _dialogs(b: _Builder) -> None:
     b.section("dialogs", "Dialogs (generate_dialogs) and the split", "Multi-agent dialogs made from the pool.")
-    b.figure("generate_dialogs/dialogs.png", "How many dialogs of each type were generated, and their length.")
+    b.figure("generate_dialogs/dialogs.png", "Dialogs per type, rejected attempts by reason, and the complexity levels generated.")
     b.csv_table("generate_dialogs/types.csv", "Dialogs per type.")
     m = b.metrics("split/metrics.json")
     if m is not None:

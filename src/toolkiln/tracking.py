@@ -71,9 +71,17 @@ def headline(stage: str, metrics: dict[str, float]) -> dict[str, float]:
 
 
 def view_state(columns: list[str]) -> str:
-    """The runs-table view the experiment's shared view holds: these metrics as columns, then the duration."""
-    selected = [f"metrics.`{c}`" for c in sorted(columns)] + ["attributes.`Duration`"]
+    """The runs-table view the experiment's shared view holds: these metrics as columns (in pipeline order), then
+    the duration."""
+    selected = [f"metrics.`{c}`" for c in columns] + ["attributes.`Duration`"]
     return json.dumps({"selectedColumns": selected, "runsExpanded": {}}, separators=(",", ":"))
+
+
+def view_columns(state: str | None) -> list[str]:
+    """The metric columns of a view written by :func:`view_state`."""
+    if not state:
+        return []
+    return [c[len("metrics.`") : -1] for c in json.loads(state)["selectedColumns"] if c.startswith("metrics.`")]
 
 
 def ui_url(base: str, experiment_id: str) -> str:
@@ -158,16 +166,12 @@ class _Parent:
 
         now = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
-        # the shared view's columns: every headline metric any pipeline run of this experiment carries
-        exp = self.client.get_experiment(self.exp_id)
-        have = exp.tags.get(VIEW_TAG)
-        known = (
-            {c[len("metrics.`") : -1] for c in json.loads(have)["selectedColumns"] if c.startswith("metrics.`")}
-            if have
-            else set()
-        )
-        if not set(metrics) <= known:
-            self.client.set_experiment_tag(self.exp_id, VIEW_TAG, view_state(sorted(known | set(metrics))))
+        # the shared view's columns: every headline metric a pipeline run of this experiment carries, in the order
+        # the stages first logged them (pool, dialogs, verification, ..., evaluation)
+        known = view_columns(self.client.get_experiment(self.exp_id).tags.get(VIEW_TAG))
+        new = [k for k in metrics if k not in known]
+        if new:
+            self.client.set_experiment_tag(self.exp_id, VIEW_TAG, view_state(known + new))
 
     def start(self) -> None:
         self.client.update_run(self.run_id, status="RUNNING")

@@ -86,9 +86,17 @@ def test_parent_spans_the_pipeline_and_carries_headline_metrics(tmp_path, monkey
         "warmup.bfcl.simple_python": 0.25,
     }
     view = json.loads(exp.tags[VIEW_TAG])
-    assert view["selectedColumns"] == [f"metrics.`{k}`" for k in sorted(parent.data.metrics)] + [
-        "attributes.`Duration`"
+    in_pipeline_order = [
+        "pool.n_apis",
+        "verify.pass_rate.rules",
+        "verify.pass_rate.model",
+        "verify.pass_rate.final",
+        "warmup.acc.synthetic",
+        "warmup.acc.bfcl",
+        "warmup.acc.single",
+        "warmup.bfcl.simple_python",
     ]
+    assert view["selectedColumns"] == [f"metrics.`{k}`" for k in in_pipeline_order] + ["attributes.`Duration`"]
     url = ui_url("http://127.0.0.1:5000/", exp.experiment_id)
     assert url == (
         f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs"
