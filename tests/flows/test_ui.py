@@ -68,10 +68,8 @@ def test_prefect_server_holds_the_flow_run_and_a_task_run_per_stage(flow_run):
     tasks = _post(f"{api}/task_runs/filter", {"flow_runs": {"id": {"any_": [runs[0]["id"]]}}})
     assert sorted(t["name"] for t in tasks) == sorted(STAGES)
     assert {t["state_type"] for t in tasks} == {"COMPLETED"}
-    links = _post(f"{api}/artifacts/filter", {"artifacts": {"type": {"any_": ["markdown"]}}, "limit": 50})
     keys = {a["key"] for a in _post(f"{api}/artifacts/filter", {"limit": 200}) if a.get("key")}
-    assert {f"{s.replace('_', '-')}-mlflow" for s in STAGES} <= keys, keys
-    assert isinstance(links, list)
+    assert {f"{s.replace('_', '-')}-mlflow" for s in STAGES} <= keys, keys  # each stage links its MLflow run
 
 
 @pytest.mark.timeout(3000)
