@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from toolkiln.tracking import ui_url
 
+    # `kill` stops both servers as Ctrl-C does (they run in their own sessions, out of the terminal's reach)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     logs = Path(".toolkiln") / "ui"
     servers = [
         start_mlflow(
