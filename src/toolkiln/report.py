@@ -250,7 +250,10 @@ def _pool(b: _Builder) -> None:
 
 def _dialogs(b: _Builder) -> None:
     b.section("dialogs", "Dialogs (generate_dialogs) and the split", "Multi-agent dialogs made from the pool.")
-    b.figure("generate_dialogs/dialogs.png", "Dialogs per type, rejected attempts by reason, and the complexity levels generated.")
+    b.figure(
+        "generate_dialogs/dialogs.png",
+        "Dialogs per type, rejected attempts by reason, and the complexity levels generated.",
+    )
     b.csv_table("generate_dialogs/types.csv", "Dialogs per type.")
     m = b.metrics("split/metrics.json")
     if m is not None:
@@ -277,7 +280,10 @@ def _verify(b: _Builder) -> None:
             ("pass_rate.final", "pass rate, final"),
         ]
         b.key_values(m, keys, "Pass rates of each layer on the generated dialogs.", "verify/metrics.json")
-    b.figure("verify/pass_rates.png", "Pass rate of every check and family on the generated dialogs.")
+    b.figure(
+        "verify/pass_rates.png",
+        "Pass rate per layer next to ToolACE's reported rates, and per check, on the generated dialogs.",
+    )
     b.csv_table("verify/check_pass_rates.csv", "Pass rate per check, with its ToolACE family.")
     b.figure("verify/recall.png", "Recall per injected error kind and layer: how often a known corruption is caught.")
     inj = b.metrics("verify/injection.json")
@@ -302,8 +308,8 @@ def _training(b: _Builder) -> None:
     )
     b.figure(
         "score_difficulty/difficulty_hist.png",
-        "Distribution of the difficulty score (target NLL under the base "
-        "model, with structural complexity) and the easy / medium / hard buckets.",
+        "The combined difficulty score (target NLL under the base model with "
+        "structural complexity) by easy / medium / hard bucket, and the target perplexity per dialog type.",
     )
     m = b.metrics("score_difficulty/metrics.json")
     if m is not None:
@@ -359,7 +365,10 @@ def _evaluation(b: _Builder) -> None:
                 ("bfcl.category_mean_accuracy", "BFCL mean over categories"),
             ]
             b.key_values(m, keys, f"Headline numbers of `{tag}`.", f"eval_{tag}/metrics.json")
-        b.figure(f"eval_{tag}/accuracy.png", f"Accuracy of `{tag}` per dialog type and BFCL category.")
+        b.figure(
+            f"eval_{tag}/accuracy.png",
+            f"Accuracy of `{tag}` per dialog type and BFCL category, and the share of each error type per group.",
+        )
         b.csv_table(f"eval_{tag}/errors.csv", f"Error types of `{tag}` per group (counts of each failure).")
 
 
@@ -385,8 +394,14 @@ def _adnt(b: _Builder) -> None:
         "trained on one domain and tested on another.",
     )
     b.markdown("adnt_report/table.md", "Leave-one-domain-out accuracy (mean ± std over seeds) per method and target.")
-    b.figure("adnt_report/accuracy.png", "The same accuracies as bars, per target domain and method.")
-    b.figure("adnt_report/pseudo_labels.png", "Coverage and precision of the adaptive pseudo-labels over training.")
+    b.figure(
+        "adnt_report/accuracy.png",
+        "Target accuracy per held-out domain and method (mean ± std over seeds), ADNT beside its baselines and ablations.",
+    )
+    b.figure(
+        "adnt_report/pseudo_labels.png",
+        "Coverage and precision of ADNT's adaptive pseudo-labels per target domain over training steps.",
+    )
     b.markdown("adnt_dialogs/table.md", "ADNT on dialog embeddings: accuracy per held-out API domain.")
 
 
