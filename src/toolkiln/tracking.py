@@ -41,18 +41,30 @@ VIEW_KEY = "toolkiln-headline"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 
 # Headline metrics copied from a stage run up to its pipeline's parent run:
-# (stage pattern, metric-key pattern, name on the parent). ``\g<...>`` fills in groups.
+# (stage pattern, metric-key pattern, name on the parent). ``\g<...>`` fills in groups. The order
+# is the order of the runs table's columns: what a user compares first comes first.
 HEADLINE: list[tuple[str, str, str]] = [
     (r"synthesize_apis", r"n_apis", r"pool.n_apis"),
-    (r"generate_dialogs", r"n_dialogs", r"dialogs.n"),
     (r"verify", r"pass_rate\.(?P<layer>rules|model|final)", r"verify.pass_rate.\g<layer>"),
-    (r"split", r"n_(?P<side>train|test)", r"split.n_\g<side>"),
-    (r"warmup_sft", r"(?P<k>train_loss_mean|final_eval_loss)", r"warmup.\g<k>"),
-    (r"eval_(?P<tag>.+)", r"(?P<part>synthetic|bfcl)\.accuracy", r"\g<tag>.acc.\g<part>"),
+    (r"eval_(?P<tag>.+)", r"synthetic\.accuracy", r"\g<tag>.acc"),
+    (r"eval_(?P<tag>.+)", r"bfcl\.accuracy", r"\g<tag>.bfcl"),
     (r"eval_(?P<tag>.+)", r"synthetic\.by_group\.(?P<g>[^.]+)\.accuracy", r"\g<tag>.acc.\g<g>"),
     (r"eval_(?P<tag>.+)", r"bfcl\.by_group\.(?P<g>[^.]+)\.accuracy", r"\g<tag>.bfcl.\g<g>"),
+    (r"warmup_sft", r"(?P<k>train_loss_mean|final_eval_loss)", r"warmup.\g<k>"),
+    (r"split", r"n_(?P<side>train|test)", r"split.n_\g<side>"),
+    (r"generate_dialogs", r"n_dialogs", r"dialogs.n"),
     (r"adnt_report", r"verdicts\.adnt_avg", r"adnt.avg_acc"),
 ]
+_HEADLINE_NAMES = [
+    re.compile(".+".join(re.escape(part) for part in re.split(r"\\g<\w+>", name))) for *_, name in HEADLINE
+]
+
+
+def _rank(column: str) -> tuple[int, str]:
+    """Where a headline column goes: the position of the rule that names it, then its name after the first dot,
+    so each checkpoint's accuracy on one dialog type sits beside the others'."""
+    rule = next((i for i, pat in enumerate(_HEADLINE_NAMES) if pat.fullmatch(column)), len(HEADLINE))
+    return rule, column.partition(".")[2]
 
 
 def headline(stage: str, metrics: dict[str, float]) -> dict[str, float]:
@@ -71,10 +83,10 @@ def headline(stage: str, metrics: dict[str, float]) -> dict[str, float]:
 
 
 def view_state(columns: list[str]) -> str:
-    """The runs-table view the experiment's shared view holds: these metrics as columns (in pipeline order), then
-    the duration."""
-    selected = [f"metrics.`{c}`" for c in columns] + ["attributes.`Duration`"]
-    return json.dumps({"selectedColumns": selected, "runsExpanded": {}}, separators=(",", ":"))
+    """The runs-table view the experiment's shared view holds: these metrics as columns in :data:`HEADLINE`'s order
+    (one checkpoint's column beside the others'), then the duration."""
+    selected = [f"metrics.`{c}`" for c in sorted(columns, key=_rank)] + ["attributes.`Duration`"]
+    return json.dumps({"selectedColumns": selected, "columnOrder": selected, "runsExpanded": {}}, separators=(",", ":"))
 
 
 def view_columns(state: str | None) -> list[str]:
@@ -166,8 +178,7 @@ class _Parent:
 
         now = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
-        # the shared view's columns: every headline metric a pipeline run of this experiment carries, in the order
-        # the stages first logged them (pool, dialogs, verification, ..., evaluation)
+        # the shared view's columns: every headline metric a pipeline run of this experiment carries
         known = view_columns(self.client.get_experiment(self.exp_id).tags.get(VIEW_TAG))
         new = [k for k in metrics if k not in known]
         if new:

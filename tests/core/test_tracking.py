@@ -80,23 +80,23 @@ def test_parent_spans_the_pipeline_and_carries_headline_metrics(tmp_path, monkey
         "verify.pass_rate.rules": 0.9,
         "verify.pass_rate.model": 0.95,
         "verify.pass_rate.final": 0.85,
-        "warmup.acc.synthetic": 0.4,
+        "warmup.acc": 0.4,
         "warmup.acc.single": 0.5,
-        "warmup.acc.bfcl": 0.3,
+        "warmup.bfcl": 0.3,
         "warmup.bfcl.simple_python": 0.25,
     }
     view = json.loads(exp.tags[VIEW_TAG])
-    in_pipeline_order = [
+    in_column_order = [
         "pool.n_apis",
-        "verify.pass_rate.rules",
-        "verify.pass_rate.model",
         "verify.pass_rate.final",
-        "warmup.acc.synthetic",
-        "warmup.acc.bfcl",
+        "verify.pass_rate.model",
+        "verify.pass_rate.rules",
+        "warmup.acc",
+        "warmup.bfcl",
         "warmup.acc.single",
         "warmup.bfcl.simple_python",
     ]
-    assert view["selectedColumns"] == [f"metrics.`{k}`" for k in in_pipeline_order] + ["attributes.`Duration`"]
+    assert view["selectedColumns"] == [f"metrics.`{k}`" for k in in_column_order] + ["attributes.`Duration`"]
     url = ui_url("http://127.0.0.1:5000/", exp.experiment_id)
     assert url == (
         f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs"
