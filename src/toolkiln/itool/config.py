@@ -68,8 +68,10 @@ class PreferenceConfig(Section):
                                                "cpo_alpha=0), reference-free; dpo: DPOTrainer against the frozen "
                                                "policy (the LoRA adapter switched off).")
     completion: Literal["fragment", "rollout"] = Field(
-        "fragment", description="fragment: the pair is the two sibling fragments after their shared prefix (iTool's "
-        "step-level pairs); rollout: each fragment followed by its best rollout to the end of the call list.")
+        "rollout", description="rollout: each sibling fragment followed by its best rollout to the end of the answer "
+        "(the pair still differs from the step on; a whole answer, so the end-of-turn token TRL appends to every "
+        "completion is right); fragment: the two sibling fragments alone (iTool's step-level pairs; TRL then appends "
+        "end-of-turn after a half-written call, to both sides).")
     beta: float = Field(2.5, gt=0, description="Reward scale (SimPO beta; iTool 2.5). For DPO 0.1 is usual.")
     gamma: float = Field(0.5, ge=0, description="SimPO target margin gamma / beta ratio (TRL simpo_gamma; iTool 0.5).")
     learning_rate: float = Field(5e-5, gt=0, description="Peak learning rate (cosine).")

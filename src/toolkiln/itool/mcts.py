@@ -290,6 +290,7 @@ class HFStepPolicy:
         self.eos = tokenizer.eos_token_id
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
         self.forward_passes = 0
+        self._active = False
         self.max_cached_prompts = max_cached_prompts
         self._ids: dict[str, list[int]] = {}
         self._cache: dict[str, object] = {}
@@ -300,7 +301,8 @@ class HFStepPolicy:
         self._hook.remove()
 
     def _count(self, module, args) -> None:
-        self.forward_passes += 1
+        if self._active:  # several policies may wrap one model; each counts its own calls
+            self.forward_passes += 1
 
     def prompt_ids(self, prompt: str) -> list[int]:
         if prompt not in self._ids:
@@ -315,7 +317,7 @@ class HFStepPolicy:
                 self._cache.pop(next(iter(self._cache)))
             with torch.no_grad():
                 out = self.model(input_ids=torch.tensor([ids[:-1]], device=self.device), use_cache=True)
-            self._cache[prompt] = out.past_key_values
+            self._cache[prompt] = out.cache
         return self._cache[prompt]
 
     def _stop_state(self, prefix_text: str) -> list:
@@ -325,9 +327,13 @@ class HFStepPolicy:
 
     def sample(self, prompt: str, prefix: Sequence[Piece], n: int) -> list[list[Piece]]:
         prefix_text = "".join(p.text for p in prefix)
-        if self.batched:
-            return self._generate(prompt, list(prefix), prefix_text, n)
-        return [row for _ in range(n) for row in self._generate(prompt, list(prefix), prefix_text, 1)]
+        self._active = True
+        try:
+            if self.batched:
+                return self._generate(prompt, list(prefix), prefix_text, n)
+            return [row for _ in range(n) for row in self._generate(prompt, list(prefix), prefix_text, 1)]
+        finally:
+            self._active = False
 
     def _generate(self, prompt: str, prefix: list[Piece], prefix_text: str, n: int) -> list[list[Piece]]:
         import torch
@@ -343,7 +349,7 @@ class HFStepPolicy:
             if extra:
                 with torch.no_grad():
                     cache = self.model(input_ids=torch.tensor([extra], device=self.device), cache=cache,
-                                       use_cache=True).past_key_values
+                                       use_cache=True).cache
             if n > 1:
                 cache.batch_repeat_interleave(n)
             kwargs["cache"] = cache
