@@ -72,6 +72,16 @@ def _curves(history: list[dict]) -> list[dict]:
     return rows
 
 
+CURVE_COLUMNS = ("step", "loss", "reward_margin", "reward_accuracy", "learning_rate")
+
+
+def curves_csv(rows: list[dict]) -> str:
+    """The training curves as CSV for DVC's plots (one row per logged step)."""
+    lines = [",".join(CURVE_COLUMNS)]
+    lines += [",".join("" if r.get(c) is None else str(r[c]) for c in CURVE_COLUMNS) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
 def train_preference(model, tokenizer, pairs: pl.DataFrame, cfg: PreferenceConfig, *, seed: int,
                      device: str = "cpu") -> PreferenceResult:
     """One preference update of ``model`` on the round's pairs; returns the merged model, curves and metrics."""
@@ -91,7 +101,7 @@ def train_preference(model, tokenizer, pairs: pl.DataFrame, cfg: PreferenceConfi
                   max_steps=cfg.max_steps if cfg.max_steps > 0 else -1, logging_steps=cfg.logging_steps,
                   logging_first_step=True, save_strategy="no", report_to="none", seed=seed, data_seed=seed,
                   use_cpu=cpu, bf16=False, fp16=False, max_length=cfg.max_length, beta=cfg.beta,
-                  dataloader_num_workers=0, disable_tqdm=True, remove_unused_columns=False)
+                  dataloader_num_workers=0, disable_tqdm=True, activation_checkpointing=False, remove_unused_columns=False)
     torch.manual_seed(seed)
     if cfg.algorithm == "simpo":
         import warnings
