@@ -22,13 +22,24 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     with stage_context(f"find_deficiencies_round_{args.round}", args.params, sections=("policy", "itool")) as ctx:
         ctx.run.set_tags({"toolkiln.round": args.round, "toolkiln.checkpoint": args.checkpoint})
-        res = deficiencies_round(pl.read_parquet(args.train), args.checkpoint, ctx.params.policy, ctx.params.itool,
-                                 seed=ctx.params.seed, round_=args.round)
+        res = deficiencies_round(
+            pl.read_parquet(args.train),
+            args.checkpoint,
+            ctx.params.policy,
+            ctx.params.itool,
+            seed=ctx.params.seed,
+            round_=args.round,
+        )
         atomic_write_parquet(args.out, res.table)
         atomic_write_json(args.metrics, res.metrics)
         ctx.run.log_metrics(res.metrics)
-        ctx.log.info("round %d: %d of %d scored prompts deficient, %d selected", args.round, res.metrics["deficient"],
-                     res.metrics["scored"], res.metrics["selected"])
+        ctx.log.info(
+            "round %d: %d of %d scored prompts deficient, %d selected",
+            args.round,
+            res.metrics["deficient"],
+            res.metrics["scored"],
+            res.metrics["selected"],
+        )
         ctx.require(res.metrics["selected"] > 0, "no deficient prompt selected")
 
 

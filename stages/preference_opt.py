@@ -23,8 +23,14 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     with stage_context(f"preference_opt_round_{args.round}", args.params, sections=("policy", "itool")) as ctx:
         ctx.run.set_tags({"toolkiln.round": args.round, "toolkiln.checkpoint": args.checkpoint})
-        res, tok = preference_round(pl.read_parquet(args.pairs), args.checkpoint, ctx.params.policy,
-                                    ctx.params.itool.preference, seed=ctx.params.seed, round_=args.round)
+        res, tok = preference_round(
+            pl.read_parquet(args.pairs),
+            args.checkpoint,
+            ctx.params.policy,
+            ctx.params.itool.preference,
+            seed=ctx.params.seed,
+            round_=args.round,
+        )
         with atomic_dir(args.out) as tmp:
             save_round(res.model, tok, tmp, args.checkpoint)
         atomic_write_json(args.metrics, res.metrics)
@@ -32,8 +38,14 @@ def main(argv: list[str] | None = None) -> None:
         for row in res.curves:
             ctx.run.log_metrics({k: v for k, v in row.items() if k != "step"}, step=row["step"])
         ctx.run.log_metrics(res.metrics)
-        ctx.log.info("round %d: %s on %d pairs, %d steps, loss %.3f", args.round, res.metrics["algorithm"],
-                     res.metrics["pairs"], res.metrics["train_steps"], res.metrics["train_loss_mean"])
+        ctx.log.info(
+            "round %d: %s on %d pairs, %d steps, loss %.3f",
+            args.round,
+            res.metrics["algorithm"],
+            res.metrics["pairs"],
+            res.metrics["train_steps"],
+            res.metrics["train_loss_mean"],
+        )
 
 
 if __name__ == "__main__":

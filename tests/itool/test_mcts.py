@@ -39,7 +39,7 @@ def test_search_finds_the_known_pairs_of_a_scripted_policy():
     found = {(p["prefix"], p["chosen"], p["rejected"]) for p in pairs}
     # the wrong tool is rejected at the first step, the wrong city where the city value is written
     assert ("", "[weather.get_forecast(", "[hotel.search(") in found
-    assert ('[weather.get_forecast(city=', '"Paris", ', '"Rome", ') in found
+    assert ("[weather.get_forecast(city=", '"Paris", ', '"Rome", ') in found
     assert len(found) == 2
     by = {(p["chosen"], p["rejected"]): p for p in pairs}
     step1 = by[("[weather.get_forecast(", "[hotel.search(")]

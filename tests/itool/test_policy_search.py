@@ -101,5 +101,6 @@ def test_mcts_pairs_stage_function_writes_provenance(tiny_policy, train_dialogs)
         assert set(res.pairs["dialog_id"]) <= set(ids) and set(res.pairs["round"]) == {1}
         assert (res.pairs["gap"] >= 0.1).all()
     with pytest.raises(ValueError, match="not in the training table"):
-        mcts_pairs(train_dialogs, pl.DataFrame({"id": ["nope"], "selected": [True]}), folder, cfg, itool, seed=0,
-                   round_=1)
+        mcts_pairs(
+            train_dialogs, pl.DataFrame({"id": ["nope"], "selected": [True]}), folder, cfg, itool, seed=0, round_=1
+        )

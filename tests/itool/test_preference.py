@@ -13,11 +13,31 @@ WRONG = '[weather.get_forecast(city="Rome", days=3)]'
 
 def _pairs(prompt: str, n: int = 4) -> pl.DataFrame:
     prefix = "[weather.get_forecast(city="
-    return pairs_frame([{"dialog_id": f"d{i}", "type": "single", "round": 1, "seed": 0, "prompt": prompt,
-                         "prefix": prefix, "chosen": '"Paris", ', "rejected": '"Rome", ', "chosen_rollout": RIGHT,
-                         "rejected_rollout": WRONG, "chosen_value": 1.0, "rejected_value": 0.67, "gap": 0.33,
-                         "chosen_visits": 2, "rejected_visits": 1, "depth": 3, "overlap": 0.6, "gold": RIGHT}
-                        for i in range(n)])
+    return pairs_frame(
+        [
+            {
+                "dialog_id": f"d{i}",
+                "type": "single",
+                "round": 1,
+                "seed": 0,
+                "prompt": prompt,
+                "prefix": prefix,
+                "chosen": '"Paris", ',
+                "rejected": '"Rome", ',
+                "chosen_rollout": RIGHT,
+                "rejected_rollout": WRONG,
+                "chosen_value": 1.0,
+                "rejected_value": 0.67,
+                "gap": 0.33,
+                "chosen_visits": 2,
+                "rejected_visits": 1,
+                "depth": 3,
+                "overlap": 0.6,
+                "gold": RIGHT,
+            }
+            for i in range(n)
+        ]
+    )
 
 
 def test_pair_rows_in_both_completion_modes():
@@ -42,8 +62,16 @@ def test_preference_round_trains_lora_and_saves_a_plain_checkpoint(tiny_policy, 
     folder, cfg = tiny_policy
     _, tok, _ = load_checkpoint(folder, cfg)
     (p,) = render_prompts(train_dialogs.head(1).to_dicts(), tok, cfg.render)[0]
-    pcfg = PreferenceConfig(algorithm=algorithm, batch_size=2, max_steps=2, learning_rate=1e-2, logging_steps=1,
-                            beta=2.5 if algorithm == "simpo" else 0.1, lora_r=4, lora_alpha=8)
+    pcfg = PreferenceConfig(
+        algorithm=algorithm,
+        batch_size=2,
+        max_steps=2,
+        learning_rate=1e-2,
+        logging_steps=1,
+        beta=2.5 if algorithm == "simpo" else 0.1,
+        lora_r=4,
+        lora_alpha=8,
+    )
     res, tok = preference_round(_pairs(p.text), folder, cfg, pcfg, seed=0, round_=1)
     assert res.metrics["train_steps"] == 2 and res.metrics["algorithm"] == algorithm and res.metrics["round"] == 1
     assert res.curves and all("loss" in c for c in res.curves if c["step"] > 0)
@@ -52,8 +80,9 @@ def test_preference_round_trains_lora_and_saves_a_plain_checkpoint(tiny_policy, 
     save_round(res.model, tok, out, folder)
     reloaded = AutoModelForCausalLM.from_pretrained(out, local_files_only=True)
     before = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
-    changed = [n for (n, a), (_, b) in zip(reloaded.named_parameters(), before.named_parameters())
-               if not torch.equal(a, b)]
+    changed = [
+        n for (n, a), (_, b) in zip(reloaded.named_parameters(), before.named_parameters()) if not torch.equal(a, b)
+    ]
     assert changed and all("proj" in n for n in changed)  # only the adapted projections moved
     assert (out / "toolkiln_call_style.json").read_text() == (folder / "toolkiln_call_style.json").read_text()
 

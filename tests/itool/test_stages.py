@@ -32,15 +32,27 @@ def round_1(tmp_path_factory, tiny_policy, train_dialogs):
     folder, policy = tiny_policy
     d = tmp_path_factory.mktemp("round_1")
     params = deep_merge(read_yaml_mapping(REPO / "params.yaml"), read_yaml_mapping(REPO / "profiles/smoke.itool.yaml"))
-    params = deep_merge(params, {
-        "policy": policy.model_dump(mode="json"),
-        "itool": {"deficiency": {"mode": "both", "n_samples": 2, "max_new_tokens": 8},
-                  # a random policy writes garbage: a near-zero gap still tells a parsable step from an unparsable one
-                  "mcts": {"max_new_tokens": 24, "temperature": 1.0},
-                  "pairs": {"min_gap": 0.0, "min_chosen": -1.0},
-                  "preference": {"lora_r": 4, "lora_alpha": 8}},
-        "evaluate": {"batch_size": 4, "max_new_tokens": 8, "samples_per_type": 1, "bfcl_categories": ["irrelevance"],
-                     "bfcl_limit": 1, "targets": "all"}})
+    params = deep_merge(
+        params,
+        {
+            "policy": policy.model_dump(mode="json"),
+            "itool": {
+                "deficiency": {"mode": "both", "n_samples": 2, "max_new_tokens": 8},
+                # a random policy writes garbage: a near-zero gap still tells a parsable step from an unparsable one
+                "mcts": {"max_new_tokens": 24, "temperature": 1.0},
+                "pairs": {"min_gap": 0.0, "min_chosen": -1.0},
+                "preference": {"lora_r": 4, "lora_alpha": 8},
+            },
+            "evaluate": {
+                "batch_size": 4,
+                "max_new_tokens": 8,
+                "samples_per_type": 1,
+                "bfcl_categories": ["irrelevance"],
+                "bfcl_limit": 1,
+                "targets": "all",
+            },
+        },
+    )
     params["tracking"].update(tracking_uri=f"sqlite:///{d / 'mlflow.db'}", artifact_dir=str(d / "mlartifacts"))
     p = d / "params.yaml"
     p.write_text(yaml.safe_dump(params, sort_keys=False))
@@ -50,20 +62,73 @@ def round_1(tmp_path_factory, tiny_policy, train_dialogs):
     mp = pytest.MonkeyPatch()
     mp.setenv("TOOLKILN_PIPELINE_ID", "itool-test")
     codes = [
-        _run("find_deficiencies.py", p, "--round", "1", "--train", str(d / "train.parquet"), "--checkpoint", str(folder),
-             "--out", str(d / "r1/deficiencies.parquet"), "--metrics", str(d / "rep/deficiencies.json")),
-        _run("mcts_pairs.py", p, "--round", "1", "--train", str(d / "train.parquet"), "--deficiencies",
-             str(d / "r1/deficiencies.parquet"), "--checkpoint", str(folder), "--out", str(d / "r1/pairs.parquet"),
-             "--metrics", str(d / "rep/pairs.json")),
+        _run(
+            "find_deficiencies.py",
+            p,
+            "--round",
+            "1",
+            "--train",
+            str(d / "train.parquet"),
+            "--checkpoint",
+            str(folder),
+            "--out",
+            str(d / "r1/deficiencies.parquet"),
+            "--metrics",
+            str(d / "rep/deficiencies.json"),
+        ),
+        _run(
+            "mcts_pairs.py",
+            p,
+            "--round",
+            "1",
+            "--train",
+            str(d / "train.parquet"),
+            "--deficiencies",
+            str(d / "r1/deficiencies.parquet"),
+            "--checkpoint",
+            str(folder),
+            "--out",
+            str(d / "r1/pairs.parquet"),
+            "--metrics",
+            str(d / "rep/pairs.json"),
+        ),
     ]
     pairs = pl.read_parquet(d / "r1/pairs.parquet")
     if codes[-1] == 0:
-        codes.append(_run("preference_opt.py", p, "--round", "1", "--pairs", str(d / "r1/pairs.parquet"),
-                          "--checkpoint", str(folder), "--out", str(d / "ckpt/round_1"), "--metrics",
-                          str(d / "rep/preference.json"), "--curves", str(d / "rep/curves.csv")))
-        codes.append(_run("evaluate.py", p, "--checkpoint", str(d / "ckpt/round_1"), "--dialogs",
-                          str(d / "test.parquet"), "--out-dir", str(d / "eval"), "--metrics", str(d / "eval/metrics.json"),
-                          "--tag", "round_1"))
+        codes.append(
+            _run(
+                "preference_opt.py",
+                p,
+                "--round",
+                "1",
+                "--pairs",
+                str(d / "r1/pairs.parquet"),
+                "--checkpoint",
+                str(folder),
+                "--out",
+                str(d / "ckpt/round_1"),
+                "--metrics",
+                str(d / "rep/preference.json"),
+                "--curves",
+                str(d / "rep/curves.csv"),
+            )
+        )
+        codes.append(
+            _run(
+                "evaluate.py",
+                p,
+                "--checkpoint",
+                str(d / "ckpt/round_1"),
+                "--dialogs",
+                str(d / "test.parquet"),
+                "--out-dir",
+                str(d / "eval"),
+                "--metrics",
+                str(d / "eval/metrics.json"),
+                "--tag",
+                "round_1",
+            )
+        )
     mp.undo()
     return d, codes, pairs
 

@@ -34,8 +34,17 @@ from toolkiln.policy.config import RenderConfig
 from toolkiln.policy.difficulty import pct_rank, stratified_subset
 from toolkiln.policy.examples import build_examples, target_nll
 
-DEFICIENCY_SCHEMA = {"id": pl.Utf8, "type": pl.Utf8, "group": pl.Utf8, "nll": pl.Float64, "nll_rank": pl.Float64,
-                     "fail_rate": pl.Float64, "deficient": pl.Boolean, "selected": pl.Boolean, "reason": pl.Utf8}
+DEFICIENCY_SCHEMA = {
+    "id": pl.Utf8,
+    "type": pl.Utf8,
+    "group": pl.Utf8,
+    "nll": pl.Float64,
+    "nll_rank": pl.Float64,
+    "fail_rate": pl.Float64,
+    "deficient": pl.Boolean,
+    "selected": pl.Boolean,
+    "reason": pl.Utf8,
+}
 
 
 @dataclass
@@ -66,8 +75,9 @@ def render_prompts(rows: Sequence[Mapping], tokenizer, render: RenderConfig) -> 
         if gold.calls is None:
             bad += 1
             continue
-        text = tokenizer.apply_chat_template(list(ex["messages"][:-1]), tools=json.loads(ex["tools"]) or None,
-                                             add_generation_prompt=True, tokenize=False)
+        text = tokenizer.apply_chat_template(
+            list(ex["messages"][:-1]), tools=json.loads(ex["tools"]) or None, add_generation_prompt=True, tokenize=False
+        )
         out.append(Prompt(row, ex, text, gold.calls))
     return out, {**stats, "bad_target": bad}
 
@@ -99,12 +109,20 @@ def budget(groups: Sequence[str], priority: np.ndarray, candidates: np.ndarray, 
         keep[members[np.argsort(-priority[members], kind="stable")[:take]]] = True
     chosen = np.flatnonzero(keep)
     if len(chosen) > cap:  # rounding: drop the lowest-priority extras
-        keep[chosen[np.argsort(priority[chosen], kind="stable")[:len(chosen) - cap]]] = False
+        keep[chosen[np.argsort(priority[chosen], kind="stable")[: len(chosen) - cap]]] = False
     return keep
 
 
-def find_deficiencies(train: pl.DataFrame, model, tokenizer, render: RenderConfig, cfg: DeficiencyConfig, *,
-                      seed: int, device: str = "cpu") -> DeficiencyResult:
+def find_deficiencies(
+    train: pl.DataFrame,
+    model,
+    tokenizer,
+    render: RenderConfig,
+    cfg: DeficiencyConfig,
+    *,
+    seed: int,
+    device: str = "cpu",
+) -> DeficiencyResult:
     """Score a seeded subset of the training dialogs under the policy and mark the deficient ones (module docstring)."""
     import torch
 
@@ -124,16 +142,25 @@ def find_deficiencies(train: pl.DataFrame, model, tokenizer, render: RenderConfi
     by_ppl = np.zeros(n, dtype=bool)
     by_fail = np.zeros(n, dtype=bool)
     if cfg.mode in ("perplexity", "both"):
-        nll = np.asarray(target_nll(model, tokenizer, [p.example for p in prompts], batch_size=cfg.batch_size,
-                                    device=device, desc="perplexity"))
+        nll = np.asarray(
+            target_nll(
+                model,
+                tokenizer,
+                [p.example for p in prompts],
+                batch_size=cfg.batch_size,
+                device=device,
+                desc="perplexity",
+            )
+        )
         for g in set(groups):
             members = np.flatnonzero(groups == g)
             rank[members] = pct_rank(nll[members])
             by_ppl[members] = _top_share(np.nan_to_num(nll[members], nan=np.inf), cfg.ratio)
     if cfg.mode in ("verifiable", "both"):
         torch.manual_seed(seed)
-        policy = HFStepPolicy(model, tokenizer, temperature=cfg.temperature, top_k=0,
-                              max_new_tokens=cfg.max_new_tokens, device=device)
+        policy = HFStepPolicy(
+            model, tokenizer, temperature=cfg.temperature, top_k=0, max_new_tokens=cfg.max_new_tokens, device=device
+        )
         for i, p in enumerate(prompts):
             outs = policy.sample(p.text, [], cfg.n_samples)
             fails = sum(call_reward("".join(x.text for x in o), p.gold_calls) < 1.0 for o in outs)
@@ -147,7 +174,9 @@ def find_deficiencies(train: pl.DataFrame, model, tokenizer, render: RenderConfi
     for i in range(n):
         why = []
         if by_ppl[i]:
-            why.append(f"perplexity: top {cfg.ratio:.0%} of the {groups[i]} group (nll {nll[i]:.3f}, rank {rank[i]:.2f})")
+            why.append(
+                f"perplexity: top {cfg.ratio:.0%} of the {groups[i]} group (nll {nll[i]:.3f}, rank {rank[i]:.2f})"
+            )
         if by_fail[i]:
             why.append(f"verifiable: {fail[i]:.0%} of {cfg.n_samples} sampled outputs fail the AST check")
         if not why:
@@ -155,17 +184,37 @@ def find_deficiencies(train: pl.DataFrame, model, tokenizer, render: RenderConfi
         elif not selected[i]:
             why.append(f"over the budget of {cfg.max_prompts} prompts")
         reasons.append("; ".join(why))
-    table = pl.DataFrame({"id": [str(p.row.get("id")) for p in prompts],
-                          "type": [str(p.row.get("type") or "") for p in prompts], "group": groups.tolist(),
-                          "nll": nll, "nll_rank": rank, "fail_rate": fail, "deficient": deficient,
-                          "selected": selected, "reason": reasons}, schema=DEFICIENCY_SCHEMA)
+    table = pl.DataFrame(
+        {
+            "id": [str(p.row.get("id")) for p in prompts],
+            "type": [str(p.row.get("type") or "") for p in prompts],
+            "group": groups.tolist(),
+            "nll": nll,
+            "nll_rank": rank,
+            "fail_rate": fail,
+            "deficient": deficient,
+            "selected": selected,
+            "reason": reasons,
+        },
+        schema=DEFICIENCY_SCHEMA,
+    )
     table = table.with_columns(pl.col("nll").fill_nan(None), pl.col("fail_rate").fill_nan(None))
-    metrics: dict[str, Any] = {"mode": cfg.mode, "scored": n, "deficient": int(deficient.sum()),
-                               "selected": int(selected.sum()), "render": render_stats,
-                               "seconds": time.perf_counter() - t0,
-                               "by_group": {g: {"scored": int((groups == g).sum()),
-                                                "deficient": int(deficient[groups == g].sum()),
-                                                "selected": int(selected[groups == g].sum())} for g in sorted(set(groups))}}
+    metrics: dict[str, Any] = {
+        "mode": cfg.mode,
+        "scored": n,
+        "deficient": int(deficient.sum()),
+        "selected": int(selected.sum()),
+        "render": render_stats,
+        "seconds": time.perf_counter() - t0,
+        "by_group": {
+            g: {
+                "scored": int((groups == g).sum()),
+                "deficient": int(deficient[groups == g].sum()),
+                "selected": int(selected[groups == g].sum()),
+            }
+            for g in sorted(set(groups))
+        },
+    }
     if cfg.mode != "verifiable":
         metrics["mean_nll_selected"] = float(np.nanmean(nll[selected])) if selected.any() else None
         metrics["mean_nll_all"] = float(np.nanmean(nll))

@@ -68,6 +68,7 @@ class StepPolicy(Protocol):
 
 # -- reward -----------------------------------------------------------------------------------------------------------
 
+
 def call_reward(text: str, gold_calls: list[dict]) -> float:
     """AST partial credit of an output against the gold calls, mapped to [-1, 1] (module docstring)."""
     parsed = parse_calls(text, strict=False)
@@ -80,6 +81,7 @@ def call_reward(text: str, gold_calls: list[dict]) -> float:
 
 
 # -- fragments --------------------------------------------------------------------------------------------------------
+
 
 def first_fragment(pieces: Sequence[Piece], min_chars: int = 2) -> int:
     """How many pieces make the first fragment: up to the piece that completes the first delimiter.
@@ -111,6 +113,7 @@ def split_fragments(text: str, min_chars: int = 2) -> list[str]:
 
 
 # -- the tree ---------------------------------------------------------------------------------------------------------
+
 
 @dataclass(eq=False)
 class Node:
@@ -193,8 +196,13 @@ def _set_priors(children: Sequence[Node]) -> None:
         ch.prior = x / total
 
 
-def search(policy: StepPolicy, prompt: str, gold_calls: list[dict], cfg: MCTSConfig,
-           reward: Callable[[str, list[dict]], float] = call_reward) -> SearchResult:
+def search(
+    policy: StepPolicy,
+    prompt: str,
+    gold_calls: list[dict],
+    cfg: MCTSConfig,
+    reward: Callable[[str, list[dict]], float] = call_reward,
+) -> SearchResult:
     """MCTS for one prompt (module docstring); returns the tree with visits and values."""
     root = Node([], 0)
     start = policy.forward_passes
@@ -222,8 +230,9 @@ def search(policy: StepPolicy, prompt: str, gold_calls: list[dict], cfg: MCTSCon
             child = next((ch for ch in node.children if ch.text == ftext), None)
             if child is None:
                 lp = [p.logprob for p in frag]
-                child = Node(frag, node.depth + 1, node, mean_logprob=sum(lp) / len(lp) if lp else 0.0,
-                             terminal=not rest)
+                child = Node(
+                    frag, node.depth + 1, node, mean_logprob=sum(lp) / len(lp) if lp else 0.0, terminal=not rest
+                )
                 node.children.append(child)
             text = base + "".join(p.text for p in sample)
             r = reward(text, gold_calls)
@@ -235,6 +244,7 @@ def search(policy: StepPolicy, prompt: str, gold_calls: list[dict], cfg: MCTSCon
 
 
 # -- policies ---------------------------------------------------------------------------------------------------------
+
 
 class ScriptedPolicy:
     """A deterministic stand-in policy for tests: per prompt, a list of complete answers with probabilities.
@@ -260,7 +270,7 @@ class ScriptedPolicy:
         out = []
         for i in range(n):
             answer, prob = options[i % len(options)]
-            rest = answer[len(done):]
+            rest = answer[len(done) :]
             lp = math.log(prob) / max(len(answer), 1)
             out.append([Piece(ch, None, lp) for ch in rest])
         return out
@@ -270,17 +280,28 @@ class HFStepPolicy:
     """A local HF causal LM as a :class:`StepPolicy`: batched sibling sampling from a cached prefix.
 
     ``batched=True, prefix_cache=True`` (the search's mode): the prompt's KV cache is
-    computed once and kept (``max_cached_prompts`` of them); a call extends a copy of it by
-    the node's prefix tokens, repeats it ``n`` times and samples the ``n`` siblings in one
-    ``generate``. ``batched=False, prefix_cache=False`` is the naive search the benchmark
+    computed once and kept (``max_cached_prompts`` of them); a call repeats a copy of it
+    ``n`` times and samples the ``n`` siblings in one ``generate``, whose first forward feeds
+    only the node's prefix tokens. ``batched=False, prefix_cache=False`` is the naive search the benchmark
     compares with: one ``generate`` per sequence over the whole prompt + prefix.
     Generation stops at the end of the call list (:class:`toolkiln.evaluate.harness.CallListEnd`,
     primed with the prefix) or at the end-of-turn token. Log-probs are the raw model's
     (before temperature and top-k), the prior the search uses.
     """
 
-    def __init__(self, model, tokenizer, *, temperature: float = 1.5, top_k: int = 50, max_new_tokens: int = 96,
-                 device: str = "cpu", batched: bool = True, prefix_cache: bool = True, max_cached_prompts: int = 4) -> None:
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        temperature: float = 1.5,
+        top_k: int = 50,
+        max_new_tokens: int = 96,
+        device: str = "cpu",
+        batched: bool = True,
+        prefix_cache: bool = True,
+        max_cached_prompts: int = 4,
+    ) -> None:
         from toolkiln.evaluate.harness import CallListEnd
 
         self.model, self.tok, self.device = model.to(device).eval(), tokenizer, device
@@ -343,13 +364,9 @@ class HFStepPolicy:
         ids = pids + [int(p.token) for p in prefix]
         kwargs = {}
         if self.prefix_cache and len(pids) > 1:
-            # the prompt's cache covers pids[:-1]; extend a copy by the prefix so generate feeds one token
+            # a copy of the prompt's cache (pids[:-1]) per row; generate's first forward feeds the rest (the last
+            # prompt token + the node's prefix) for all rows at once
             cache = copy.deepcopy(self._prompt_cache(prompt, pids))
-            extra = ids[len(pids) - 1:-1]
-            if extra:
-                with torch.no_grad():
-                    cache = self.model(input_ids=torch.tensor([extra], device=self.device), cache=cache,
-                                       use_cache=True).cache
             if n > 1:
                 cache.batch_repeat_interleave(n)
             kwargs["cache"] = cache
@@ -358,12 +375,22 @@ class HFStepPolicy:
             return [[] for _ in range(n)]
         self.stopper.state = [self._stop_state(prefix_text) for _ in range(n)]
         with torch.no_grad():
-            gen = self.model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=True,
-                                      temperature=self.temperature, top_k=self.top_k or None, top_p=None,
-                                      max_new_tokens=self.max_new_tokens, pad_token_id=self.pad, eos_token_id=self.eos,
-                                      stopping_criteria=StoppingCriteriaList([self.stopper]), output_logits=True,
-                                      return_dict_in_generate=True, **kwargs)
-        new = gen.sequences[:, x.shape[1]:]
+            gen = self.model.generate(
+                input_ids=x,
+                attention_mask=torch.ones_like(x),
+                do_sample=True,
+                temperature=self.temperature,
+                top_k=self.top_k or None,
+                top_p=None,
+                max_new_tokens=self.max_new_tokens,
+                pad_token_id=self.pad,
+                eos_token_id=self.eos,
+                stopping_criteria=StoppingCriteriaList([self.stopper]),
+                output_logits=True,
+                return_dict_in_generate=True,
+                **kwargs,
+            )
+        new = gen.sequences[:, x.shape[1] :]
         logp = torch.stack(gen.logits, dim=1).float().log_softmax(-1) if gen.logits else None
         out = []
         for r in range(n):

@@ -40,9 +40,11 @@ def preference_rows(pairs: pl.DataFrame, completion: str) -> list[dict[str, str]
             for side in ("chosen", "rejected"):
                 roll = r[f"{side}_rollout"] or ""
                 if not roll.startswith(prefix + r[side]):
-                    raise ValueError(f"pair of dialog {r['dialog_id']}: the {side} rollout does not continue the "
-                                     "shared prefix and its fragment")
-            chosen, rejected = r["chosen_rollout"][len(prefix):], r["rejected_rollout"][len(prefix):]
+                    raise ValueError(
+                        f"pair of dialog {r['dialog_id']}: the {side} rollout does not continue the "
+                        "shared prefix and its fragment"
+                    )
+            chosen, rejected = r["chosen_rollout"][len(prefix) :], r["rejected_rollout"][len(prefix) :]
         out.append({"prompt": r["prompt"] + prefix, "chosen": chosen, "rejected": rejected})
     return out
 
@@ -57,13 +59,22 @@ class PreferenceResult:
 def _lora(cfg: PreferenceConfig):
     from peft import LoraConfig
 
-    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=list(cfg.target_modules),
+        task_type="CAUSAL_LM",
+    )
 
 
 def _curves(history: list[dict]) -> list[dict]:
-    keys = {"loss": "loss", "rewards/margins": "reward_margin", "rewards/accuracies": "reward_accuracy",
-            "learning_rate": "learning_rate"}
+    keys = {
+        "loss": "loss",
+        "rewards/margins": "reward_margin",
+        "rewards/accuracies": "reward_accuracy",
+        "learning_rate": "learning_rate",
+    }
     rows = []
     for h in history:
         row = {dst: float(h[src]) for src, dst in keys.items() if src in h}
@@ -82,26 +93,47 @@ def curves_csv(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def train_preference(model, tokenizer, pairs: pl.DataFrame, cfg: PreferenceConfig, *, seed: int,
-                     device: str = "cpu") -> PreferenceResult:
+def train_preference(
+    model, tokenizer, pairs: pl.DataFrame, cfg: PreferenceConfig, *, seed: int, device: str = "cpu"
+) -> PreferenceResult:
     """One preference update of ``model`` on the round's pairs; returns the merged model, curves and metrics."""
     import torch
     from datasets import Dataset
 
     if pairs.height == 0:
-        raise ValueError("preference_opt: the round has 0 preference pairs; expected at least one (see the "
-                         "mcts_pairs metrics: pair filters, value gaps)")
+        raise ValueError(
+            "preference_opt: the round has 0 preference pairs; expected at least one (see the "
+            "mcts_pairs metrics: pair filters, value gaps)"
+        )
     rows = preference_rows(pairs, cfg.completion)
     data = Dataset.from_list(rows)
     cpu = device == "cpu"
     tmp = tempfile.TemporaryDirectory(prefix="toolkiln-pref-")
-    common = dict(output_dir=tmp.name, per_device_train_batch_size=cfg.batch_size,
-                  gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate,
-                  lr_scheduler_type="cosine", warmup_steps=0.1, num_train_epochs=cfg.epochs,
-                  max_steps=cfg.max_steps if cfg.max_steps > 0 else -1, logging_steps=cfg.logging_steps,
-                  logging_first_step=True, save_strategy="no", report_to="none", seed=seed, data_seed=seed,
-                  use_cpu=cpu, bf16=False, fp16=False, max_length=cfg.max_length, beta=cfg.beta,
-                  dataloader_num_workers=0, disable_tqdm=True, activation_checkpointing=False, remove_unused_columns=False)
+    common = dict(
+        output_dir=tmp.name,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.1,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps if cfg.max_steps > 0 else -1,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        save_strategy="no",
+        report_to="none",
+        seed=seed,
+        data_seed=seed,
+        use_cpu=cpu,
+        bf16=False,
+        fp16=False,
+        max_length=cfg.max_length,
+        beta=cfg.beta,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        activation_checkpointing=False,
+        remove_unused_columns=False,
+    )
     torch.manual_seed(seed)
     if cfg.algorithm == "simpo":
         import warnings
@@ -110,14 +142,16 @@ def train_preference(model, tokenizer, pairs: pl.DataFrame, cfg: PreferenceConfi
             warnings.simplefilter("ignore")  # TRL flags the experimental namespace on import
             from trl.experimental.cpo import CPOConfig, CPOTrainer
         args = CPOConfig(**common, loss_type="simpo", cpo_alpha=0.0, simpo_gamma=cfg.gamma)
-        trainer = CPOTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
-                             peft_config=_lora(cfg))
+        trainer = CPOTrainer(
+            model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=_lora(cfg)
+        )
     else:
         from trl import DPOConfig, DPOTrainer
 
         args = DPOConfig(**common)
-        trainer = DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
-                             peft_config=_lora(cfg))
+        trainer = DPOTrainer(
+            model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=_lora(cfg)
+        )
     t0 = time.perf_counter()
     out = trainer.train()
     seconds = time.perf_counter() - t0
@@ -132,15 +166,22 @@ def train_preference(model, tokenizer, pairs: pl.DataFrame, cfg: PreferenceConfi
     tmp.cleanup()
     margins = [c["reward_margin"] for c in curves if "reward_margin" in c]
     accs = [c["reward_accuracy"] for c in curves if "reward_accuracy" in c]
-    metrics = {"algorithm": cfg.algorithm, "completion": cfg.completion, "pairs": pairs.height,
-               "train_loss_mean": float(out.training_loss), "train_steps": steps, "train_seconds": seconds,
-               "final_reward_margin": margins[-1] if margins else math.nan,
-               "final_reward_accuracy": accs[-1] if accs else math.nan}
+    metrics = {
+        "algorithm": cfg.algorithm,
+        "completion": cfg.completion,
+        "pairs": pairs.height,
+        "train_loss_mean": float(out.training_loss),
+        "train_steps": steps,
+        "train_seconds": seconds,
+        "final_reward_margin": margins[-1] if margins else math.nan,
+        "final_reward_accuracy": accs[-1] if accs else math.nan,
+    }
     return PreferenceResult(trained, curves, metrics)
 
 
-def preference_round(pairs: pl.DataFrame, checkpoint: str | Path, policy, cfg: PreferenceConfig, *, seed: int,
-                     round_: int) -> tuple[PreferenceResult, Any]:
+def preference_round(
+    pairs: pl.DataFrame, checkpoint: str | Path, policy, cfg: PreferenceConfig, *, seed: int, round_: int
+) -> tuple[PreferenceResult, Any]:
     """The ``preference_opt`` stage: (result, tokenizer) of the round's update of ``checkpoint``."""
     from toolkiln.itool.rounds import load_checkpoint, round_seed
 

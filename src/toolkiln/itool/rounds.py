@@ -34,12 +34,14 @@ def load_checkpoint(checkpoint: str | Path, policy: PolicyConfig):
     return model, tok, resolve_device(policy.device)
 
 
-def deficiencies_round(train: pl.DataFrame, checkpoint: str | Path, policy: PolicyConfig, cfg: IToolConfig, *,
-                       seed: int, round_: int) -> DeficiencyResult:
+def deficiencies_round(
+    train: pl.DataFrame, checkpoint: str | Path, policy: PolicyConfig, cfg: IToolConfig, *, seed: int, round_: int
+) -> DeficiencyResult:
     """The ``find_deficiencies`` stage: which training prompts the round's input policy is weak on."""
     model, tok, device = load_checkpoint(checkpoint, policy)
-    res = find_deficiencies(train, model, tok, policy.render, cfg.deficiency, seed=round_seed(seed, round_),
-                            device=device)
+    res = find_deficiencies(
+        train, model, tok, policy.render, cfg.deficiency, seed=round_seed(seed, round_), device=device
+    )
     res.metrics["round"] = round_
     return res
 
@@ -50,8 +52,16 @@ class PairsResult:
     metrics: dict
 
 
-def mcts_pairs(train: pl.DataFrame, deficiencies: pl.DataFrame, checkpoint: str | Path, policy: PolicyConfig,
-               cfg: IToolConfig, *, seed: int, round_: int) -> PairsResult:
+def mcts_pairs(
+    train: pl.DataFrame,
+    deficiencies: pl.DataFrame,
+    checkpoint: str | Path,
+    policy: PolicyConfig,
+    cfg: IToolConfig,
+    *,
+    seed: int,
+    round_: int,
+) -> PairsResult:
     """The ``mcts_pairs`` stage: search every selected deficient prompt and keep the sibling pairs."""
     import torch
 
@@ -60,13 +70,16 @@ def mcts_pairs(train: pl.DataFrame, deficiencies: pl.DataFrame, checkpoint: str 
     rows = {str(r["id"]): r for r in train.filter(pl.col("id").cast(pl.Utf8).is_in(wanted)).to_dicts()}
     missing = [i for i in wanted if i not in rows]
     if missing:
-        raise ValueError(f"mcts_pairs: {len(missing)} selected dialogs are not in the training table (e.g. "
-                         f"{missing[:3]}); rerun find_deficiencies on the same data/train.parquet")
+        raise ValueError(
+            f"mcts_pairs: {len(missing)} selected dialogs are not in the training table (e.g. "
+            f"{missing[:3]}); rerun find_deficiencies on the same data/train.parquet"
+        )
     model, tok, device = load_checkpoint(checkpoint, policy)
     prompts, _ = render_prompts([rows[i] for i in wanted], tok, policy.render)
     m = cfg.mcts
-    step = HFStepPolicy(model, tok, temperature=m.temperature, top_k=m.top_k, max_new_tokens=m.max_new_tokens,
-                        device=device)
+    step = HFStepPolicy(
+        model, tok, temperature=m.temperature, top_k=m.top_k, max_new_tokens=m.max_new_tokens, device=device
+    )
     s = round_seed(seed, round_)
     out: list[dict] = []
     rollouts = 0
@@ -77,14 +90,24 @@ def mcts_pairs(train: pl.DataFrame, deficiencies: pl.DataFrame, checkpoint: str 
         found = with_provenance(sibling_pairs(res.root, cfg.pairs), p.row, p.text, round_, s + i)
         out.extend(found)
         rollouts += res.rollouts
-        per_prompt.append({"best": max((n.best_reward for n in res.root.walk() if n.visits), default=-1.0),
-                           "root_value": res.root.value, "pairs": len(found)})
+        per_prompt.append(
+            {
+                "best": max((n.best_reward for n in res.root.walk() if n.visits), default=-1.0),
+                "root_value": res.root.value,
+                "pairs": len(found),
+            }
+        )
     step.close()
     pairs = pairs_frame(out)
     seconds = time.perf_counter() - t0
-    metrics: dict[str, Any] = {"round": round_, **pair_stats(pairs, len(prompts)), "rollouts": rollouts,
-                               "forward_passes": step.forward_passes, "seconds": seconds,
-                               "seconds_per_pair": seconds / pairs.height if pairs.height else None}
+    metrics: dict[str, Any] = {
+        "round": round_,
+        **pair_stats(pairs, len(prompts)),
+        "rollouts": rollouts,
+        "forward_passes": step.forward_passes,
+        "seconds": seconds,
+        "seconds_per_pair": seconds / pairs.height if pairs.height else None,
+    }
     if per_prompt:
         metrics["root_value_mean"] = sum(x["root_value"] for x in per_prompt) / len(per_prompt)
         metrics["solved_share"] = sum(x["best"] >= 1.0 for x in per_prompt) / len(per_prompt)
