@@ -380,7 +380,7 @@ class HFStepPolicy:
                 attention_mask=torch.ones_like(x),
                 do_sample=True,
                 temperature=self.temperature,
-                top_k=self.top_k or None,
+                top_k=self.top_k,  # 0 switches top-k off (None would fall back to the model default)
                 top_p=None,
                 max_new_tokens=self.max_new_tokens,
                 pad_token_id=self.pad,
