@@ -38,7 +38,7 @@ class DeficiencyConfig(Section):
         "generations (verifiable).",
     )
     max_prompts: int = Field(
-        60,
+        24,
         ge=1,
         description="Budget: at most this many deficient prompts go to the search "
         "(the most deficient first, each group keeping its share). Sizes a round's time.",
