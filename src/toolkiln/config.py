@@ -24,6 +24,7 @@ from toolkiln.adapt.config import ADNTConfig
 from toolkiln.configbase import Section
 from toolkiln.dialogs.config import DialogsConfig, SplitConfig
 from toolkiln.evaluate.config import EvaluateConfig
+from toolkiln.itool.config import IToolConfig
 from toolkiln.llm.config import LLMConfig, LLMRuntime
 from toolkiln.policy.config import DifficultyConfig, PolicyConfig, SFTConfig
 from toolkiln.synth.config import SynthConfig
@@ -45,8 +46,13 @@ class RuntimeConfig(Section):
     suite checks that no stage lists it and that no output-changing read hides here).
     """
 
-    workers: int = Field(2, ge=1, le=256, description="Processes the ADNT protocol's runs are spread over (one torch "
-                         "thread each; every run is seeded on its own, so results do not depend on it).")
+    workers: int = Field(
+        2,
+        ge=1,
+        le=256,
+        description="Processes the ADNT protocol's runs are spread over (one torch "
+        "thread each; every run is seeded on its own, so results do not depend on it).",
+    )
     llm: LLMRuntime = LLMRuntime()
 
 
@@ -63,6 +69,7 @@ class Params(Section):
     policy: PolicyConfig = PolicyConfig()
     sft: SFTConfig = SFTConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    itool: IToolConfig = IToolConfig()
     adnt: ADNTConfig = ADNTConfig()
 
 
@@ -83,14 +90,18 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         loc = ".".join(str(p) for p in e["loc"]) or "<root>"
         kind = e["type"]
         if kind == "extra_forbidden":
-            lines.append(f"{source}: {loc}: unknown key (got {_describe(e['input'])}); "
-                         "remove it or check its spelling against params.yaml's documented keys")
+            lines.append(
+                f"{source}: {loc}: unknown key (got {_describe(e['input'])}); "
+                "remove it or check its spelling against params.yaml's documented keys"
+            )
         elif kind == "missing":
             lines.append(f"{source}: {loc}: missing required key")
         else:
             msg = e["msg"]
             msg = msg[0].lower() + msg[1:] if msg else msg
-            lines.append(f"{source}: {loc}: got {_describe(e.get('input'))}; expected {msg.removeprefix('input should be ')}")
+            lines.append(
+                f"{source}: {loc}: got {_describe(e.get('input'))}; expected {msg.removeprefix('input should be ')}"
+            )
     return "\n".join(lines)
 
 

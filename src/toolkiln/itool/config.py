@@ -1,0 +1,132 @@
+"""Typed params of iTool's iterative reinforced fine-tuning (iTool arXiv 2501.09766 §3.2-3.3; docs/architecture.md#rounds).
+
+One section of ``params.yaml``, ``itool``, with four parts, one per step of a round:
+
+* ``deficiency`` — which training prompts the current policy is weak on;
+* ``mcts`` — the step-level search over call fragments that turns them into pairs;
+* ``pairs`` — which sibling pairs are kept;
+* ``preference`` — the SimPO / DPO update (LoRA, merged per round).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from toolkiln.configbase import Section
+
+
+class DeficiencyConfig(Section):
+    """iTool §3.2: deficient samples = high target perplexity (per group) and/or failed samples."""
+
+    mode: Literal["perplexity", "verifiable", "both"] = Field(
+        "perplexity",
+        description="perplexity: iTool's rule, the top `ratio` of target perplexity under the current "
+        "policy within each group (tool-call targets, text targets); verifiable: sample `n_samples` outputs per "
+        "prompt and keep prompts with a failed output (BFCL AST check); both: the union, with both reasons.",
+    )
+    ratio: float = Field(0.3, gt=0, le=1, description="Share of each group kept by the perplexity rule.")
+    n_samples: int = Field(4, ge=1, description="Outputs sampled per prompt by the verifiable rule.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the verifiable rule.")
+    max_new_tokens: int = Field(96, ge=1, description="Generation budget per sampled output (verifiable rule).")
+    max_scored: int = Field(
+        600,
+        ge=0,
+        description="Training dialogs scored (a seeded, type-stratified subset; "
+        "0 = all): scoring costs one forward pass per dialog (perplexity) or n_samples "
+        "generations (verifiable).",
+    )
+    max_prompts: int = Field(
+        24,
+        ge=1,
+        description="Budget: at most this many deficient prompts go to the search "
+        "(the most deficient first, each group keeping its share). Sizes a round's time.",
+    )
+    batch_size: int = Field(8, ge=1, description="Samples per scoring forward pass.")
+
+
+class MCTSConfig(Section):
+    """iTool §3.2 step-wise MCTS: fragments split at ``(``, ``, ``, ``=``, ``. ``; PUCT with the policy prior."""
+
+    c: float = Field(1.0, ge=0, description="Exploration constant of the PUCT rule Q + c * P * sqrt(N) / (1 + n).")
+    width: int = Field(3, ge=2, description="Sibling continuations sampled per expansion (one batched generate).")
+    depth: int = Field(3, ge=1, description="Depth limit of the tree (fragments below the root).")
+    iterations: int = Field(5, ge=1, description="Select-expand-rollout-backup iterations per prompt.")
+    temperature: float = Field(1.5, gt=0, description="Sampling temperature of expansions and rollouts.")
+    top_k: int = Field(
+        50,
+        ge=0,
+        description="Sample among the top-k tokens (0 = the whole vocabulary); at "
+        "temperature 1.5 the long tail of a 49k vocabulary is otherwise mostly noise.",
+    )
+    max_new_tokens: int = Field(96, ge=1, description="Token budget of one rollout to the end of the call list.")
+    min_fragment_chars: int = Field(
+        2,
+        ge=1,
+        description="A fragment ends at the first delimiter after this many "
+        "characters (so a lone '(' or '=' is never a step of its own).",
+    )
+
+
+class PairsConfig(Section):
+    """Which sibling pairs of the tree become preference pairs (iTool's filters)."""
+
+    min_gap: float = Field(0.1, ge=0, le=2, description="Keep a pair when value(chosen) - value(rejected) >= this.")
+    max_overlap: float = Field(
+        0.95,
+        ge=0,
+        le=1,
+        description="... and the two fragments' text similarity "
+        "(difflib ratio) <= this (near-identical siblings teach nothing).",
+    )
+    min_chosen: float = Field(-0.3, ge=-1, le=1, description="... and value(chosen) >= this (rewards in [-1, 1]).")
+    min_visits: int = Field(1, ge=1, description="Both siblings visited at least this often.")
+
+
+class PreferenceConfig(Section):
+    """The round's update: TRL's CPOTrainer with SimPO's loss, or DPOTrainer, through LoRA merged after training."""
+
+    algorithm: Literal["simpo", "dpo"] = Field(
+        "simpo",
+        description="simpo: CPOTrainer(loss_type='simpo', "
+        "cpo_alpha=0), reference-free; dpo: DPOTrainer against the frozen "
+        "policy (the LoRA adapter switched off).",
+    )
+    completion: Literal["fragment", "rollout"] = Field(
+        "rollout",
+        description="rollout: each sibling fragment followed by its best rollout to the end of the answer "
+        "(the pair still differs from the step on; a whole answer, so the end-of-turn token TRL appends to every "
+        "completion is right); fragment: the two sibling fragments alone (iTool's step-level pairs; TRL then appends "
+        "end-of-turn after a half-written call, to both sides).",
+    )
+    beta: float = Field(2.5, gt=0, description="Reward scale (SimPO beta; iTool 2.5). For DPO 0.1 is usual.")
+    gamma: float = Field(0.5, ge=0, description="SimPO target margin gamma / beta ratio (TRL simpo_gamma; iTool 0.5).")
+    learning_rate: float = Field(5e-5, gt=0, description="Peak learning rate (cosine).")
+    epochs: int = Field(1, ge=1, le=20, description="Passes over the round's pairs.")
+    batch_size: int = Field(4, ge=1, description="Pairs per device batch.")
+    grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
+    max_steps: int = Field(0, ge=0, description="Stop after this many optimizer steps (0 = the whole schedule).")
+    max_length: int = Field(
+        1024,
+        ge=32,
+        description="Longest prompt + completion in tokens (longer pairs are cut from the prompt's start by TRL).",
+    )
+    lora_r: int = Field(16, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r).")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout.")
+    target_modules: list[str] = Field(["q_proj", "k_proj", "v_proj", "o_proj"], description="Modules with adapters.")
+    logging_steps: int = Field(5, ge=1, description="Loss and reward margins logged every this many steps.")
+
+
+class IToolConfig(Section):
+    """iTool's iterative reinforced fine-tuning: deficiencies -> MCTS pairs -> preference update, per round.
+
+    The rounds themselves are stage groups in ``dvc.yaml`` (``*_round_1`` ...), each reading the
+    previous round's checkpoint; every round uses this section, seeded by its round number.
+    """
+
+    deficiency: DeficiencyConfig = DeficiencyConfig()
+    mcts: MCTSConfig = MCTSConfig()
+    pairs: PairsConfig = PairsConfig()
+    preference: PreferenceConfig = PreferenceConfig()

@@ -1,0 +1,406 @@
+"""Step-level MCTS over call fragments (iTool arXiv 2501.09766 §3.2; docs/architecture.md#rounds).
+
+The answer to a prompt is a call list (``[f(a=1), g(b="x")]``) or a text reply. The search
+treats it as a sequence of *fragments*: a continuation is cut at the first ``(``, ``, ``,
+``=`` or ``. `` (rounded up to the end of the token that contains it, so fragments are whole
+tokens and a child's prefix is exactly the tokens the policy sampled). A node is a prefix
+of fragments; the root is the empty answer.
+
+One iteration:
+
+* **select** — from the root, follow the child maximising PUCT
+  ``Q + c * P * sqrt(N_parent) / (1 + N_child)`` with ``P`` the policy prior (siblings'
+  exp(mean token log-prob), normalised) until an unexpanded node;
+* **expand** — sample ``width`` continuations of the node's prefix *to the end of the call
+  list* in one batched call (:meth:`StepPolicy.sample`); each sample's first fragment is a
+  child (equal fragments merge) and its remainder is that child's rollout, so expansion and
+  rollout cost one generate;
+* **evaluate** — the rollout's text is parsed (:mod:`toolkiln.callparse`, literals only) and
+  scored against the gold calls by :func:`call_reward`;
+* **backup** — visits and value sums along the path to the root.
+
+A node at the depth limit is not expanded; selecting it runs one more rollout from it.
+
+**Reward, in [-1, 1]**: ``2 * partial_credit - 1`` where ``partial_credit``
+(:func:`toolkiln.evaluate.ast_match.partial_credit`) grades function names, argument names,
+argument values and the call count in [0, 1]; an unparsable output scores -1 when calls are
+expected. When the gold answer is text (no call), any output without a call scores 1 and any
+call -1 (BFCL's irrelevance rule). The pair filter ``pairs.min_chosen`` (-0.3) is on this scale.
+
+The policy is a small protocol (:class:`StepPolicy`), so tests drive the search with a
+scripted policy whose right and wrong fragments are known; :class:`HFStepPolicy` is the
+real one: sibling samples share one batched ``generate`` that starts from the prompt's
+KV cache (computed once per prompt) extended by the node's prefix.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, Sequence
+
+from toolkiln.callparse import parse_calls
+from toolkiln.evaluate.ast_match import partial_credit
+from toolkiln.itool.config import MCTSConfig
+
+DELIMITERS = ("(", ", ", "=", ". ")
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One sampled token: its text, its id (None for a scripted policy) and its log-prob under the policy."""
+
+    text: str
+    token: int | None = None
+    logprob: float = 0.0
+
+
+class StepPolicy(Protocol):
+    """What the search needs from a policy."""
+
+    forward_passes: int  # model forward calls so far (a cost counter for the benchmark)
+
+    def sample(self, prompt: str, prefix: Sequence[Piece], n: int) -> list[list[Piece]]:
+        """``n`` sampled continuations of ``prompt`` + ``prefix`` up to the end of the answer."""
+        ...
+
+
+# -- reward -----------------------------------------------------------------------------------------------------------
+
+
+def call_reward(text: str, gold_calls: list[dict]) -> float:
+    """AST partial credit of an output against the gold calls, mapped to [-1, 1] (module docstring)."""
+    parsed = parse_calls(text, strict=False)
+    if not gold_calls:
+        made_call = bool(parsed.calls) or parsed.refused
+        return -1.0 if made_call else 1.0
+    if parsed.calls is None:
+        return -1.0
+    return 2.0 * partial_credit(parsed.calls, gold_calls) - 1.0
+
+
+# -- fragments --------------------------------------------------------------------------------------------------------
+
+
+def first_fragment(pieces: Sequence[Piece], min_chars: int = 2) -> int:
+    """How many pieces make the first fragment: up to the piece that completes the first delimiter.
+
+    A delimiter counts once the text has at least ``min_chars`` characters up to its end,
+    so a leading ``(`` or ``=`` does not make a one-character step. No delimiter: all pieces.
+    """
+    text = ""
+    for i, p in enumerate(pieces):
+        text += p.text
+        for d in DELIMITERS:
+            at = text.find(d)
+            while at >= 0 and at + len(d) < min_chars:
+                at = text.find(d, at + 1)
+            if at >= 0:
+                return i + 1
+    return len(pieces)
+
+
+def split_fragments(text: str, min_chars: int = 2) -> list[str]:
+    """A whole text cut into fragments character-wise (what :func:`first_fragment` does on single characters)."""
+    pieces = [Piece(ch) for ch in text]
+    out = []
+    while pieces:
+        k = first_fragment(pieces, min_chars)
+        out.append("".join(p.text for p in pieces[:k]))
+        pieces = pieces[k:]
+    return out
+
+
+# -- the tree ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Node:
+    pieces: list[Piece]
+    depth: int
+    parent: "Node | None" = None
+    children: list["Node"] = field(default_factory=list)
+    visits: int = 0
+    value_sum: float = 0.0
+    prior: float = 1.0
+    mean_logprob: float = 0.0
+    terminal: bool = False
+    expanded: bool = False
+    best_reward: float = -math.inf
+    best_rollout: str = ""  # the full answer text of this node's best rollout
+
+    @property
+    def text(self) -> str:
+        return "".join(p.text for p in self.pieces)
+
+    @property
+    def value(self) -> float:
+        return self.value_sum / self.visits if self.visits else 0.0
+
+    def path(self) -> list["Node"]:
+        out, n = [], self
+        while n is not None:
+            out.append(n)
+            n = n.parent
+        return out[::-1]
+
+    def prefix_pieces(self) -> list[Piece]:
+        return [p for n in self.path() for p in n.pieces]
+
+    def prefix_text(self) -> str:
+        return "".join(p.text for p in self.prefix_pieces())
+
+    def walk(self):
+        yield self
+        for c in self.children:
+            yield from c.walk()
+
+
+@dataclass
+class SearchResult:
+    root: Node
+    rollouts: int
+    forward_passes: int
+
+
+def _puct(child: Node, parent_visits: int, c: float) -> float:
+    return child.value + c * child.prior * math.sqrt(max(parent_visits, 1)) / (1 + child.visits)
+
+
+def _select(root: Node, c: float) -> Node:
+    node = root
+    while node.expanded and node.children and not node.terminal:
+        node = max(node.children, key=lambda ch: _puct(ch, node.visits, c))
+    return node
+
+
+def _backup(node: Node, reward: float) -> None:
+    for n in node.path():
+        n.visits += 1
+        n.value_sum += reward
+
+
+def _note_rollout(node: Node, text: str, reward: float) -> None:
+    if reward > node.best_reward:
+        node.best_reward, node.best_rollout = reward, text
+
+
+def _set_priors(children: Sequence[Node]) -> None:
+    if not children:
+        return
+    top = max(ch.mean_logprob for ch in children)
+    w = [math.exp(ch.mean_logprob - top) for ch in children]
+    total = sum(w)
+    for ch, x in zip(children, w):
+        ch.prior = x / total
+
+
+def search(
+    policy: StepPolicy,
+    prompt: str,
+    gold_calls: list[dict],
+    cfg: MCTSConfig,
+    reward: Callable[[str, list[dict]], float] = call_reward,
+) -> SearchResult:
+    """MCTS for one prompt (module docstring); returns the tree with visits and values."""
+    root = Node([], 0)
+    start = policy.forward_passes
+    rollouts = 0
+    for _ in range(cfg.iterations):
+        node = _select(root, cfg.c)
+        if node.terminal:
+            _backup(node, node.best_reward)  # a finished answer: its score is known, nothing to sample
+            continue
+        prefix = node.prefix_pieces()
+        base = "".join(p.text for p in prefix)
+        if node.depth >= cfg.depth:
+            (sample,) = policy.sample(prompt, prefix, 1)
+            text = base + "".join(p.text for p in sample)
+            r = reward(text, gold_calls)
+            rollouts += 1
+            _note_rollout(node, text, r)
+            _backup(node, r)
+            continue
+        node.expanded = True
+        for sample in policy.sample(prompt, prefix, cfg.width):
+            k = first_fragment(sample, cfg.min_fragment_chars)
+            frag, rest = list(sample[:k]), sample[k:]
+            ftext = "".join(p.text for p in frag)
+            child = next((ch for ch in node.children if ch.text == ftext), None)
+            if child is None:
+                lp = [p.logprob for p in frag]
+                child = Node(
+                    frag, node.depth + 1, node, mean_logprob=sum(lp) / len(lp) if lp else 0.0, terminal=not rest
+                )
+                node.children.append(child)
+            text = base + "".join(p.text for p in sample)
+            r = reward(text, gold_calls)
+            rollouts += 1
+            _note_rollout(child, text, r)
+            _backup(child, r)
+        _set_priors(node.children)
+    return SearchResult(root, rollouts, policy.forward_passes - start)
+
+
+# -- policies ---------------------------------------------------------------------------------------------------------
+
+
+class ScriptedPolicy:
+    """A deterministic stand-in policy for tests: per prompt, a list of complete answers with probabilities.
+
+    ``sample`` returns, for the ``i``-th draw at a prefix, the answers consistent with the
+    prefix in turn (so ``width`` draws see every alternative once when there are at most
+    ``width``), as character pieces whose log-prob is the answer's log-probability spread
+    over its characters. One call counts as one forward pass.
+    """
+
+    def __init__(self, answers: dict[str, list[tuple[str, float]]]):
+        self.answers = answers
+        self.forward_passes = 0
+        self.calls: list[tuple[str, str, int]] = []
+
+    def sample(self, prompt: str, prefix: Sequence[Piece], n: int) -> list[list[Piece]]:
+        self.forward_passes += 1
+        done = "".join(p.text for p in prefix)
+        self.calls.append((prompt, done, n))
+        options = [(a, p) for a, p in self.answers[prompt] if a.startswith(done)]
+        if not options:
+            return [[] for _ in range(n)]
+        out = []
+        for i in range(n):
+            answer, prob = options[i % len(options)]
+            rest = answer[len(done) :]
+            lp = math.log(prob) / max(len(answer), 1)
+            out.append([Piece(ch, None, lp) for ch in rest])
+        return out
+
+
+class HFStepPolicy:
+    """A local HF causal LM as a :class:`StepPolicy`: batched sibling sampling from a cached prefix.
+
+    ``batched=True, prefix_cache=True`` (the search's mode): the prompt's KV cache is
+    computed once and kept (``max_cached_prompts`` of them); a call repeats a copy of it
+    ``n`` times and samples the ``n`` siblings in one ``generate``, whose first forward feeds
+    only the node's prefix tokens. ``batched=False, prefix_cache=False`` is the naive search the benchmark
+    compares with: one ``generate`` per sequence over the whole prompt + prefix.
+    Generation stops at the end of the call list (:class:`toolkiln.evaluate.harness.CallListEnd`,
+    primed with the prefix) or at the end-of-turn token. Log-probs are the raw model's
+    (before temperature and top-k), the prior the search uses.
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        temperature: float = 1.5,
+        top_k: int = 50,
+        max_new_tokens: int = 96,
+        device: str = "cpu",
+        batched: bool = True,
+        prefix_cache: bool = True,
+        max_cached_prompts: int = 4,
+    ) -> None:
+        from toolkiln.evaluate.harness import CallListEnd
+
+        self.model, self.tok, self.device = model.to(device).eval(), tokenizer, device
+        self.temperature, self.top_k, self.max_new_tokens = temperature, top_k, max_new_tokens
+        self.batched, self.prefix_cache = batched, prefix_cache
+        self.stopper = CallListEnd(tokenizer)
+        self.eos = tokenizer.eos_token_id
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
+        self.forward_passes = 0
+        self._active = False
+        self.max_cached_prompts = max_cached_prompts
+        self._ids: dict[str, list[int]] = {}
+        self._cache: dict[str, object] = {}
+        self._hook = model.register_forward_pre_hook(self._count)
+
+    def close(self) -> None:
+        """Stop counting the model's forward calls (the model outlives this policy)."""
+        self._hook.remove()
+
+    def _count(self, module, args) -> None:
+        if self._active:  # several policies may wrap one model; each counts its own calls
+            self.forward_passes += 1
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        if prompt not in self._ids:
+            self._ids[prompt] = self.tok(prompt, add_special_tokens=False)["input_ids"]
+        return self._ids[prompt]
+
+    def _prompt_cache(self, prompt: str, ids: list[int]):
+        import torch
+
+        if prompt not in self._cache:
+            if len(self._cache) >= self.max_cached_prompts:
+                self._cache.pop(next(iter(self._cache)))
+            with torch.no_grad():
+                out = self.model(input_ids=torch.tensor([ids[:-1]], device=self.device), use_cache=True)
+            self._cache[prompt] = out.cache
+        return self._cache[prompt]
+
+    def _stop_state(self, prefix_text: str) -> list:
+        st: list = [None, 0, None, False, False]
+        self.stopper._feed(st, prefix_text)
+        return st
+
+    def sample(self, prompt: str, prefix: Sequence[Piece], n: int) -> list[list[Piece]]:
+        prefix_text = "".join(p.text for p in prefix)
+        self._active = True
+        try:
+            if self.batched:
+                return self._generate(prompt, list(prefix), prefix_text, n)
+            return [row for _ in range(n) for row in self._generate(prompt, list(prefix), prefix_text, 1)]
+        finally:
+            self._active = False
+
+    def _generate(self, prompt: str, prefix: list[Piece], prefix_text: str, n: int) -> list[list[Piece]]:
+        import torch
+        from transformers import StoppingCriteriaList
+
+        pids = self.prompt_ids(prompt)
+        ids = pids + [int(p.token) for p in prefix]
+        kwargs = {}
+        if self.prefix_cache and len(pids) > 1:
+            # a copy of the prompt's cache (pids[:-1]) per row; generate's first forward feeds the rest (the last
+            # prompt token + the node's prefix) for all rows at once
+            cache = copy.deepcopy(self._prompt_cache(prompt, pids))
+            if n > 1:
+                cache.batch_repeat_interleave(n)
+            kwargs["cache"] = cache
+        x = torch.tensor([ids] * n, device=self.device)
+        if self._stop_state(prefix_text)[4]:  # the prefix already closed the call list: nothing left to write
+            return [[] for _ in range(n)]
+        self.stopper.state = [self._stop_state(prefix_text) for _ in range(n)]
+        with torch.no_grad():
+            gen = self.model.generate(
+                input_ids=x,
+                attention_mask=torch.ones_like(x),
+                do_sample=True,
+                temperature=self.temperature,
+                top_k=self.top_k,  # 0 switches top-k off (None would fall back to the model default)
+                top_p=None,
+                max_new_tokens=self.max_new_tokens,
+                pad_token_id=self.pad,
+                eos_token_id=self.eos,
+                stopping_criteria=StoppingCriteriaList([self.stopper]),
+                output_logits=True,
+                return_dict_in_generate=True,
+                **kwargs,
+            )
+        new = gen.sequences[:, x.shape[1] :]
+        logp = torch.stack(gen.logits, dim=1).float().log_softmax(-1) if gen.logits else None
+        out = []
+        for r in range(n):
+            row: list[Piece] = []
+            for t in range(new.shape[1]):
+                tid = int(new[r, t])
+                if tid == self.eos or tid == self.pad:
+                    break
+                text = self.stopper.text[tid] if tid < len(self.stopper.text) else ""
+                # a row the stopper finished is padded from then on, so the loop ends there
+                row.append(Piece(text, tid, float(logp[r, t, tid])))
+            out.append(row)
+        return out

@@ -1,0 +1,106 @@
+"""The real step policy (a tiny HF checkpoint): cached batched sampling equals naive sampling; deficiencies; a search."""
+
+import polars as pl
+import pytest
+
+from toolkiln.itool.config import DeficiencyConfig, IToolConfig, MCTSConfig
+from toolkiln.itool.deficiency import budget, find_deficiencies, render_prompts
+from toolkiln.itool.mcts import HFStepPolicy, Piece, search
+from toolkiln.itool.rounds import load_checkpoint, mcts_pairs
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_policy):
+    folder, cfg = tiny_policy
+    model, tok, device = load_checkpoint(folder, cfg)
+    return model, tok, cfg
+
+
+def test_cached_batched_siblings_equal_naive_generation_and_cost_fewer_forwards(loaded, train_dialogs):
+    import torch
+
+    model, tok, cfg = loaded
+    prompts, _ = render_prompts(train_dialogs.head(3).to_dicts(), tok, cfg.render)
+    fast = HFStepPolicy(model, tok, temperature=1.0, top_k=1, max_new_tokens=12)  # top-1: sampling is greedy
+    slow = HFStepPolicy(model, tok, temperature=1.0, top_k=1, max_new_tokens=12, batched=False, prefix_cache=False)
+    try:
+        for p in prompts:
+            torch.manual_seed(0)
+            a = fast.sample(p.text, [], 3)
+            prefix = a[0][:2]
+            b = fast.sample(p.text, prefix, 3)
+            c = slow.sample(p.text, [], 3)
+            d = slow.sample(p.text, prefix, 3)
+            assert [[x.token for x in r] for r in a] == [[x.token for x in r] for r in c]
+            assert [[x.token for x in r] for r in b] == [[x.token for x in r] for r in d]
+            for r1, r2 in zip(b, d):  # the prior is the same model's log-prob with and without the cache
+                assert all(abs(x.logprob - y.logprob) < 1e-4 for x, y in zip(r1, r2))
+            assert all(len(r) <= 12 and all(isinstance(x, Piece) and x.logprob <= 0 for x in r) for r in a)
+        assert fast.forward_passes * 2 < slow.forward_passes
+    finally:
+        fast.close()
+        slow.close()
+
+
+def test_search_on_a_real_policy_backs_up_every_rollout(loaded, train_dialogs):
+    import torch
+
+    model, tok, cfg = loaded
+    (p,) = render_prompts(train_dialogs.head(1).to_dicts(), tok, cfg.render)[0]
+    policy = HFStepPolicy(model, tok, temperature=1.5, top_k=50, max_new_tokens=16)
+    torch.manual_seed(1)
+    res = search(policy, p.text, p.gold_calls, MCTSConfig(iterations=3, width=3, depth=2))
+    policy.close()
+    # an expansion backs up `width` rollouts; revisiting a finished answer backs up its known score
+    assert res.root.visits >= res.rollouts >= 3 and res.forward_passes > 0
+    assert all(-1.0 <= n.value <= 1.0 for n in res.root.walk())
+    assert all(len(n.children) <= 3 for n in res.root.walk())
+
+
+@pytest.mark.parametrize("mode", ["perplexity", "verifiable", "both"])
+def test_deficiencies_keep_the_ratio_per_group_and_the_budget(loaded, train_dialogs, mode):
+    model, tok, cfg = loaded
+    dcfg = DeficiencyConfig(mode=mode, ratio=0.3, n_samples=2, max_new_tokens=8, max_scored=20, max_prompts=5)
+    res = find_deficiencies(train_dialogs, model, tok, cfg.render, dcfg, seed=0)
+    t = res.table
+    assert t.height == res.metrics["scored"] <= 20 and set(t["group"]) == {"tool", "text"}
+    assert t.filter(pl.col("selected")).height == res.metrics["selected"] <= 5
+    assert t.filter(pl.col("selected") & ~pl.col("deficient")).height == 0
+    assert all(r for r in t["reason"])
+    if mode == "perplexity":
+        for g in ("tool", "text"):  # ceil(0.3 n) of each group, and they are that group's highest-NLL rows
+            part = t.filter(pl.col("group") == g)
+            flagged = part.filter(pl.col("deficient"))
+            assert flagged.height == -(-3 * part.height // 10)
+            assert flagged["nll"].min() >= part.filter(~pl.col("deficient"))["nll"].max()
+        assert t["fail_rate"].null_count() == t.height
+    else:
+        assert t["fail_rate"].null_count() == 0  # a random policy fails nearly everything
+        assert "verifiable" in " ".join(t["reason"])
+
+
+def test_budget_keeps_group_shares_and_the_most_deficient():
+    import numpy as np
+
+    groups = ["tool"] * 6 + ["text"] * 4
+    prio = np.array([0.1, 0.9, 0.5, 0.7, 0.2, 0.3, 0.8, 0.1, 0.6, 0.4])
+    keep = budget(groups, prio, np.ones(10, dtype=bool), 5)
+    assert keep.sum() == 5 and set(np.flatnonzero(keep)) == {1, 3, 2, 6, 8}
+    assert budget(groups, prio, np.zeros(10, dtype=bool), 5).sum() == 0
+
+
+def test_mcts_pairs_stage_function_writes_provenance(tiny_policy, train_dialogs):
+    folder, cfg = tiny_policy
+    ids = train_dialogs["id"].head(2).to_list()
+    defs = pl.DataFrame({"id": ids, "selected": [True, True]})
+    itool = IToolConfig(mcts=MCTSConfig(iterations=2, width=2, depth=2, max_new_tokens=10))
+    res = mcts_pairs(train_dialogs, defs, folder, cfg, itool, seed=0, round_=1)
+    m = res.metrics
+    assert m["prompts_searched"] == 2 and m["rollouts"] >= 4 and m["forward_passes"] > 0
+    if res.pairs.height:
+        assert set(res.pairs["dialog_id"]) <= set(ids) and set(res.pairs["round"]) == {1}
+        assert (res.pairs["gap"] >= 0.1).all()
+    with pytest.raises(ValueError, match="not in the training table"):
+        mcts_pairs(
+            train_dialogs, pl.DataFrame({"id": ["nope"], "selected": [True]}), folder, cfg, itool, seed=0, round_=1
+        )
