@@ -19,6 +19,11 @@ from typing import Any, Iterator
 log = logging.getLogger(__name__)
 
 PIPELINE_TAG = "toolkiln.pipeline_id"
+# Set by flows/sweep.py for experiments that run in DVC's temporary workspaces: there a relative store
+# (``sqlite:///mlflow.db``) would be the throw-away copy's, so the sweep passes the main store's absolute URI
+# and its own experiment. Environment, not params: where runs are logged never changes an output.
+TRACKING_URI_ENV = "TOOLKILN_TRACKING_URI"
+EXPERIMENT_ENV = "TOOLKILN_MLFLOW_EXPERIMENT"
 
 
 def pipeline_id() -> str:
@@ -87,13 +92,14 @@ def stage_run(stage: str, cfg: Any, params: dict | None = None) -> Iterator[Stag
     from mlflow.tracking import MlflowClient
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(cfg.tracking_uri)
+    mlflow.set_tracking_uri(os.environ.get(TRACKING_URI_ENV) or cfg.tracking_uri)
+    experiment = os.environ.get(EXPERIMENT_ENV) or cfg.experiment
     client = MlflowClient()
-    exp = client.get_experiment_by_name(cfg.experiment)
+    exp = client.get_experiment_by_name(experiment)
     if exp is None:
         art = Path(cfg.artifact_dir).resolve()
         art.mkdir(parents=True, exist_ok=True)
-        exp_id = client.create_experiment(cfg.experiment, artifact_location=art.as_uri())
+        exp_id = client.create_experiment(experiment, artifact_location=art.as_uri())
     else:
         exp_id = exp.experiment_id
     pid = pipeline_id()
