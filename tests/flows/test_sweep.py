@@ -88,7 +88,12 @@ def test_sweep_on_smoke_profile(tmp_path):
     }
     env.pop("TOOLKILN_TRACKING_URI", None)
     env.pop("TOOLKILN_MLFLOW_EXPERIMENT", None)
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "base"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["dvc", "init", "-q", "-f"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "base"],
+    ):
         p = subprocess.run(cmd, cwd=r, env=env, capture_output=True, text=True)
         assert p.returncode == 0, p.stderr
     before = (r / "params.yaml").read_bytes()
