@@ -291,6 +291,10 @@ def plot_comparison(header: list[str], rows: list[dict], path: Path) -> Path:
     for ax, m in zip(axes.flat, metrics):
         vals = [r[m] if r[m] is not None else 0.0 for r in rows]
         ax.barh(range(len(rows)), vals, color=["#4c72b0" if i == 0 else "#dd8452" for i in range(len(rows))])
+        for i, r in enumerate(rows):  # the value on each bar: near-equal bars are the usual, interesting case
+            ax.text(
+                0, i, f" {_fmt(r[m]) or 'n/a'}", va="center", ha="left", fontsize=7, color="white" if r[m] else "black"
+            )
         ax.set_yticks(range(len(rows)), names, fontsize=8)
         ax.invert_yaxis()
         ax.set_title(m, fontsize=9)

@@ -72,6 +72,16 @@ def test_sweep_on_smoke_profile(tmp_path):
     for prof in sorted((REPO / "profiles").glob("smoke*.yaml")):
         params = deep_merge(params, read_yaml_mapping(prof))
     assert params["tracking"]["tracking_uri"] == "sqlite:///mlflow.db"  # relative on purpose (see docstring)
+    # smaller than the smoke profile where only run time changes: the sweep's mechanics are the point
+    params = deep_merge(
+        params,
+        {
+            "synth": {"n_apis": 600},
+            "dialogs": {"n_dialogs": 150},
+            "verify": {"injection": {"per_kind": 5, "clean_sample": 100}},
+            "adnt": {"protocol": {"methods": ["adnt", "source_only"]}},
+        },
+    )
     (r / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {
         **os.environ,
@@ -136,6 +146,7 @@ def test_sweep_on_smoke_profile(tmp_path):
     # each variant moves its own stage's metrics and nothing else: no compounding
     assert noatt["ADNT digits avg"] != base["ADNT digits avg"]
     assert nover["ADNT digits avg"] == base["ADNT digits avg"]
+    assert nover["verified"] == nover["dialogs"]  # the unverified arm keeps every row
     assert noatt["verified"] == base["verified"] and noatt["verify pass rate"] == base["verify pass rate"]
     assert (out / "comparison.md").read_text().count("\n| ") >= 3
     assert (out / "comparison.png").stat().st_size > 1000
