@@ -28,6 +28,7 @@ import datetime as _dt
 import io
 import json
 import math
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -305,6 +306,11 @@ def plot_comparison(header: list[str], rows: list[dict], path: Path) -> Path:
     return save(fig, path)
 
 
+def metric_key(name: str) -> str:
+    """An MLflow metric name: metrics files key some values by free text (reject reasons), which MLflow refuses."""
+    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", name.replace(" ", "_"))[:250]
+
+
 def log_sweep(
     uri: str,
     experiment_id: str,
@@ -351,9 +357,10 @@ def log_sweep(
             k, _, v = o.partition("=")
             client.log_param(rid, k, v)
         now = int(time.time() * 1000)
-        ms = [Metric(k.replace(" ", "_"), float(row[k]), now, 0) for k in header[3:] if row[k] is not None]
+        values = {metric_key(k): float(row[k]) for k in header[3:] if row[k] is not None}
         for stage, m in r.get("metrics", {}).items():
-            ms += [Metric(f"{stage}/{k}", v, now, 0) for k, v in flatten_numbers(m).items()]
+            values.update({metric_key(f"{stage}/{k}"): v for k, v in flatten_numbers(m).items()})
+        ms = [Metric(k, v, now, 0) for k, v in values.items()]  # one value per (sanitised) name
         for i in range(0, len(ms), 900):  # MLflow caps a batch at 1000 metrics
             client.log_batch(rid, metrics=ms[i : i + 900])
         client.set_terminated(rid, "FINISHED" if r["status"] == "ok" else "FAILED")
