@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> None:
         domains = load_domains(args.domains, cfg.data.domains)
         t0 = time.perf_counter()
         workers = ctx.params.runtime.workers
-        results = run_protocol(domains, cfg, workers=workers)
+        rt = ctx.params.runtime
+        results = run_protocol(domains, cfg, workers=workers, executor=rt.executor, domains_dir=args.domains,
+                               dask_address=rt.dask.address)
         wall = time.perf_counter() - t0
         atomic_write_parquet(args.out, results)
         summary = summarise(results)

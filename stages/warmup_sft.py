@@ -1,4 +1,8 @@
-"""DVC stage warmup_sft: easy-to-hard warm-up SFT of the policy with TRL (iTool arXiv 2501.09766 §3.1)."""
+"""DVC stage warmup_sft: easy-to-hard warm-up SFT of the policy with TRL (iTool arXiv 2501.09766 §3.1).
+
+Launch-safe: under ``accelerate launch`` every process trains its shard of each batch, and only the
+main process logs to MLflow and writes the checkpoint, metrics and plots.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from toolkiln.io import atomic_dir, atomic_write, atomic_write_json, atomic_writ
 from toolkiln.policy.model import save_policy
 from toolkiln.policy.plots import curves_csv, plot_loss
 from toolkiln.policy.warmup import warmup_sft
-from toolkiln.stage import stage_context
+from toolkiln.stage import stage_context, world_size
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,6 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     with stage_context("warmup_sft", args.params, sections=("policy", "sft")) as ctx:
         res = warmup_sft(pl.read_parquet(args.train), pl.read_parquet(args.difficulty), ctx.params.policy,
                          ctx.params.sft, seed=ctx.params.seed)
+        if not ctx.is_main:
+            return  # the main process holds the same trained weights and writes them once
+        res.metrics["world_size"] = world_size()
         with atomic_dir(args.out) as tmp:
             save_policy(res.model, res.tokenizer, tmp, ctx.params.policy)
         atomic_write_json(args.metrics, res.metrics)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError
@@ -38,6 +38,14 @@ class TrackingConfig(Section):
     experiment: str = Field("toolkiln", description="MLflow experiment name.")
 
 
+class DaskRuntime(Section):
+    address: str = Field(
+        "",
+        description="Scheduler of an existing Dask cluster (tcp://host:8786), whose workers see "
+        "the same files and environment; '' = a local cluster of runtime.workers processes.",
+    )
+
+
 class RuntimeConfig(Section):
     """``runtime:``: how fast and where the work runs, never what it produces.
 
@@ -53,6 +61,12 @@ class RuntimeConfig(Section):
         description="Processes the ADNT protocol's runs are spread over (one torch "
         "thread each; every run is seeded on its own, so results do not depend on it).",
     )
+    executor: Literal["local", "dask"] = Field(
+        "local",
+        description="local: the sharded work runs in runtime.workers local processes; dask: each shard is a "
+        "Prefect task on a Dask cluster (prefect-dask's DaskTaskRunner), merged in a fixed order, identical output.",
+    )
+    dask: DaskRuntime = DaskRuntime()
     llm: LLMRuntime = LLMRuntime()
 
 

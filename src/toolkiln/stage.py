@@ -9,12 +9,17 @@ A stage script parses its paths from argv, then::
 
 The context validates ``params.yaml`` first (so bad params fail before any work),
 configures readable logging, and opens the MLflow child run for the stage.
+
+Under ``accelerate launch`` / ``torchrun`` every process runs the script; only the main one
+(``ctx.is_main``) opens the MLflow run, and a stage that can be launched that way writes its
+outputs only ``if ctx.is_main`` (the other processes' ``ctx.run`` logs nothing).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -22,6 +27,33 @@ from typing import Iterator
 
 from toolkiln.config import Params, ParamsError, load_params
 from toolkiln.tracking import StageRun, stage_run
+
+# The launchers announce a process's rank in the environment (torchrun / accelerate: RANK, WORLD_SIZE; MPI for
+# multi-node CPU: PMI_*, OMPI_COMM_WORLD_*), so no process group has to exist and torch need not be imported.
+_RANK_VARS = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK")
+_SIZE_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
+
+
+def _first_int(names: tuple[str, ...], default: int) -> int:
+    for name in names:
+        value = os.environ.get(name)
+        if value not in (None, ""):
+            return int(value)
+    return default
+
+
+def process_rank() -> int:
+    """This process's global rank under ``accelerate launch`` / ``torchrun`` (0 outside a launcher)."""
+    return _first_int(_RANK_VARS, 0)
+
+
+def world_size() -> int:
+    """Processes in the launch (1 outside a launcher)."""
+    return _first_int(_SIZE_VARS, 1)
+
+
+def is_main_process() -> bool:
+    return process_rank() == 0
 
 
 class TargetMissed(SystemExit):
@@ -35,6 +67,7 @@ class StageContext:
     params: Params
     run: StageRun
     log: logging.Logger
+    is_main: bool = True
 
     def require(self, ok: bool, message: str) -> None:
         """Stop the stage (exit status 1, ``message`` on stderr) unless ``ok``.
@@ -67,7 +100,10 @@ def stage_context(name: str, params_path: str = "params.yaml", sections: tuple[s
     for s in sections:
         logged[s] = getattr(params, s).model_dump(mode="json")
     t0 = time.perf_counter()
-    with stage_run(name, params.tracking, logged) as run:
-        yield StageContext(name, params, run, log)
+    main = is_main_process()
+    # one MLflow run per stage, not one per launched process
+    tracking = params.tracking if main else params.tracking.model_copy(update={"enabled": False})
+    with stage_run(name, tracking, logged) as run:
+        yield StageContext(name, params, run, log, main)
         run.log_metrics({"stage_seconds": time.perf_counter() - t0})
     log.info("%s done in %.1fs", name, time.perf_counter() - t0)

@@ -29,6 +29,11 @@ from typing import Any, Iterator
 log = logging.getLogger(__name__)
 
 PIPELINE_TAG = "toolkiln.pipeline_id"
+# Set by flows/sweep.py for experiments that run in DVC's temporary workspaces: there a relative store
+# (``sqlite:///mlflow.db``) would be the throw-away copy's, so the sweep passes the main store's absolute URI
+# and its own experiment. Environment, not params: where runs are logged never changes an output.
+TRACKING_URI_ENV = "TOOLKILN_TRACKING_URI"
+EXPERIMENT_ENV = "TOOLKILN_MLFLOW_EXPERIMENT"
 
 # MLflow 3's UI opens an experiment on its GenAI "Overview" page unless the experiment is a
 # model-development one. The UI reads this tag, and the ``workflowType`` query parameter
@@ -195,13 +200,15 @@ class _Parent:
         )
 
 
-def ensure_experiment(client: Any, cfg: Any) -> str:
-    """The experiment's id, created on first use, tagged so the UI opens it on its runs."""
-    exp = client.get_experiment_by_name(cfg.experiment)
+def ensure_experiment(client: Any, cfg: Any, name: str | None = None) -> str:
+    """The experiment's id (``name``, default ``cfg.experiment``), created on first use, tagged so the UI opens
+    it on its runs."""
+    name = name or cfg.experiment
+    exp = client.get_experiment_by_name(name)
     if exp is None:
         art = Path(cfg.artifact_dir).resolve()
         art.mkdir(parents=True, exist_ok=True)
-        exp_id = client.create_experiment(cfg.experiment, artifact_location=art.as_uri(), tags=EXPERIMENT_KIND)
+        exp_id = client.create_experiment(name, artifact_location=art.as_uri(), tags=EXPERIMENT_KIND)
     else:
         exp_id = exp.experiment_id
         if any(exp.tags.get(k) != v for k, v in EXPERIMENT_KIND.items()):
@@ -220,9 +227,10 @@ def stage_run(stage: str, cfg: Any, params: dict | None = None) -> Iterator[Stag
     from mlflow.tracking import MlflowClient
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(cfg.tracking_uri)
+    mlflow.set_tracking_uri(os.environ.get(TRACKING_URI_ENV) or cfg.tracking_uri)
+    experiment = os.environ.get(EXPERIMENT_ENV) or cfg.experiment
     client = MlflowClient()
-    exp_id = ensure_experiment(client, cfg)
+    exp_id = ensure_experiment(client, cfg, experiment)
     pid = pipeline_id()
     found = client.search_runs(
         [exp_id], filter_string=f"tags.`{PIPELINE_TAG}` = '{pid}' and tags.`toolkiln.kind` = 'pipeline'", max_results=1

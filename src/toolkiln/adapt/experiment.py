@@ -58,12 +58,26 @@ def jobs_for(domains: dict, cfg: ADNTConfig) -> list[tuple[str, str, int]]:
     return [(m, t, s) for t in domains for s in cfg.protocol.seeds for m in cfg.protocol.methods]
 
 
+def _dask_job(args: tuple[tuple[str, str, int], str, list[str], str]) -> dict:
+    """One run on a Dask worker: the worker loads the domains from disk once (not pickled per task)."""
+    job, domains_dir, names, cfg_json = args
+    key = (domains_dir, tuple(names), cfg_json)
+    if _W.get("key") != key:
+        _init_worker(load_domains(domains_dir, names), cfg_json)
+        _W["key"] = key
+    return _run_job(job)
+
+
 def run_protocol(domains: dict[str, Domain], cfg: ADNTConfig, *, workers: int = 1,
-                 progress: bool = True) -> pl.DataFrame:
+                 progress: bool = True, executor: str = "local", domains_dir: str | None = None,
+                 dask_address: str = "") -> pl.DataFrame:
     """Run every (method, target, seed) of ``cfg.protocol`` and return one row per run.
 
     ``workers`` (``params.runtime.workers``) processes share the runs; each run seeds itself from
     (seed, target) and uses one torch thread, so the rows do not depend on it (only their timings do).
+    ``executor="dask"`` (``runtime.executor``) makes each run a Prefect task on a Dask cluster
+    (:func:`toolkiln.scaleout.dask_map`; workers read the domains from ``domains_dir``); rows come back
+    in job order either way.
     """
     from tqdm import tqdm
 
@@ -72,7 +86,18 @@ def run_protocol(domains: dict[str, Domain], cfg: ADNTConfig, *, workers: int = 
     cfg_json = cfg.model_dump_json(exclude={"dialogs"})
     rows = []
     bar = tqdm(total=len(jobs), desc="adnt runs", disable=not progress)
-    if workers == 1:
+    if executor == "dask":
+        from toolkiln.scaleout import dask_map
+
+        if domains_dir is None:
+            raise ValueError("run_protocol: executor 'dask' needs domains_dir (the workers load the domains from it)")
+        names = list(domains)
+        rows = dask_map(_dask_job, [(job, str(domains_dir), names, cfg_json) for job in jobs], n_workers=workers,
+                        address=dask_address, name="adnt-protocol", task_name="adnt-run")
+        bar.update(len(rows))
+    elif executor != "local":
+        raise ValueError(f"runtime.executor: got {executor!r}; expected 'local' or 'dask'")
+    elif workers == 1:
         _init_worker(domains, cfg_json)
         for job in jobs:
             rows.append(_run_job(job))

@@ -131,13 +131,17 @@ def _trainer_class():
         FLOPs — although assistant-only loss needs the ~10% of positions that are
         supervised. The loss (sum of target-token NLL over the number of supervised
         tokens), the token accuracy and the token count it logs are TRL's; only which
-        rows reach the head changes. This is the one method we override.
+        rows reach the head changes. This is the one method we override. A model wrapped
+        for multi-process training takes TRL's path unchanged (see the comment inside).
         """
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             import torch
 
-            if return_outputs or "labels" not in inputs or "attention_mask" not in inputs:
+            # Under `accelerate launch` the model arrives wrapped (DistributedDataParallel): its gradient sync needs the
+            # wrapper's own forward, which the backbone/head split would bypass, so TRL's loss (the same value) runs.
+            wrapped = model is not self.accelerator.unwrap_model(model)
+            if wrapped or return_outputs or "labels" not in inputs or "attention_mask" not in inputs:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             mode = "train" if self.model.training else "eval"
             body, head = backbone_and_head(model)
