@@ -15,9 +15,8 @@ id ``sweep-<sweep id>-<variant>``; one run per variant then holds the compared m
 
 Outputs (``--out``, default ``reports/sweep/``): ``comparison.md``, ``comparison.csv``, ``comparison.png``.
 
-Variants whose params do not exist yet are added to VARIANTS when they do (the table is the one place):
-``no_preference_rounds`` (iTool §3.2 preference rounds switched off) and ``dpo_vs_simpo`` (the preference
-loss) wait for the preference-optimisation params.
+"No preference rounds" is not a variant: every run evaluates the warm-up (``eval_warmup``) and round 1
+(``eval_round_1``) side by side, and the table has both columns; ``dpo`` swaps round 1's SimPO loss for DPO.
 """
 
 from __future__ import annotations
@@ -53,6 +52,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("baseline", (), "the pipeline as params.yaml says"),
     Variant("no_verification", ("verify.enabled=false",), "ToolACE §3.3: train on unverified dialogs"),
     Variant("random_order_sft", ("sft.order=random",), "iTool §3.1: warm-up without the easy-to-hard order"),
+    Variant("dpo", ("itool.preference.algorithm=dpo",), "iTool §3.2: DPO instead of SimPO for the round's update"),
     Variant("adnt_no_attention", ("adnt.method.attention=none",), "ADNT §3.2: no domain fusion"),
     Variant(
         "adnt_ordinary_attention", ("adnt.method.attention=ordinary",), "ADNT §3.2: ordinary, not contrary, attention"
@@ -76,6 +76,10 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("non-tool", "eval_warmup", "synthetic.by_group.non_tool.accuracy"),
     ("clarification", "eval_warmup", "synthetic.by_group.clarification.accuracy"),
     ("BFCL mean", "eval_warmup", "bfcl.category_mean_accuracy"),
+    ("round 1 accuracy", "eval_round_1", "synthetic.accuracy"),
+    ("round 1 parallel", "eval_round_1", "synthetic.by_group.parallel.accuracy"),
+    ("round 1 dependent", "eval_round_1", "synthetic.by_group.dependent.accuracy"),
+    ("round 1 BFCL mean", "eval_round_1", "bfcl.category_mean_accuracy"),
     ("ADNT digits avg", "adnt_report", "summary.adnt.avg.mean"),
     ("ADNT dialogs avg", "adnt_dialogs", "summary.adnt.avg.mean"),
 )
