@@ -45,9 +45,16 @@ def main(argv: list[str] | None = None) -> None:
             res.metrics["seconds"],
             res.metrics["forward_passes"],
         )
+        need = ctx.params.itool.pairs.min_pairs
         ctx.require(
-            res.metrics["pairs"] > 0, "the search kept no preference pair (see the metrics: value gaps, filters)"
+            res.metrics["pairs"] >= need,
+            f"the search kept {res.metrics['pairs']} preference pairs, fewer than itool.pairs.min_pairs={need} "
+            "(see the metrics: value gaps, filters)",
         )
+        if res.metrics["pairs"] == 0:
+            ctx.log.warning(
+                "round %d: the search kept no preference pair; allowed by itool.pairs.min_pairs: 0", args.round
+            )
 
 
 if __name__ == "__main__":

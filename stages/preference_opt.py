@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
             ctx.params.itool.preference,
             seed=ctx.params.seed,
             round_=args.round,
+            allow_empty=ctx.params.itool.pairs.min_pairs == 0,
         )
         with atomic_dir(args.out) as tmp:
             save_round(res.model, tok, tmp, args.checkpoint)
@@ -38,14 +39,20 @@ def main(argv: list[str] | None = None) -> None:
         for row in res.curves:
             ctx.run.log_metrics({k: v for k, v in row.items() if k != "step"}, step=row["step"])
         ctx.run.log_metrics(res.metrics)
-        ctx.log.info(
-            "round %d: %s on %d pairs, %d steps, loss %.3f",
-            args.round,
-            res.metrics["algorithm"],
-            res.metrics["pairs"],
-            res.metrics["train_steps"],
-            res.metrics["train_loss_mean"],
-        )
+        if not res.metrics["updated"]:
+            ctx.log.warning(
+                "round %d: no preference pairs; the input policy is carried over unchanged (itool.pairs.min_pairs: 0)",
+                args.round,
+            )
+        else:
+            ctx.log.info(
+                "round %d: %s on %d pairs, %d steps, loss %.3f",
+                args.round,
+                res.metrics["algorithm"],
+                res.metrics["pairs"],
+                res.metrics["train_steps"],
+                res.metrics["train_loss_mean"],
+            )
 
 
 if __name__ == "__main__":

@@ -139,6 +139,11 @@ def test_smoke_dag_metrics_readable(smoke_repo):
     assert data, "no DVC metrics recorded"
     pool = json.loads((r / "reports/synthesize_apis/metrics.json").read_text())
     assert pool["n_apis"] > 0 and pool["gx"]["pool"]
+    # round 1 ran through all its stages; an update happened exactly when the search kept pairs
+    pairs = json.loads((r / "reports/round_1/pairs.json").read_text())
+    pref = json.loads((r / "reports/round_1/preference.json").read_text())
+    assert pairs["prompts_searched"] > 0 and pref["updated"] == (pairs["pairs"] > 0)
+    assert (r / "checkpoints/round_1/config.json").exists() and (r / "reports/eval_round_1/metrics.json").exists()
 
 
 @pytest.mark.timeout(1800)

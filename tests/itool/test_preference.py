@@ -2,6 +2,7 @@
 
 import polars as pl
 import pytest
+import torch
 
 from toolkiln.itool.config import PreferenceConfig
 from toolkiln.itool.pairs import pairs_frame
@@ -91,3 +92,10 @@ def test_no_pairs_is_a_clear_error(tiny_policy):
     folder, cfg = tiny_policy
     with pytest.raises(ValueError, match="0 preference pairs"):
         preference_round(pairs_frame([]), folder, cfg, PreferenceConfig(), seed=0, round_=1)
+    # allowed only when asked for (itool.pairs.min_pairs: 0): the policy comes back untouched, recorded as such
+    res, _ = preference_round(pairs_frame([]), folder, cfg, PreferenceConfig(), seed=0, round_=1, allow_empty=True)
+    assert res.metrics["updated"] is False and res.metrics["pairs"] == 0 and res.curves == []
+    from transformers import AutoModelForCausalLM
+
+    before = AutoModelForCausalLM.from_pretrained(folder).state_dict()
+    assert all(torch.equal(v, res.model.state_dict()[k]) for k, v in before.items())

@@ -82,6 +82,13 @@ class PairsConfig(Section):
     )
     min_chosen: float = Field(-0.3, ge=-1, le=1, description="... and value(chosen) >= this (rewards in [-1, 1]).")
     min_visits: int = Field(1, ge=1, description="Both siblings visited at least this often.")
+    min_pairs: int = Field(
+        1,
+        ge=0,
+        description="mcts_pairs fails when the search keeps fewer pairs than this. 0 lets an empty round through: "
+        "preference_opt then carries the input policy over unchanged and records updated: false (the smoke "
+        "profile, whose 4-step warm-up cannot write a right call, so every sibling scores the same).",
+    )
 
 
 class PreferenceConfig(Section):

@@ -180,13 +180,30 @@ def train_preference(
 
 
 def preference_round(
-    pairs: pl.DataFrame, checkpoint: str | Path, policy, cfg: PreferenceConfig, *, seed: int, round_: int
+    pairs: pl.DataFrame,
+    checkpoint: str | Path,
+    policy,
+    cfg: PreferenceConfig,
+    *,
+    seed: int,
+    round_: int,
+    allow_empty: bool = False,
 ) -> tuple[PreferenceResult, Any]:
-    """The ``preference_opt`` stage: (result, tokenizer) of the round's update of ``checkpoint``."""
+    """The ``preference_opt`` stage: (result, tokenizer) of the round's update of ``checkpoint``. With no pairs
+    and ``allow_empty`` the input policy is carried over unchanged (``metrics["updated"]`` is False)."""
     from toolkiln.itool.rounds import load_checkpoint, round_seed
 
     model, tok, device = load_checkpoint(checkpoint, policy)
-    res = train_preference(model, tok, pairs, cfg, seed=round_seed(seed, round_), device=device)
+    if pairs.height == 0 and allow_empty:
+        # An empty round is allowed only when itool.pairs.min_pairs is 0; it is recorded, never silent.
+        res = PreferenceResult(
+            model,
+            [],
+            {"algorithm": cfg.algorithm, "completion": cfg.completion, "pairs": 0, "train_steps": 0, "updated": False},
+        )
+    else:
+        res = train_preference(model, tok, pairs, cfg, seed=round_seed(seed, round_), device=device)
+        res.metrics["updated"] = True
     res.metrics["round"] = round_
     return res, tok
 
