@@ -218,6 +218,24 @@ def ensure_experiment(client: Any, cfg: Any, name: str | None = None) -> str:
 
 
 @contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """An exclusive file lock beside a local SQLite tracking store (no-op for a tracking server)."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    db = Path(uri[len("sqlite:///") :])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def stage_run(stage: str, cfg: Any, params: dict | None = None) -> Iterator[StageRun]:
     """Open ``pipeline parent -> stage child`` runs. ``cfg`` is a TrackingConfig."""
     if not cfg.enabled:
@@ -229,20 +247,26 @@ def stage_run(stage: str, cfg: Any, params: dict | None = None) -> Iterator[Stag
     logging.getLogger("alembic").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(os.environ.get(TRACKING_URI_ENV) or cfg.tracking_uri)
     experiment = os.environ.get(EXPERIMENT_ENV) or cfg.experiment
-    client = MlflowClient()
-    exp_id = ensure_experiment(client, cfg, experiment)
     pid = pipeline_id()
-    found = client.search_runs(
-        [exp_id], filter_string=f"tags.`{PIPELINE_TAG}` = '{pid}' and tags.`toolkiln.kind` = 'pipeline'", max_results=1
-    )
-    if found:
-        parent_id = found[0].info.run_id
-    else:
-        # created when the pipeline's first stage starts, so its start time is that stage's
-        parent = client.create_run(
-            exp_id, run_name=f"pipeline {pid}", tags={PIPELINE_TAG: pid, "toolkiln.kind": "pipeline"}
+    with _store_lock(mlflow.get_tracking_uri()):
+        # Stages of one DAG generation start together: the first to touch a new SQLite store creates and migrates
+        # it (two at once race in alembic: "table _alembic_tmp_tags already exists"), and only one may create the
+        # pipeline's parent run.
+        client = MlflowClient()
+        exp_id = ensure_experiment(client, cfg, experiment)
+        found = client.search_runs(
+            [exp_id],
+            filter_string=f"tags.`{PIPELINE_TAG}` = '{pid}' and tags.`toolkiln.kind` = 'pipeline'",
+            max_results=1,
         )
-        parent_id = parent.info.run_id
+        if found:
+            parent_id = found[0].info.run_id
+        else:
+            # created when the pipeline's first stage starts, so its start time is that stage's
+            parent = client.create_run(
+                exp_id, run_name=f"pipeline {pid}", tags={PIPELINE_TAG: pid, "toolkiln.kind": "pipeline"}
+            )
+            parent_id = parent.info.run_id
     parent_run = _Parent(client, exp_id, parent_id)
     parent_run.start()
     failed = True

@@ -116,3 +116,34 @@ def test_a_failing_stage_marks_the_parent_failed(tmp_path, monkeypatch):
     exp = client.get_experiment_by_name(cfg.experiment)
     runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
     assert runs["pipeline run-fail"].info.status == "FAILED" and runs["split"].info.status == "FAILED"
+
+
+def test_stages_starting_together_on_a_fresh_store_share_one_parent(tmp_path):
+    """Stages of one DAG generation start at once: the store is created and migrated once, one parent run."""
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = (
+        "import sys\n"
+        "from toolkiln.config import TrackingConfig\n"
+        "from toolkiln.tracking import stage_run\n"
+        f"cfg = TrackingConfig(tracking_uri={uri!r}, artifact_dir={str(tmp_path / 'art')!r})\n"
+        "with stage_run(sys.argv[1], cfg) as run:\n"
+        "    run.log_metrics({'x': 1.0})\n"
+    )
+    env = {**__import__("os").environ, "TOOLKILN_PIPELINE_ID": "together"}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, f"stage{i}"], env=env, stderr=subprocess.PIPE, text=True)
+        for i in range(3)
+    ]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], "\n".join(e[-2000:] for e in errs)
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(TrackingConfig().experiment)
+    parents = client.search_runs([exp.experiment_id], filter_string="tags.`toolkiln.kind` = 'pipeline'")
+    stages = client.search_runs([exp.experiment_id], filter_string="tags.`toolkiln.kind` = 'stage'")
+    assert len(parents) == 1 and len(stages) == 3
+    assert {r.data.tags["mlflow.parentRunId"] for r in stages} == {parents[0].info.run_id}
