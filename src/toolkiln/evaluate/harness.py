@@ -246,6 +246,23 @@ def evaluate_bfcl(categories: Sequence[str], generate_fn: GenerateFn, cfg: Evalu
 
 # -- generation with a local checkpoint -------------------------------------------------------------------------------
 
+def _string_step(st: list, ch: str) -> bool:
+    """One character of a call-list scanner whose state keeps the open quote at ``st[2]`` and the escape flag at
+    ``st[3]``: True when ``ch`` belongs to a string literal (brackets and commas in strings do not count)."""
+    if st[2] is not None:
+        if st[3]:
+            st[3] = False
+        elif ch == "\\":
+            st[3] = True
+        elif ch == st[2]:
+            st[2] = None
+        return True
+    if ch in "\"'":
+        st[2] = ch
+        return True
+    return False
+
+
 class CallListEnd:
     """Per-row stopping criterion: a row is done once its output is a complete top-level call list ``[...]``.
 
@@ -288,16 +305,9 @@ class CallListEnd:
                     return
             if not st[0] or st[4]:
                 return
-            if st[2] is not None:  # inside a string literal
-                if st[3]:
-                    st[3] = False
-                elif ch == "\\":
-                    st[3] = True
-                elif ch == st[2]:
-                    st[2] = None
-            elif ch in "\"'":
-                st[2] = ch
-            elif ch in "[({":
+            if _string_step(st, ch):
+                continue
+            if ch in "[({":
                 st[1] += 1
             elif ch in "])}":
                 st[1] -= 1
@@ -402,16 +412,9 @@ class ToolNameConstraint:
                 else:
                     st[4] += ch
                 continue
-            if st[2] is not None:  # inside a string literal
-                if st[3]:
-                    st[3] = False
-                elif ch == "\\":
-                    st[3] = True
-                elif ch == st[2]:
-                    st[2] = None
-            elif ch in "\"'":
-                st[2] = ch
-            elif ch in "[({":
+            if _string_step(st, ch):
+                continue
+            if ch in "[({":
                 st[1] += 1
             elif ch in "])}":
                 st[1] -= 1
