@@ -16,6 +16,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--suite", required=True, help="GX suite JSON (definition clarity)")
     ap.add_argument("--pool", required=True)
     ap.add_argument("--rejects", required=True)
+    ap.add_argument(
+        "--embeddings",
+        required=True,
+        help="the pool's MiniLM embeddings (name, text, embedding); empty when synth.dedup.method embeds nothing",
+    )
     ap.add_argument("--trace", required=True, help="raw LLM traffic (JSONL; empty for the simulator)")
     ap.add_argument("--metrics", required=True)
     ap.add_argument("--plot", required=True)
@@ -47,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         metrics = result.metrics
         atomic_write_parquet(args.pool, result.pool)
         atomic_write_parquet(args.rejects, result.rejects)
+        atomic_write_parquet(args.embeddings, result.embeddings)
         atomic_write_json(args.metrics, metrics)
         plot_diversity(metrics, args.plot)
         ctx.run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})

@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dialogs", required=True, help="input dialogs (data/dialogs.parquet)")
     ap.add_argument("--apis", help="the API pool (data/api_pool.parquet): its APIs passed definition clarity in "
                     "synthesize_apis, so offered tools equal to their pool entry are not re-validated")
+    ap.add_argument("--api-embeddings", help="the pool's MiniLM embeddings (data/api_embeddings.parquet): an "
+                    "embedding judge reuses them instead of embedding every offered API again")
     ap.add_argument("--expectations", required=True, help="folder of the suites: dialogs_rules.json, dialog_turns.json, dialog_calls.json, "
                     "dialog_arg_formats.json (the rule layer), dialogs_model.json, verified_dialogs.json")
     ap.add_argument("--verified", required=True, help="output: dialogs that pass (data/verified.parquet)")
@@ -46,7 +48,9 @@ def main(argv: list[str] | None = None) -> None:
         judge = make_judge(cfg.model, ctx.params.llm, ctx.params.runtime.llm, trace_path=args.trace) if cfg.model.enabled else None
         v = run_verification(pl.read_parquet(args.dialogs), cfg, judge, seed=ctx.params.seed,
                              expectations_dir=args.expectations, data_docs_dir=args.data_docs,
-                             pool=pl.read_parquet(args.apis) if args.apis else None, log=ctx.log)
+                             pool=pl.read_parquet(args.apis) if args.apis else None,
+                             api_embeddings=pl.read_parquet(args.api_embeddings) if args.api_embeddings else None,
+                             log=ctx.log)
 
         atomic_write_parquet(args.verified, v.result.verified)
         atomic_write_parquet(args.rejects, v.result.rejects)

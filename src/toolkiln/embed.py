@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 
 import numpy as np
 
 
 DTYPES = ("float32", "bfloat16")
+
+
+def api_text(name: str, description: str, param_names) -> str:
+    """What an API does, as MiniLM reads it: the name split into words, the description, the parameter names.
+
+    One formula for every consumer (near-duplicate removal, the pool's diversity metric, the verifier's intent
+    ranking), so an API embedded once where the pool is built is the same text the verifier looks up."""
+    words = re.sub(r"([a-z])([A-Z])", r"\1 \2", str(name)).replace(".", " ").replace("_", " ")
+    params = ", ".join(str(k).replace("_", " ") for k in param_names)
+    return f"{words}: {description} ({params})"
 
 
 @functools.lru_cache(maxsize=2)

@@ -179,3 +179,42 @@ def test_minhash_minilm_pairs_are_minilm_pairs(tiny_tree):
     assert got and stats["candidates"] >= len(got)
     # every confirmed pair is a MiniLM pair: same cosine as with every API embedded (up to batch padding noise)
     assert all(groups[i] == groups[j] and float(emb[i] @ emb[j]) >= 0.85 - 1e-4 for i, j, _ in got)
+
+
+def test_minilm_dedup_keeps_the_pool_embeddings_and_compares_the_detectors(tiny_tree):
+    from toolkiln.embed import api_text
+
+    cfg = small_cfg(
+        dedup={"method": "minilm", "threshold": 0.9, "embed_sample": 20, "embed_dtype": "float32", "compare": True}
+    )
+    res = synthesize_pool(tiny_tree, cfg, SimulatorSynthesizer(), seed=0, progress=False)
+    emb = res.embeddings
+    # row for row with the pool, under the verifier's text of each API, unit length
+    assert emb["name"].to_list() == res.pool["name"].to_list()
+    assert emb["text"].to_list() == [
+        api_text(n, d, list(json.loads(p)["properties"]))
+        for n, d, p in zip(res.pool["name"], res.pool["description"], res.pool["parameters"])
+    ]
+    vec = emb["embedding"].to_numpy()
+    assert vec.shape == (res.pool.height, 384) and np.allclose(np.linalg.norm(vec, axis=1), 1, atol=1e-4)
+    # every near-duplicate rejection names a kept API at cosine >= the threshold; no kept pair is that close
+    near = res.rejects.filter(pl.col("reasons").list.first().str.starts_with("near_duplicate_of"))
+    assert near.height > 0
+    sims = [float(r.split("similarity ")[1].split(",")[0]) for rs in near["reasons"] for r in rs]
+    assert min(sims) >= 0.9
+    same_domain = res.pool["domain"].to_numpy()[:, None] == res.pool["domain"].to_numpy()[None, :]
+    cos = np.where(same_domain & ~np.eye(res.pool.height, dtype=bool), vec @ vec.T, 0)
+    assert cos.max() < 0.9 + 1e-4
+    methods = res.metrics["dedup_methods"]
+    assert (
+        methods["minilm"]["recall_vs_minilm"] == 1.0
+        and methods["minilm"]["pairs"] == res.metrics["near_duplicate_pairs"]
+    )
+    assert (
+        0 <= methods["minhash_minilm"]["recall_vs_minilm"] <= 1
+        and methods["minhash_minilm"]["precision_vs_minilm"] == 1.0
+    )
+    assert "embed_s" in res.metrics["timings"] and res.metrics["embedding_spread"]["sample"] == 20
+    # MinHash alone embeds nothing: no embeddings to hand on, no comparison
+    plain = synthesize_pool(tiny_tree, small_cfg(), SimulatorSynthesizer(), seed=0, progress=False)
+    assert plain.embeddings.height == 0 and "dedup_methods" not in plain.metrics

@@ -44,6 +44,35 @@ def test_embedded_judge_passes_clean_and_catches_model_kinds(clean, judge):
     assert all("is not grounded" in r[0] for r in reasons)
 
 
+def test_preloaded_pool_embeddings_leave_only_requests_to_embed(clean, monkeypatch):
+    import toolkiln.embed
+    from toolkiln.verify.model import api_text
+
+    views = [DialogView.from_row(r) for r in clean.iter_rows(named=True)]
+    apis = sorted({api_text(a) for d in views for a in d.tools.values()})
+    pool_emb = toolkiln.embed.embed_texts(apis)  # as synthesize_apis would have made them
+
+    embedded: list[str] = []
+    real = toolkiln.embed.embed_texts
+
+    def spy(texts, **kw):
+        embedded.extend(texts)
+        return real(texts, **kw)
+
+    monkeypatch.setattr(toolkiln.embed, "embed_texts", spy)
+    fresh = EmbeddedJudge()
+    plain = model_checks(clean, fresh)
+    all_texts = set(embedded)
+    embedded.clear()
+    warm = EmbeddedJudge()
+    assert warm.preload(apis, pool_emb) == len(apis)
+    preloaded = model_checks(clean, warm)
+    assert set(apis) <= all_texts and embedded and not set(embedded) & set(apis)  # only the requests were embedded
+    assert preloaded.equals(plain)  # same verdicts and reasons
+    with pytest.raises(ValueError, match="2 texts but 1 embeddings"):
+        warm.preload(["a", "b"], pool_emb[:1])
+
+
 @pytest.mark.parametrize("text, outcome", [
     ('{"verdict": "pass", "reason": "all values appear"}', "pass"),
     ('Sure! ```json\n{"verdict": "FAIL", "reason": "city is made up"}\n```', "fail"),

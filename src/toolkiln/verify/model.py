@@ -33,6 +33,7 @@ import polars as pl
 
 from toolkiln.llm.base import ChatBackend, ChatRequest
 from toolkiln.argcheck import compile_value, short
+from toolkiln.embed import api_text as embed_api_text
 
 MODEL_SUBCHECKS = ("hallucination", "consistency", "tool_response")
 MODEL_CHECKS = tuple(f"ok_model_{s}" for s in MODEL_SUBCHECKS)
@@ -150,11 +151,9 @@ def grounded(value: Any, ctx: Context, schema: dict | None) -> bool:
 
 # ---------------------------------------------------------------- embedded judge
 def api_text(api: dict) -> str:
-    """What an API does, as MiniLM reads it: split name, description, parameter names."""
-    name = re.sub(r"([a-z])([A-Z])", r"\1 \2", str(api.get("name", ""))).replace(".", " ").replace("_", " ")
+    """An API dict's MiniLM text (:func:`toolkiln.embed.api_text`): split name, description, parameter names."""
     props = (api.get("parameters") or {}).get("properties") if isinstance(api.get("parameters"), dict) else None
-    params = ", ".join(str(k).replace("_", " ") for k in props) if isinstance(props, dict) else ""
-    return f"{name}: {api.get('description', '')} ({params})"
+    return embed_api_text(api.get("name", ""), api.get("description", ""), props if isinstance(props, dict) else ())
 
 
 def intent_text(request: str, calls: list[dict]) -> str:
@@ -189,6 +188,17 @@ class EmbeddedJudge:
     name: str = "embedded"
     _emb: dict = field(default_factory=dict, repr=False)
     _returns: dict = field(default_factory=dict, repr=False)
+
+    def preload(self, texts: Sequence[str], embeddings: np.ndarray) -> int:
+        """Seed the by-text cache with embeddings made elsewhere (the pool's, embedded once where it is built:
+        every API a dialog offers is a pool API, so the verifier then embeds only the requests). Returns how
+        many texts were added."""
+        if len(texts) != len(embeddings):
+            raise ValueError(f"preload: {len(texts)} texts but {len(embeddings)} embeddings")
+        before = len(self._emb)
+        for t, v in zip(texts, np.asarray(embeddings, dtype=np.float32)):
+            self._emb.setdefault(t, v)
+        return len(self._emb) - before
 
     def _embed(self, texts: list[str]) -> None:
         todo = sorted({t for t in texts if t not in self._emb})

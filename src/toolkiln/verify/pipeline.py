@@ -166,11 +166,14 @@ class Verification:
 
 def run_verification(dialogs: pl.DataFrame, cfg: VerifyConfig, judge: ModelJudge | None, *, seed: int,
                      expectations_dir: str | Path, data_docs_dir: str | Path | None = None,
-                     pool: pl.DataFrame | None = None, log: Any = None) -> Verification:
+                     pool: pl.DataFrame | None = None, api_embeddings: pl.DataFrame | None = None,
+                     log: Any = None) -> Verification:
     """The ``verify`` stage: both layers, the error-injection study, the output suites, metrics and timings.
 
     ``pool``: the API pool, whose APIs ``synthesize_apis`` already held to definition clarity (offered tools
-    equal to their pool entry are not re-validated).
+    equal to their pool entry are not re-validated). ``api_embeddings``: the pool's MiniLM embeddings made by
+    ``synthesize_apis`` (``text``, ``embedding``); an embedding judge starts from them, so of the tools a dialog
+    offers only those that differ from their pool entry (e.g. injected errors) are embedded again.
     """
     from toolkiln.verify.evaluate import evaluate_injection
     from toolkiln.verify.report import summary_metrics
@@ -181,6 +184,11 @@ def run_verification(dialogs: pl.DataFrame, cfg: VerifyConfig, judge: ModelJudge
         n_trusted = caches.trust_pool(pool)
         if log:
             log.info("trusting definition clarity of %d pool APIs", n_trusted)
+    preloaded = 0
+    if api_embeddings is not None and api_embeddings.height and hasattr(judge, "preload"):
+        preloaded = judge.preload(api_embeddings["text"].to_list(), api_embeddings["embedding"].to_numpy())
+        if log:
+            log.info("model layer: %d API embeddings from the pool", preloaded)
     docs = Path(data_docs_dir) if data_docs_dir else None
     result = verify_dialogs(dialogs, cfg, judge, caches=caches, expectations=expectations_dir,
                             data_docs_dir=docs / "dialogs_rules" if docs else None)
@@ -201,4 +209,5 @@ def run_verification(dialogs: pl.DataFrame, cfg: VerifyConfig, judge: ModelJudge
     timings["total"] = round(time.perf_counter() - t_all, 3)
     metrics = summary_metrics(result.metrics, injection, gx)
     metrics["timings"] = timings
+    metrics["preloaded_api_embeddings"] = preloaded
     return Verification(result=result, injection=injection, gx=gx, metrics=metrics)
