@@ -32,9 +32,11 @@ run: install
 test: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests
 
-# The edit loop: everything but the end-to-end tests marked `slow` (real training, the whole DAG).
+# The edit loop: everything but the tests marked `slow` (a stage in a scratch repo, a real server, training,
+# the whole DAG), on two pytest-xdist workers (one per core; a module's tests stay on one worker so its
+# fixtures are built once). `make test` runs everything in one process.
 test-fast: install
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests -m "not slow"
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests -m "not slow" -n 2 --dist loadfile
 
 # ruff.toml: lint rules and the formatter's settings.
 lint: install

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 STAGE = """
 import json, pathlib, sys
 n = int(sys.argv[1])
@@ -28,6 +30,7 @@ def _run(cmd: list[str], cwd: Path, env: dict) -> str:
     return p.stdout
 
 
+@pytest.mark.slow
 def test_push_from_one_clone_pull_into_another(tmp_path):
     env = {
         **os.environ,

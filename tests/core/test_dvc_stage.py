@@ -110,6 +110,7 @@ def test_repro_caches_and_reruns_on_param_change(dvc_repo):
     assert "data_docs/index.html" in docs and any(not a.endswith(".html") for a in docs)  # the linked pages too
 
 
+@pytest.mark.slow
 def test_bad_params_fail_before_work(dvc_repo):
     r, env = dvc_repo
     params = yaml.safe_load((r / "params.yaml").read_text())
@@ -151,6 +152,7 @@ def test_stage_order_follows_dvc_dependencies(repo_root):
             assert pos[up] < pos[down]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_sigkill_mid_stage_registers_nothing_and_the_rerun_completes(dvc_repo):
     """A stage killed with SIGKILL halfway (after it started working, before its outputs) leaves no entry in

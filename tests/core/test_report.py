@@ -9,6 +9,7 @@ import sys
 import zlib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from toolkiln.report import build_report, checkpoint_tags, external_urls, markdown_to_html
@@ -125,6 +126,7 @@ def test_markdown_tables_and_paragraphs():
     )
 
 
+@pytest.mark.slow
 def test_stage_writes_the_page_and_logs_it_to_mlflow(tmp_path, repo_root):
     from mlflow.tracking import MlflowClient
 

@@ -118,6 +118,7 @@ def test_a_failing_stage_marks_the_parent_failed(tmp_path, monkeypatch):
     assert runs["pipeline run-fail"].info.status == "FAILED" and runs["split"].info.status == "FAILED"
 
 
+@pytest.mark.slow
 def test_stages_starting_together_on_a_fresh_store_share_one_parent(tmp_path):
     """Stages of one DAG generation start at once: the store is created and migrated once, one parent run."""
     import subprocess

@@ -128,6 +128,7 @@ def test_dead_endpoint_opens_the_breaker_and_fails_the_stage(repo_root, tmp_path
     assert len(rows) > len(sent)
 
 
+@pytest.mark.slow
 def test_interrupted_llm_stage_resumes_from_its_cache(repo_root, tmp_path, params, pool_frame):
     """generate_dialogs with LLM agents, SIGKILLed mid-run, then rerun: nothing answered before is asked again."""
     import os

@@ -47,6 +47,7 @@ def _wait(check, timeout_s: float, what: str, procs, logs):
     pytest.fail(f"{what}: not within {timeout_s:.0f}s\n" + "\n".join(log.read_text()[-2000:] for log in logs))
 
 
+@pytest.mark.slow
 def test_serve_registers_the_scheduled_deployments(tmp_path, repo_root):
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"

@@ -52,6 +52,7 @@ def stage_run(tmp_path_factory, dialogs):
     return d, first, second
 
 
+@pytest.mark.slow
 def test_score_difficulty_stage_outputs(stage_run, dialogs):
     d, first, _ = stage_run
     assert first == 0

@@ -6,6 +6,7 @@ import random
 
 import numpy as np
 import polars as pl
+import pytest
 
 from toolkiln.synth.config import SynthConfig
 from toolkiln.synth.dedup import api_tokens, embedding_pairs, greedy_keep, minhash_minilm_pairs, minhash_pairs
@@ -163,6 +164,7 @@ def test_minhash_minilm_confirms_candidates_by_cosine_and_embeds_only_them():
     assert pairs == [] and stats["candidates"] == 1
 
 
+@pytest.mark.slow
 def test_minhash_minilm_pairs_are_minilm_pairs(tiny_tree):
     from toolkiln.embed import embed_texts
     from toolkiln.synth.dedup import api_text

@@ -46,6 +46,7 @@ def test_skip_switch_keeps_every_row_but_still_records_checks(mixed):
     assert res.metrics["n_verified"] == frame.height and res.metrics["pass_rate"]["rules"] < 1
 
 
+@pytest.mark.slow
 def test_gx_suites_and_data_docs(mixed, tmp_path, repo_root, caplog):
     frame, bad = mixed
     cfg = VerifyConfig.model_validate({"gx": {"mostly_rules": 0.99}})
