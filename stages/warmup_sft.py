@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     with stage_context("warmup_sft", args.params, sections=("policy", "sft")) as ctx:
         res = warmup_sft(pl.read_parquet(args.train), pl.read_parquet(args.difficulty), ctx.params.policy,
-                         ctx.params.sft, seed=ctx.params.seed)
+                         ctx.params.sft, seed=ctx.params.seed, resume_dir=ctx.params.runtime.resume_dir,
+                         checkpoint_steps=ctx.params.runtime.checkpoint_steps)
         if not ctx.is_main:
             return  # the main process holds the same trained weights and writes them once
         res.metrics["world_size"] = world_size()

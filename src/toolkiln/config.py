@@ -68,6 +68,18 @@ class RuntimeConfig(Section):
     )
     dask: DaskRuntime = DaskRuntime()
     llm: LLMRuntime = LLMRuntime()
+    checkpoint_steps: int = Field(
+        20,
+        ge=0,
+        description="warmup_sft: a resumable checkpoint (weights, optimizer, scheduler, RNG, data position) every "
+        "this many optimizer steps, the last one kept (0 = none). A crashed run started again resumes from it and "
+        "ends on the same weights as an uninterrupted one (tests/policy/test_base.py).",
+    )
+    resume_dir: str = Field(
+        ".toolkiln/resume",
+        description="Where resumable training checkpoints live, one subfolder per run named by a fingerprint of "
+        "its inputs and settings (outside DVC's outputs, which DVC removes before a stage reruns).",
+    )
 
 
 class Params(Section):

@@ -132,6 +132,42 @@ def test_compact_head_loss_equals_trl_loss_and_top_layers_train(chatml_checkpoin
     assert changed and all(k.startswith("model.layers.3.") or k == "model.norm.weight" for k in changed)
 
 
+def test_a_crashed_run_resumes_from_its_last_checkpoint_and_ends_where_an_uninterrupted_one_does(
+    chatml_checkpoint, dialogs, tmp_path
+):
+    from transformers import TrainerCallback
+
+    from toolkiln.policy.sft import resume_fingerprint
+
+    cfg = PolicyConfig(base_model=str(chatml_checkpoint), chat_template="toolkiln")
+    sft = SFTConfig(batch_size=2, learning_rate=1e-3, logging_steps=1, warmup_ratio=0.0, eval_samples=0)
+    _, tok = load_pretrained(chatml_checkpoint, cfg)
+    ex, _ = build_examples(dialogs.to_dicts()[:12], tok, cfg.render, "target")
+
+    def train(**kw):
+        m, _ = load_pretrained(chatml_checkpoint, cfg)
+        return train_sft(m, tok, ex, sft, seed=0, max_steps=6, top_layers=2, **kw)
+
+    whole, res = train()
+    assert res.metrics["resumed_from_step"] == 0
+
+    class Crash(TrainerCallback):  # the process dies after step 5 (its step-4 checkpoint is on disk)
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 5:
+                raise RuntimeError("simulated crash")
+
+    run_dir = tmp_path / "resume" / resume_fingerprint(sft.model_dump(), 0, [e["id"] for e in ex])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(resume_dir=run_dir, save_steps=2, callbacks=[Crash()])
+    assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith("checkpoint-")) == ["checkpoint-4"]
+    resumed, res = train(resume_dir=run_dir, save_steps=2)
+    assert res.metrics["resumed_from_step"] == 4 and res.metrics["train_steps"] == 6
+    assert all(torch.equal(v, resumed.state_dict()[k]) for k, v in whole.state_dict().items())
+    assert not run_dir.exists()  # finished: nothing left to resume
+    # another run's settings never pick the folder up
+    assert resume_fingerprint(sft.model_dump(), 1, [e["id"] for e in ex]) != run_dir.name
+
+
 def test_lora_on_top_layers_only_then_merged(chatml_checkpoint, dialogs, tmp_path):
     from toolkiln.policy.config import LoRAConfig
     from toolkiln.policy.model import lora_config

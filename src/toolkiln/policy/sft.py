@@ -15,8 +15,11 @@ hook we change is the sampler (``train_sampling_strategy="sequential"``,
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -179,8 +182,15 @@ def train_sft(model, tokenizer, examples: Sequence[Mapping], cfg: SFTConfig, *, 
               eval_examples: Sequence[Mapping] = (), peft_config: Any = None, max_steps: int = 0,
               max_length: int | None = None, work_dir: str | Path | None = None,
               callbacks: Sequence[Any] = (), assistant_only: bool = True, top_layers: int = 0,
-              compact_head: bool = True) -> tuple[Any, TrainResult]:
+              compact_head: bool = True, resume_dir: str | Path | None = None,
+              save_steps: int = 0) -> tuple[Any, TrainResult]:
     """Train on ``examples`` in the given order (one pass) and return (trained model, logs).
+
+    ``resume_dir`` + ``save_steps``: a checkpoint (weights, optimizer, scheduler, RNG states, data position) every
+    ``save_steps`` optimizer steps under ``resume_dir``, the last one kept; a run that finds one there resumes
+    from it (``metrics["resumed_from_step"]``) and ends where an uninterrupted run would, and a finished run
+    deletes the folder. The caller makes ``resume_dir`` specific to the run's inputs and settings
+    (:func:`resume_fingerprint`): a checkpoint of another run must never be resumed.
 
     ``examples`` are already in curriculum order; the trainer must not reshuffle them.
     ``assistant_only=False`` trains on every token (the from-scratch policy's language-model pre-training).
@@ -193,9 +203,13 @@ def train_sft(model, tokenizer, examples: Sequence[Mapping], cfg: SFTConfig, *, 
 
     if not examples:
         raise ValueError("train_sft: got 0 training examples; expected at least one")
+    from transformers.trainer_utils import get_last_checkpoint
+
     steps = max_steps or cfg.max_steps
-    tmp = tempfile.TemporaryDirectory(prefix="toolkiln-sft-") if work_dir is None else None
-    out_dir = str(work_dir) if work_dir is not None else tmp.name
+    resuming = resume_dir is not None and save_steps > 0
+    tmp = tempfile.TemporaryDirectory(prefix="toolkiln-sft-") if work_dir is None and not resuming else None
+    out_dir = str(resume_dir) if resuming else str(work_dir) if work_dir is not None else tmp.name
+    last = get_last_checkpoint(out_dir) if resuming and Path(out_dir).is_dir() else None
     cpu = device == "cpu"
     has_eval = len(eval_examples) > 0
     args = TRLSFTConfig(
@@ -204,7 +218,8 @@ def train_sft(model, tokenizer, examples: Sequence[Mapping], cfg: SFTConfig, *, 
         warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
         num_train_epochs=1, max_steps=steps if steps > 0 else -1, logging_steps=cfg.logging_steps,
         logging_first_step=True, eval_strategy="steps" if has_eval else "no", eval_steps=cfg.eval_steps,
-        save_strategy="no", report_to="none", seed=seed, data_seed=seed, use_cpu=cpu,
+        save_strategy="steps" if resuming else "no", save_steps=save_steps or 500, save_total_limit=1,
+        report_to="none", seed=seed, data_seed=seed, use_cpu=cpu,
         # fp32 on CPU: bf16 matmuls run ~14x slower than fp32 on this class of CPU.
         bf16=False, fp16=False, assistant_only_loss=assistant_only,
         # TRL turns activation checkpointing on by default; a small policy has no memory to save and pays ~1/3 more compute.
@@ -224,15 +239,18 @@ def train_sft(model, tokenizer, examples: Sequence[Mapping], cfg: SFTConfig, *, 
                           eval_dataset=_dataset(eval_examples) if has_eval else None, processing_class=tokenizer,
                           peft_config=peft_config, callbacks=list(callbacks) or None)
     n_trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    if last:
+        log.info("resuming from %s", last)
     t0 = time.perf_counter()
-    out = trainer.train()
+    out = trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - t0
     history = list(trainer.state.log_history)
     tokens = float(trainer.state.num_input_tokens_seen or 0)
     metrics = {"train_loss_mean": float(out.training_loss), "train_seconds": seconds, "train_steps": int(trainer.state.global_step),
                "train_examples": len(examples), "train_tokens": tokens,
                "train_tokens_per_s": tokens / seconds if seconds > 0 else math.nan,
-               "trainable_params": int(n_trainable), **frozen}
+               "trainable_params": int(n_trainable), **frozen,
+               "resumed_from_step": int(last.rsplit("-", 1)[1]) if last else 0}
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]
     if evals:
         metrics["final_eval_loss"] = float(evals[-1])
@@ -242,9 +260,32 @@ def train_sft(model, tokenizer, examples: Sequence[Mapping], cfg: SFTConfig, *, 
     del trainer
     if tmp is not None:
         tmp.cleanup()
+    if resuming:
+        shutil.rmtree(out_dir, ignore_errors=True)  # finished: nothing left to resume
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return trained, TrainResult(history, metrics)
+
+
+def weights_digest(model) -> str:
+    """SHA-256 of a model's parameters and buffers in name order (which weights a run starts from)."""
+    import torch
+
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def resume_fingerprint(*parts: Any) -> str:
+    """A short hash of everything that decides a training run (configs, seed, the ordered examples), naming its
+    resume folder: a changed input or setting starts afresh instead of resuming someone else's checkpoint."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(json.dumps(p, sort_keys=True, default=str).encode())
+        h.update(b"\x00")
+    return h.hexdigest()[:16]
 
 
 def loss_curves(history: Sequence[Mapping]) -> list[dict]:

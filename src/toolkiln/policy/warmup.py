@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ import polars as pl
 from toolkiln.policy.config import PolicyConfig, SFTConfig
 from toolkiln.policy.examples import build_examples
 from toolkiln.policy.model import build_policy, lora_config, resolve_device
-from toolkiln.policy.sft import BUCKETS, curriculum, loss_curves, train_sft
+from toolkiln.policy.sft import BUCKETS, curriculum, loss_curves, resume_fingerprint, train_sft, weights_digest
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,13 @@ def pretrain(model, tok, rows: list[dict], policy: PolicyConfig, *, seed: int) -
 
 
 def warmup_sft(train: pl.DataFrame, difficulty: pl.DataFrame, policy: PolicyConfig, cfg: SFTConfig, *, seed: int,
-               order: str | None = None) -> WarmupResult:
-    """Build the policy and fine-tune it on ``train`` in ``cfg.order`` (or ``order``) of the difficulty buckets."""
+               order: str | None = None, resume_dir: str | Path | None = None,
+               checkpoint_steps: int = 0) -> WarmupResult:
+    """Build the policy and fine-tune it on ``train`` in ``cfg.order`` (or ``order``) of the difficulty buckets.
+
+    ``resume_dir`` + ``checkpoint_steps``: resumable checkpoints in a subfolder named by a fingerprint of the
+    initial weights, the configs, the seed and the ordered examples (:func:`toolkiln.policy.sft.train_sft`): a
+    crashed run started again with the same inputs resumes; anything else starts afresh."""
     t0 = time.perf_counter()
     order = order or cfg.order
     all_rows = train.to_dicts()
@@ -104,9 +110,15 @@ def warmup_sft(train: pl.DataFrame, difficulty: pl.DataFrame, policy: PolicyConf
                      lengths=[examples[i]["n_tokens"] for i in pool], batch_size=cfg.batch_size * cfg.grad_accum)
     ordered = [examples[pool[i]] for i in idx]
     device = resolve_device(policy.device)
+    run_dir = None
+    if resume_dir is not None and checkpoint_steps > 0:
+        fp = resume_fingerprint(weights_digest(model), policy.model_dump(), cfg.model_dump(), seed, order,
+                                [(e["id"], e["n_tokens"]) for e in ordered], sorted(held))
+        run_dir = Path(resume_dir) / f"warmup_sft-{fp}"
     model, res = train_sft(model, tok, ordered, cfg, seed=seed, device=device,
                            eval_examples=[examples[i] for i in sorted(held)], peft_config=lora_config(policy),
-                           max_length=policy.render.max_length, top_layers=policy.train_layers)
+                           max_length=policy.render.max_length, top_layers=policy.train_layers,
+                           resume_dir=run_dir, save_steps=checkpoint_steps)
     counts = {b: sum(1 for i in pool if buckets[i] == b) for b in BUCKETS}
     metrics = {"policy": info, "render": stats, "order": order, "dialogs": len(pool), "eval_dialogs": len(held),
                "unscored_dialogs": unscored, "pretrain": pretrain_metrics,
