@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> None:
         judge = make_judge(cfg.model, ctx.params.llm, ctx.params.runtime.llm, trace_path=args.trace) if cfg.model.enabled else None
         v = run_verification(pl.read_parquet(args.dialogs), cfg, judge, seed=ctx.params.seed,
                              expectations_dir=args.expectations, data_docs_dir=args.data_docs,
-                             pool=pl.read_parquet(args.apis) if args.apis else None, log=ctx.log)
+                             pool=pl.read_parquet(args.apis) if args.apis else None, log=ctx.log,
+                             runtime=ctx.params.runtime)
 
         atomic_write_parquet(args.verified, v.result.verified)
         atomic_write_parquet(args.rejects, v.result.rejects)

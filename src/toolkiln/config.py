@@ -66,6 +66,13 @@ class RuntimeConfig(Section):
         description="local: the sharded work runs in runtime.workers local processes; dask: each shard is a "
         "Prefect task on a Dask cluster (prefect-dask's DaskTaskRunner), merged in a fixed order, identical output.",
     )
+    shard_size: int = Field(
+        2000,
+        ge=1,
+        le=1_000_000,
+        description="Dialogs per shard of the verification model layer (every row is judged on its own and "
+        "every text embedded once before sharding, so the verdicts do not depend on it).",
+    )
     dask: DaskRuntime = DaskRuntime()
     llm: LLMRuntime = LLMRuntime()
 
