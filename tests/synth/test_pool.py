@@ -179,3 +179,26 @@ def test_minhash_minilm_pairs_are_minilm_pairs(tiny_tree):
     assert got and stats["candidates"] >= len(got)
     # every confirmed pair is a MiniLM pair: same cosine as with every API embedded (up to batch padding noise)
     assert all(groups[i] == groups[j] and float(emb[i] @ emb[j]) >= 0.85 - 1e-4 for i, j, _ in got)
+
+
+def test_candidate_shards_split_domains_and_quota_and_one_shard_is_the_unsharded_draw(tiny_tree):
+    from toolkiln.synth.pool import candidate_shards, generate_candidate_shards, generate_candidates
+
+    plan = candidate_shards(tiny_tree, 8, 100, seed=3)
+    assert len(plan) == min(8, len(tiny_tree.domains)) >= 2  # never more shards than domains
+    slugs = [d.slug for sub, _, _, _ in plan for d in sub.domains]
+    assert sorted(slugs) == sorted(d.slug for d in tiny_tree.domains)
+    assert sum(q for _, q, _, _ in plan) == 100 and [u for _, _, u, _ in plan][0] == 0
+    assert len({s for *_, s in plan}) == len(plan)  # a seed per shard
+
+    cfg = small_cfg(shards=len(plan))
+    rows, rejects, t = generate_candidate_shards(tiny_tree, cfg, SimulatorSynthesizer(), 3, 100, progress=False)
+    assert t["shards"] == len(plan) and len(rows) + len(rejects) == 100
+    assert sorted(r["uid"] for r in rows) == sorted({r["uid"] for r in rows})  # unique after the merge
+    for sub, q, uid0, _ in plan:
+        mine = [r for r in rows if uid0 <= r["uid"] < uid0 + q]
+        assert {r["domain"] for r in mine} <= {d.slug for d in sub.domains}
+    # one shard: exactly the unsharded generation of the same seed
+    one, _, _ = generate_candidate_shards(tiny_tree, small_cfg(shards=1), SimulatorSynthesizer(), 3, 100, progress=False)
+    ref, _, _ = generate_candidates(tiny_tree, small_cfg(), SimulatorSynthesizer(), 3, 100, progress=False)
+    assert one == ref
