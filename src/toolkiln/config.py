@@ -58,8 +58,9 @@ class RuntimeConfig(Section):
         2,
         ge=1,
         le=256,
-        description="Processes the ADNT protocol's runs are spread over (one torch "
-        "thread each; every run is seeded on its own, so results do not depend on it).",
+        description="Processes the ADNT protocol's runs are spread over, and the size of the local Dask "
+        "cluster under executor: dask (one torch thread each; every job is seeded on its own, so results do "
+        "not depend on it).",
     )
     executor: Literal["local", "dask"] = Field(
         "local",
