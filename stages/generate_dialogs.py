@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         backend = make_backend(p.llm, p.runtime.llm, trace_path=args.trace)
         agents = simulator_agents(p.dialogs) if backend is None else llm_agents(p.dialogs.voting, p.llm)
         result = generate_dialogs(pool, p.dialogs, seed=p.seed, agents=agents, backend=backend,
-                                  scorer=make_scorer(p.dialogs.complexity))
+                                  scorer=make_scorer(p.dialogs.complexity), runtime=p.runtime)
         metrics = {"pool_apis": len(pool), **result.metrics}
         atomic_write_parquet(args.dialogs, result.dialogs)
         atomic_write_parquet(args.rejects, result.rejects)

@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
             ctx.params.itool,
             seed=ctx.params.seed,
             round_=args.round,
+            runtime=ctx.params.runtime,
         )
         atomic_write_parquet(args.out, res.pairs)
         atomic_write_json(args.metrics, res.metrics)

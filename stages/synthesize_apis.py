@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
                 trace_path=args.trace,
                 runtime=p.runtime.llm,
                 max_failure_rate=p.runtime.llm.max_failure_rate,
+                shards_runtime=p.runtime,
             )
         except PoolSuiteError as exc:
             raise SystemExit(str(exc)) from None

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
                              expectations_dir=args.expectations, data_docs_dir=args.data_docs,
                              pool=pl.read_parquet(args.apis) if args.apis else None,
                              api_embeddings=pl.read_parquet(args.api_embeddings) if args.api_embeddings else None,
-                             log=ctx.log)
+                             log=ctx.log, runtime=ctx.params.runtime)
 
         atomic_write_parquet(args.verified, v.result.verified)
         atomic_write_parquet(args.rejects, v.result.rejects)

@@ -58,13 +58,21 @@ class RuntimeConfig(Section):
         2,
         ge=1,
         le=256,
-        description="Processes the ADNT protocol's runs are spread over (one torch "
-        "thread each; every run is seeded on its own, so results do not depend on it).",
+        description="Processes the ADNT protocol's runs are spread over, and the size of the local Dask "
+        "cluster under executor: dask (one torch thread each; every job is seeded on its own, so results do "
+        "not depend on it).",
     )
     executor: Literal["local", "dask"] = Field(
         "local",
         description="local: the sharded work runs in runtime.workers local processes; dask: each shard is a "
         "Prefect task on a Dask cluster (prefect-dask's DaskTaskRunner), merged in a fixed order, identical output.",
+    )
+    shard_size: int = Field(
+        2000,
+        ge=1,
+        le=1_000_000,
+        description="Dialogs per shard of the verification model layer (every row is judged on its own and "
+        "every text embedded once before sharding, so the verdicts do not depend on it).",
     )
     dask: DaskRuntime = DaskRuntime()
     llm: LLMRuntime = LLMRuntime()

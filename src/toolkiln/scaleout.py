@@ -7,11 +7,42 @@ its workers must see the same files and Python environment). The results come ba
 of ``jobs`` whatever order the tasks finish in, so a caller whose jobs seed themselves gets output
 identical to a single-process run. Where the work runs is a ``runtime:`` setting: it never changes
 what is produced.
+
+``map_shards(fn, jobs, executor=...)`` is what the sharded stages call: ``local`` runs the same
+jobs in a loop in this process, ``dask`` hands them to :func:`dask_map`. A stage's shards are
+fixed by its params (never by the executor or the worker count), so both give the same output.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
+
+EXECUTORS = ("local", "dask")
+
+
+def map_shards(
+    fn: Callable[[Any], Any],
+    jobs: Sequence[Any],
+    runtime: Any = None,
+    *,
+    name: str = "toolkiln-shards",
+    task_name: str = "shard",
+) -> list[Any]:
+    """``[fn(job) for job in jobs]`` in this process or as Prefect tasks on Dask, as ``runtime`` says.
+
+    ``runtime``: the ``runtime:`` section (:class:`toolkiln.config.RuntimeConfig`; None = local):
+    ``executor: local`` runs the jobs in a loop here, ``dask`` on a local cluster of ``workers``
+    processes or on the scheduler at ``dask.address``. ``fn`` must be a module-level function and
+    the jobs picklable; results come back in job order either way.
+    """
+    executor = getattr(runtime, "executor", "local")
+    if executor == "local":
+        return [fn(job) for job in jobs]
+    if executor == "dask":
+        return dask_map(
+            fn, jobs, n_workers=runtime.workers, address=runtime.dask.address, name=name, task_name=task_name
+        )
+    raise ValueError(f"runtime.executor: got {executor!r}; expected one of {EXECUTORS}")
 
 
 def dask_map(

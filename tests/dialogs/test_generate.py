@@ -9,7 +9,7 @@ import pytest
 from toolkiln.calls import format_calls
 from toolkiln.dialogs.protocol import Action, vote
 from toolkiln.dialogs.config import DialogsConfig, NoiseConfig, VotingConfig
-from toolkiln.dialogs.generate import generate_dialogs, type_quotas
+from toolkiln.dialogs.generate import generate_dialogs, shard_budget, shard_ranges, type_quotas
 from toolkiln.dialogs.pool import APIPool
 from toolkiln.dialogs.values import result_problems
 from toolkiln.callparse import parse_calls
@@ -134,6 +134,28 @@ def test_deterministic_given_the_seed(pool):
     c = generate_dialogs(pool, cfg, seed=4, progress=False)
     assert a.dialogs.equals(b.dialogs) and a.rejects.equals(b.rejects)
     assert not a.dialogs.equals(c.dialogs)
+
+
+def test_shards_own_their_budget_and_give_the_one_shard_dialogs_when_it_does_not_bind(pool):
+    cfg = DialogsConfig(n_dialogs=60, max_attempts_factor=3.0)
+    one = generate_dialogs(pool, cfg.model_copy(update={"shards": 1}), seed=5, progress=False)
+    seven = generate_dialogs(pool, cfg.model_copy(update={"shards": 7}), seed=5, progress=False)
+    assert one.rejects.height > 0 and one.metrics["shards"] == 1 and seven.metrics["shards"] == 7
+    # slots keep their global index and seed: the same dialogs, the same attempts, rejects grouped by shard
+    assert seven.dialogs.equals(one.dialogs)
+    assert seven.rejects.sort("slot", "attempt").equals(one.rejects.sort("slot", "attempt"))
+    ranges = shard_ranges(60, 7)
+    assert [len(r) for r in ranges] == [8, 9, 8, 9, 8, 9, 9] and ranges[0].start == 0 and ranges[-1].stop == 60
+    assert sum(shard_budget(cfg, r) for r in ranges) == 180
+    assert shard_ranges(3, 8) == [range(0, 1), range(1, 2), range(2, 3)]  # never an empty shard
+    # a tight budget binds per shard: each shard stops at its own share, not at a pooled one
+    tight = cfg.model_copy(update={"max_attempts_factor": 1.0, "shards": 4})
+    res = generate_dialogs(pool, tight, seed=5, progress=False)
+    assert res.metrics["n_attempts"] <= 60
+    for r in shard_ranges(60, 4):
+        assert res.rejects.filter(pl.col("slot").is_between(r.start, r.stop - 1)).height + res.dialogs.filter(
+            pl.col("provenance").str.json_path_match("$.slot").cast(pl.Int64).is_between(r.start, r.stop - 1)
+        ).height <= shard_budget(tight, r)
 
 
 def test_vote_keeps_the_majority_and_rejects_disagreement():

@@ -220,3 +220,26 @@ def test_minilm_dedup_keeps_the_pool_embeddings_and_compares_the_detectors(tiny_
     # MinHash alone embeds nothing: no embeddings to hand on, no comparison
     plain = synthesize_pool(tiny_tree, small_cfg(), SimulatorSynthesizer(), seed=0, progress=False)
     assert plain.embeddings.height == 0 and "dedup_methods" not in plain.metrics
+
+
+def test_candidate_shards_split_domains_and_quota_and_one_shard_is_the_unsharded_draw(tiny_tree):
+    from toolkiln.synth.pool import candidate_shards, generate_candidate_shards, generate_candidates
+
+    plan = candidate_shards(tiny_tree, 8, 100, seed=3)
+    assert len(plan) == min(8, len(tiny_tree.domains)) >= 2  # never more shards than domains
+    slugs = [d.slug for sub, _, _, _ in plan for d in sub.domains]
+    assert sorted(slugs) == sorted(d.slug for d in tiny_tree.domains)
+    assert sum(q for _, q, _, _ in plan) == 100 and [u for _, _, u, _ in plan][0] == 0
+    assert len({s for *_, s in plan}) == len(plan)  # a seed per shard
+
+    cfg = small_cfg(shards=len(plan))
+    rows, rejects, t = generate_candidate_shards(tiny_tree, cfg, SimulatorSynthesizer(), 3, 100, progress=False)
+    assert t["shards"] == len(plan) and len(rows) + len(rejects) == 100
+    assert sorted(r["uid"] for r in rows) == sorted({r["uid"] for r in rows})  # unique after the merge
+    for sub, q, uid0, _ in plan:
+        mine = [r for r in rows if uid0 <= r["uid"] < uid0 + q]
+        assert {r["domain"] for r in mine} <= {d.slug for d in sub.domains}
+    # one shard: exactly the unsharded generation of the same seed
+    one, _, _ = generate_candidate_shards(tiny_tree, small_cfg(shards=1), SimulatorSynthesizer(), 3, 100, progress=False)
+    ref, _, _ = generate_candidates(tiny_tree, small_cfg(), SimulatorSynthesizer(), 3, 100, progress=False)
+    assert one == ref

@@ -11,7 +11,7 @@ from toolkiln.llm.http import OpenAIBackend
 from toolkiln.testing.chatserver import ChatTestServer, FaultPlan
 from toolkiln.verify.inject import inject
 from toolkiln.verify.model import (MODEL_CHECKS, Context, DialogView, EmbeddedJudge, LLMJudge, grounded, model_checks,
-                                   parse_verdict)
+                                   parse_verdict, sharded_model_checks)
 
 
 def test_grounding_against_user_text_tool_results_and_schema():
@@ -71,6 +71,26 @@ def test_preloaded_pool_embeddings_leave_only_requests_to_embed(clean, monkeypat
     assert preloaded.equals(plain)  # same verdicts and reasons
     with pytest.raises(ValueError, match="2 texts but 1 embeddings"):
         warm.preload(["a", "b"], pool_emb[:1])
+
+
+def test_sharded_model_layer_gives_the_single_call_verdicts_with_bfloat16(clean):
+    # clean rows plus every model-layer corruption, and one unparsable row, in shards of 7 (the last one short)
+    bad, _ = inject(clean, per_kind=4, seed=1, kinds=("hallucinated_value", "wrong_intent", "bad_tool_response"))
+    rows = pl.concat([clean, bad.select(clean.columns)]).with_columns(
+        pl.when(pl.int_range(pl.len()) == 5).then(pl.lit("{broken")).otherwise(pl.col("tools")).alias("tools"))
+    whole = model_checks(rows, EmbeddedJudge(embed_dtype="bfloat16"))
+    sharded_judge = EmbeddedJudge(embed_dtype="bfloat16")
+    sharded = sharded_model_checks(rows, sharded_judge, shard_size=7)
+    assert sharded.equals(whole)
+    assert (~whole["ok_model"]).sum() > bad.height // 2 and "judge_error" in whole["model_outcomes"][5]
+    # bfloat16 vectors depend on their batch's padding: a shard must read the vectors of the one call over all
+    # texts, not embed its own part again
+    views = [DialogView.from_row(r) for r in rows.slice(7, 7).iter_rows(named=True)]
+    part = sharded_judge.for_shard(views)
+    one_call = EmbeddedJudge(embed_dtype="bfloat16")
+    one_call.prepare([DialogView.from_row(r) for i, r in enumerate(rows.iter_rows(named=True)) if i != 5])
+    assert set(part.texts(views)) <= set(part._emb)
+    assert all((part._emb[t] == one_call._emb[t]).all() for t in part.texts(views))
 
 
 @pytest.mark.parametrize("text, outcome", [

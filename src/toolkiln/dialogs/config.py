@@ -72,6 +72,9 @@ class DialogsConfig(Section):
     n_dialogs: int = Field(24000, ge=1, description="Dialogs to keep (rejected attempts are retried with a new seed, "
                            "same type, up to max_attempts_factor * n_dialogs attempts).")
     max_attempts_factor: float = Field(1.5, ge=1.0, le=10.0, description="Bound on attempts per kept dialog.")
+    shards: int = Field(8, ge=1, le=4096, description="Contiguous slot ranges generated independently, each with "
+                        "its own attempt budget (its share of max_attempts_factor x n_dialogs), merged in order; runtime.executor "
+                        "says where they run, this says what they produce.")
     type_mix: dict[str, float] = Field(
         {"single": 0.3, "parallel": 0.2, "dependent": 0.15, "non_tool": 0.15, "clarification": 0.2},
         description="Share of each dialog type (normalised); types: " + ", ".join(DIALOG_TYPES) + ".")

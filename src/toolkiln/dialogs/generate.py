@@ -4,7 +4,9 @@ pool -> per-type quotas (``type_mix``) -> one plan per slot (seeded) -> the agen
 act each plan out (:mod:`toolkiln.dialogs.engine`) -> rows. A rejected attempt
 (a plan the pool cannot supply, an unparsable agent reply, a failed vote) is
 recorded with its reason and its slot is retried with a fresh seed and the same
-type, within ``max_attempts_factor * n_dialogs`` attempts, so the type mix holds.
+type, within ``max_attempts_factor`` attempts per slot of its shard, so the type mix holds.
+The slots are cut into ``shards`` fixed ranges, each with its own attempt budget, run
+in this process or on a Dask cluster with the same output (docs/architecture.md#reliability).
 With complexity guidance, finished dialogs are scored, the band is calibrated on
 the first ``prior_size`` of them, and out-of-band dialogs are regenerated one
 level harder or easier for up to ``max_rounds`` rounds; every score and level
@@ -69,37 +71,39 @@ def slot_seed(seed: int, slot: int, attempt: int) -> int:
     return (seed * 1_000_003 + slot) * 9_973 + attempt * 7_919 + 17
 
 
-def generate_dialogs(pool: APIPool, cfg: DialogsConfig, *, seed: int, agents: dict[str, Agent] | None = None,
-                     backend=None, scorer: Scorer | None = None, progress: bool = True) -> DialogResult:
-    """Generate ``cfg.n_dialogs`` dialogs (see module doc); deterministic given ``seed`` and simulator agents."""
-    t0 = time.perf_counter()
-    agents = agents or simulator_agents(cfg)
-    n = cfg.n_dialogs
-    types = type_quotas(cfg, n)
-    budget = [int(cfg.max_attempts_factor * n)]  # a list so complexity rounds can extend it
-    rows: dict[int, dict] = {}
-    rejects: list[dict] = []
-    attempts = Counter()
-    bar = tqdm(total=n, desc="generate_dialogs", unit="dlg", disable=not progress, mininterval=2)
+class _Slots:
+    """Attempts for a set of slots within one attempt budget: plans, the agents' runs, retries with fresh seeds.
 
-    def states_for(slots: list[tuple[int, int | None]]) -> list[DialogState]:
+    A shard owns one (its slots, its budget); complexity guidance owns another over the merged rows.
+    """
+
+    def __init__(self, pool: APIPool, cfg: DialogsConfig, seed: int, types: list[str], agents: dict[str, Agent],
+                 backend, budget: int, bar=None):
+        self.pool, self.cfg, self.seed, self.types, self.agents, self.backend = pool, cfg, seed, types, agents, backend
+        self.budget = budget
+        self.attempts: Counter = Counter()
+        self.rejects: list[dict] = []
+        self.bar = bar
+
+    def states_for(self, slots: list[tuple[int, int | None]]) -> list[DialogState]:
         out = []
         for slot, level in slots:
-            while attempts.total() < budget[0]:
-                a = attempts[slot]
-                attempts[slot] += 1
-                s = slot_seed(seed, slot, a)
+            while self.attempts.total() < self.budget:
+                a = self.attempts[slot]
+                self.attempts[slot] += 1
+                s = slot_seed(self.seed, slot, a)
                 try:
-                    plan = plan_dialog(pool, cfg, types[slot], s, level=level, attempt=a)
+                    plan = plan_dialog(self.pool, self.cfg, self.types[slot], s, level=level, attempt=a)
                 except PlanError as exc:
-                    rejects.append(reject_row(None, {"slot": slot, "attempt": a, "seed": s, "type": types[slot]},
-                                              "plan", "planner", str(exc)))
+                    self.rejects.append(reject_row(None, {"slot": slot, "attempt": a, "seed": s,
+                                                          "type": self.types[slot]}, "plan", "planner", str(exc)))
                     continue
-                out.append(DialogState(slot, plan, pool, phases_for(plan), random.Random(s ^ 0x5DEECE66D)))
+                out.append(DialogState(slot, plan, self.pool, phases_for(plan), random.Random(s ^ 0x5DEECE66D)))
                 break
         return out
 
-    def run(slots: list[tuple[int, int | None]], sink: dict[int, dict], extra: dict[int, dict] | None = None) -> None:
+    def run(self, slots: list[tuple[int, int | None]], sink: dict[int, dict], extra: dict[int, dict] | None = None) -> None:
+        rejects, agents = self.rejects, self.agents
         todo = slots
         while todo:
             retry: list[tuple[int, int | None]] = []
@@ -121,27 +125,93 @@ def generate_dialogs(pool: APIPool, cfg: DialogsConfig, *, seed: int, agents: di
                                               f"dialog cannot be serialised: {type(exc).__name__}: {exc}"))
                     retry.append((st.slot, level_of.get(st.slot)))  # noqa: B023
                     return
-                bar.update(1)
+                if self.bar is not None:
+                    self.bar.update(1)
 
-            run_states(states_for(todo), agents, backend, cfg.batch_size, done)
-            todo = [s for s in retry if attempts.total() < budget[0]]
+            run_states(self.states_for(todo), agents, self.backend, self.cfg.batch_size, done)
+            todo = [s for s in retry if self.attempts.total() < self.budget]
             if retry and not todo:
                 break
 
-    run([(i, None) for i in range(n)], rows)
+
+def shard_ranges(n: int, shards: int) -> list[range]:
+    """``shards`` contiguous slot ranges covering ``0..n-1``, sizes differing by at most one (none empty)."""
+    k = max(1, min(shards, n))
+    bounds = [n * i // k for i in range(k + 1)]
+    return [range(bounds[i], bounds[i + 1]) for i in range(k)]
+
+
+def shard_budget(cfg: DialogsConfig, slots: range) -> int:
+    """A shard's attempts: its part of ``int(max_attempts_factor * n_dialogs)``; the parts add up to exactly that."""
+    f = cfg.max_attempts_factor
+    return int(f * slots.stop) - int(f * slots.start)
+
+
+def _generate_shard(job: tuple) -> tuple[dict[int, dict], list[dict], dict[int, int]]:
+    """One shard (module level: a Dask worker unpickles it by name): its slots, with its own attempt budget."""
+    pool, cfg, seed, types, slots, agents, backend, progress = job
+    bar = tqdm(total=len(slots), desc="generate_dialogs", unit="dlg", disable=not progress, mininterval=2)
+    gen = _Slots(pool, cfg, seed, types, agents or simulator_agents(cfg), backend, shard_budget(cfg, slots), bar)
+    rows: dict[int, dict] = {}
+    gen.run([(i, None) for i in slots], rows)
     bar.close()
+    return rows, gen.rejects, dict(gen.attempts)
+
+
+def generate_dialogs(pool: APIPool, cfg: DialogsConfig, *, seed: int, agents: dict[str, Agent] | None = None,
+                     backend=None, scorer: Scorer | None = None, progress: bool = True,
+                     runtime=None) -> DialogResult:
+    """Generate ``cfg.n_dialogs`` dialogs (see module doc); deterministic given ``seed`` and simulator agents.
+
+    The slots are cut into ``cfg.shards`` contiguous ranges; each shard spends its own attempt budget
+    (its part of ``max_attempts_factor * n_dialogs``, :func:`shard_budget`) and the shards' rows and rejects are merged in shard order, so
+    the output depends on ``seed`` and ``cfg.shards``, not on where the shards run: ``runtime`` (the
+    ``runtime:`` section) runs them in this process or as Prefect tasks on Dask
+    (:func:`toolkiln.scaleout.map_shards`). With an LLM backend they run here, one after another (the
+    backend holds open connections and already sends a batch's requests concurrently).
+    """
+    from toolkiln.scaleout import map_shards
+
+    t0 = time.perf_counter()
+    n = cfg.n_dialogs
+    types = type_quotas(cfg, n)
+    ranges = shard_ranges(n, cfg.shards)
+    jobs = [(pool, cfg, seed, types, r, agents, backend, progress and len(ranges) == 1) for r in ranges]
+    where = runtime if backend is None else None
+    rows: dict[int, dict] = {}
+    rejects: list[dict] = []
+    attempts: Counter = Counter()
+    bar = tqdm(total=len(ranges), desc="generate_dialogs shards", disable=not progress or len(ranges) == 1)
+    for shard_rows, shard_rejects, shard_attempts in map_shards(_generate_shard, jobs, where,
+                                                                name="generate-dialogs", task_name="dialog-shard"):
+        rows.update(shard_rows)
+        rejects += shard_rejects
+        attempts.update(shard_attempts)
+        bar.update(1)
+    bar.close()
+    agents = agents or simulator_agents(cfg)
     complexity_meta = {}
     if scorer is not None and cfg.complexity.enabled:
+        # guidance compares every dialog with one calibrated band, so it runs on the merged rows, here
+        gen = _Slots(pool, cfg, seed, types, agents, backend, int(cfg.max_attempts_factor * n))
+        gen.attempts, gen.rejects = attempts, rejects
+        budget = [gen.budget]
+
+        def run(slots, sink, extra=None):
+            gen.budget = budget[0]
+            gen.run(slots, sink, extra)
+
         complexity_meta = _guide(pool, cfg, rows, scorer, run, budget)
     seconds = time.perf_counter() - t0
     ordered = [rows[i] for i in sorted(rows)]
     dialogs = pl.DataFrame(ordered, schema=DIALOG_SCHEMA) if ordered else pl.DataFrame(schema=DIALOG_SCHEMA)
     rej = pl.DataFrame(rejects, schema=REJECT_SCHEMA) if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
     metrics = summarise(dialogs, rej, n_target=n, attempts=attempts.total(), seconds=seconds, agents=agents)
+    metrics["shards"] = len(ranges)
     metrics.update(complexity_meta)
     if dialogs.height < n:
-        log.warning("generate_dialogs: %d of %d dialogs after %d attempts (budget %d); see the rejects",
-                    dialogs.height, n, attempts.total(), budget[0])
+        log.warning("generate_dialogs: %d of %d dialogs after %d attempts (budgets of %d shards); see the rejects",
+                    dialogs.height, n, attempts.total(), len(ranges))
     return DialogResult(dialogs, rej, metrics)
 
 

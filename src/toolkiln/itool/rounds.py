@@ -52,6 +52,42 @@ class PairsResult:
     metrics: dict
 
 
+_W: dict = {}  # per process: the loaded checkpoint and its step policy, reused by every prompt it searches
+
+
+def _loaded(checkpoint: str | Path, policy: PolicyConfig, m) -> tuple[HFStepPolicy, Any]:
+    """(step policy, tokenizer) of ``checkpoint`` in this process, loaded once per (checkpoint, params)."""
+    key = (str(checkpoint), policy.model_dump_json(), m.model_dump_json())
+    if _W.get("key") != key:
+        if "step" in _W:
+            _W["step"].close()
+        model, tok, device = load_checkpoint(checkpoint, policy)
+        step = HFStepPolicy(
+            model, tok, temperature=m.temperature, top_k=m.top_k, max_new_tokens=m.max_new_tokens, device=device
+        )
+        _W.clear()
+        _W.update(key=key, step=step, tok=tok)
+    return _W["step"], _W["tok"]
+
+
+def _search_prompt(job: tuple) -> dict:
+    """One prompt's search (module level: a Dask worker unpickles it by name), seeded by its index alone."""
+    import torch
+
+    checkpoint, policy, cfg, row, text, gold_calls, prompt_seed, round_ = job
+    step, _ = _loaded(checkpoint, policy, cfg.mcts)
+    before = step.forward_passes
+    torch.manual_seed(prompt_seed)  # each prompt's samples depend on its position only, not on earlier prompts
+    res = search(step, text, gold_calls, cfg.mcts)
+    return {
+        "pairs": with_provenance(sibling_pairs(res.root, cfg.pairs), row, text, round_, prompt_seed),
+        "rollouts": res.rollouts,
+        "forward_passes": step.forward_passes - before,
+        "best": max((n.best_reward for n in res.root.walk() if n.visits), default=-1.0),
+        "root_value": res.root.value,
+    }
+
+
 def mcts_pairs(
     train: pl.DataFrame,
     deficiencies: pl.DataFrame,
@@ -61,9 +97,15 @@ def mcts_pairs(
     *,
     seed: int,
     round_: int,
+    runtime: Any = None,
 ) -> PairsResult:
-    """The ``mcts_pairs`` stage: search every selected deficient prompt and keep the sibling pairs."""
-    import torch
+    """The ``mcts_pairs`` stage: search every selected deficient prompt and keep the sibling pairs.
+
+    Each prompt is one job seeded by (round seed, prompt index), run where ``runtime`` (the ``runtime:``
+    section) says: in this process, or as a Prefect task on Dask whose worker loads the checkpoint once
+    (:func:`toolkiln.scaleout.map_shards`); pairs are merged in prompt order, the same either way.
+    """
+    from toolkiln.scaleout import map_shards
 
     t0 = time.perf_counter()
     wanted = deficiencies.filter(pl.col("selected"))["id"].to_list()
@@ -74,41 +116,29 @@ def mcts_pairs(
             f"mcts_pairs: {len(missing)} selected dialogs are not in the training table (e.g. "
             f"{missing[:3]}); rerun find_deficiencies on the same data/train.parquet"
         )
-    model, tok, device = load_checkpoint(checkpoint, policy)
+    local = getattr(runtime, "executor", "local") == "local"
+    if local:
+        _, tok = _loaded(checkpoint, policy, cfg.mcts)  # the jobs below reuse this process's model
+    else:
+        _, tok, _ = load_checkpoint(checkpoint, policy)  # the tokenizer renders; the workers load their own
     prompts, _ = render_prompts([rows[i] for i in wanted], tok, policy.render)
-    m = cfg.mcts
-    step = HFStepPolicy(
-        model, tok, temperature=m.temperature, top_k=m.top_k, max_new_tokens=m.max_new_tokens, device=device
-    )
     s = round_seed(seed, round_)
-    out: list[dict] = []
-    rollouts = 0
-    per_prompt = []
-    for i, p in enumerate(prompts):
-        torch.manual_seed(s + i)  # each prompt's samples depend on its position only, not on earlier prompts
-        res = search(step, p.text, p.gold_calls, m)
-        found = with_provenance(sibling_pairs(res.root, cfg.pairs), p.row, p.text, round_, s + i)
-        out.extend(found)
-        rollouts += res.rollouts
-        per_prompt.append(
-            {
-                "best": max((n.best_reward for n in res.root.walk() if n.visits), default=-1.0),
-                "root_value": res.root.value,
-                "pairs": len(found),
-            }
-        )
-    step.close()
-    pairs = pairs_frame(out)
+    jobs = [(str(checkpoint), policy, cfg, p.row, p.text, p.gold_calls, s + i, round_) for i, p in enumerate(prompts)]
+    done = map_shards(_search_prompt, jobs, runtime, name="mcts-pairs", task_name="mcts-prompt")
+    if local and "step" in _W:
+        _W["step"].close()  # the model outlives the stage only in this process's cache
+        _W.clear()
+    pairs = pairs_frame([pair for d in done for pair in d["pairs"]])
     seconds = time.perf_counter() - t0
     metrics: dict[str, Any] = {
         "round": round_,
         **pair_stats(pairs, len(prompts)),
-        "rollouts": rollouts,
-        "forward_passes": step.forward_passes,
+        "rollouts": sum(d["rollouts"] for d in done),
+        "forward_passes": sum(d["forward_passes"] for d in done),
         "seconds": seconds,
         "seconds_per_pair": seconds / pairs.height if pairs.height else None,
     }
-    if per_prompt:
-        metrics["root_value_mean"] = sum(x["root_value"] for x in per_prompt) / len(per_prompt)
-        metrics["solved_share"] = sum(x["best"] >= 1.0 for x in per_prompt) / len(per_prompt)
+    if done:
+        metrics["root_value_mean"] = sum(d["root_value"] for d in done) / len(done)
+        metrics["solved_share"] = sum(d["best"] >= 1.0 for d in done) / len(done)
     return PairsResult(pairs, metrics)

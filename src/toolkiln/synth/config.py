@@ -47,6 +47,10 @@ class SynthConfig(Section):
     buffer_size: int = Field(256, ge=1, description="Example buffer capacity (per domain) for evolution.")
     seed_examples: int = Field(4, ge=0, description="Seed APIs put into each domain's buffer before synthesis.")
     batch_size: int = Field(512, ge=1, description="APIs per synthesiser call (LLM requests are sent concurrently per batch).")
+    shards: int = Field(8, ge=1, le=4096, description="Groups of domains (dealt round-robin, at most one per domain) "
+                        "whose candidates are generated independently, each with its own seed, example buffers and "
+                        "quota; merged in order before the global validation and dedup. runtime.executor says where "
+                        "they run, this says what they produce.")
     evolution: EvolutionConfig = EvolutionConfig()
     dedup: DedupConfig = DedupConfig()
 

@@ -61,8 +61,11 @@ def embeddings_frame(names: list[str], texts: list[str], emb: np.ndarray) -> pl.
 
 
 def generate_candidates(tree: ContextTree, cfg: SynthConfig, synth: APISynthesizer, seed: int,
-                        n: int, progress: bool = True) -> tuple[list[dict], list[dict], dict]:
-    """Adaptation + evolution for ``n`` specs, in batches; accepted APIs feed the example buffer."""
+                        n: int, progress: bool = True, uid0: int = 0) -> tuple[list[dict], list[dict], dict]:
+    """Adaptation + evolution for ``n`` specs, in batches; accepted APIs feed the example buffer.
+
+    ``uid0``: the first candidate's uid (a shard's offset, so uids stay unique after the merge).
+    """
     rng = random.Random(seed)
     buffer = ExampleBuffer(cfg.buffer_size)
     rows, rejects = [], []
@@ -73,10 +76,10 @@ def generate_candidates(tree: ContextTree, cfg: SynthConfig, synth: APISynthesiz
         if out.api is not None:
             buffer.add(out.spec.domain, out.api)
     bar = tqdm(total=n, desc=f"synthesize_apis ({synth.name})", unit="api", disable=not progress, mininterval=2)
-    uid = 0
-    while uid < n:
+    uid = uid0
+    while uid < uid0 + n:
         specs = []
-        for _ in range(min(cfg.batch_size, n - uid)):
+        for _ in range(min(cfg.batch_size, uid0 + n - uid)):
             specs.append(sample_spec(tree, cfg, rng, uid, buffer))
             uid += 1
         t0 = time.perf_counter()
@@ -96,6 +99,53 @@ def generate_candidates(tree: ContextTree, cfg: SynthConfig, synth: APISynthesiz
             buffer.add(s.domain, out.api)
         bar.update(len(specs))
     bar.close()
+    return rows, rejects, timings
+
+
+def candidate_shards(tree: ContextTree, shards: int, n: int, seed: int) -> list[tuple[ContextTree, int, int, int]]:
+    """(sub-tree, candidates, first uid, seed) per shard: the domains dealt round-robin over ``shards``
+    (at most one shard per domain), each shard's quota proportional to its domains (largest remainder,
+    adding up to ``n``), so the expected per-domain spread is that of one draw over the whole tree."""
+    k = max(1, min(shards, len(tree.domains)))
+    groups = [tree.domains[i::k] for i in range(k)]
+    raw = [n * len(g) / len(tree.domains) for g in groups]
+    quota = [int(x) for x in raw]
+    for i in sorted(range(k), key=lambda i: (quota[i] - raw[i], i))[: n - sum(quota)]:
+        quota[i] += 1
+    out, uid0 = [], 0
+    for i, (g, q) in enumerate(zip(groups, quota)):
+        out.append((ContextTree(domains=tuple(g)), q, uid0, seed + 1_000_003 * i))  # one shard: the unsharded seed
+        uid0 += q
+    return out
+
+
+def _candidate_shard(job: tuple) -> tuple[list[dict], list[dict], dict]:
+    """One shard (module level: a Dask worker unpickles it by name): its domains, example buffers and seed."""
+    sub, cfg, synth, shard_seed, n, uid0, progress = job
+    return generate_candidates(sub, cfg, synth, shard_seed, n, progress, uid0=uid0)
+
+
+def generate_candidate_shards(tree: ContextTree, cfg: SynthConfig, synth: APISynthesizer, seed: int, n: int,
+                              progress: bool = True, runtime=None) -> tuple[list[dict], list[dict], dict]:
+    """:func:`generate_candidates` over ``cfg.shards`` groups of domains (:func:`candidate_shards`), merged in
+    shard order; ``runtime`` (the ``runtime:`` section) runs them here or as Prefect tasks on Dask, with the
+    same candidates. The seeded simulator gets a fresh copy per shard (its taken names start from the given
+    synthesiser's); an LLM synthesiser runs its shards here, one after another (its backend holds open
+    connections and already sends a batch's requests concurrently). Validation and dedup stay global."""
+    from toolkiln.scaleout import map_shards
+    from toolkiln.synth.synthesizer import SimulatorSynthesizer
+
+    simulator = isinstance(synth, SimulatorSynthesizer)
+    plan = candidate_shards(tree, cfg.shards, n, seed)
+    jobs = [(sub, cfg, SimulatorSynthesizer(set(synth.taken)) if simulator else synth, s, q, uid0,
+             progress and len(plan) == 1) for sub, q, uid0, s in plan]
+    rows, rejects, timings = [], [], {"generate_s": 0.0}
+    for r, rej, t in map_shards(_candidate_shard, jobs, runtime if simulator else None, name="synthesize-apis",
+                                task_name="api-shard"):
+        rows += r
+        rejects += rej
+        timings["generate_s"] += t["generate_s"]
+    timings["shards"] = len(plan)
     return rows, rejects, timings
 
 
@@ -211,10 +261,10 @@ def _near_duplicate_pairs(cfg: SynthConfig, texts: list[str], names: list[str], 
 
 
 def synthesize_pool(tree: ContextTree, cfg: SynthConfig, synth: APISynthesizer, seed: int,
-                    progress: bool = True) -> PoolResult:
+                    progress: bool = True, runtime=None) -> PoolResult:
     t_all = time.perf_counter()
     n_candidates = int(round(cfg.n_apis * cfg.oversample))
-    rows, rejects, timings = generate_candidates(tree, cfg, synth, seed, n_candidates, progress)
+    rows, rejects, timings = generate_candidate_shards(tree, cfg, synth, seed, n_candidates, progress, runtime)
     cand = pl.DataFrame(rows, schema={**API_SCHEMA, "uid": pl.Int64})
 
     t0 = time.perf_counter()
@@ -304,12 +354,14 @@ class PoolSuiteError(RuntimeError):
 
 
 def run_synthesis(tree_dir, cfg: SynthConfig, llm_cfg, *, seed: int, suite, data_docs_dir, trace_path=None,
-                  progress: bool = True, runtime=None, max_failure_rate: float | None = None) -> PoolResult:
+                  progress: bool = True, runtime=None, max_failure_rate: float | None = None,
+                  shards_runtime=None) -> PoolResult:
     """The ``synthesize_apis`` stage as one call: load the context tree, pick the synthesiser ``llm_cfg`` names
     (the simulator when no backend is set), synthesise, and assert the GX suite on every candidate (a report)
     and on the pool (must pass). ``metrics`` gains the tree's stats and the suite's unexpected counts.
     ``runtime``: how LLM requests are sent (``params.runtime.llm``); with ``max_failure_rate`` an endpoint outage
-    above that share of requests raises :class:`toolkiln.llm.EndpointOutage` after synthesis."""
+    above that share of requests raises :class:`toolkiln.llm.EndpointOutage` after synthesis.
+    ``shards_runtime``: the whole ``runtime:`` section, where the candidate shards run (same output)."""
     from toolkiln.llm import check_outage, make_backend
     from toolkiln.synth.synthesizer import LLMSynthesizer, SimulatorSynthesizer
     from toolkiln.synth.tree import load_tree
@@ -320,7 +372,7 @@ def run_synthesis(tree_dir, cfg: SynthConfig, llm_cfg, *, seed: int, suite, data
     backend = make_backend(llm_cfg, runtime, trace_path=trace_path)
     synth = SimulatorSynthesizer() if backend is None else LLMSynthesizer(
         backend, model=llm_cfg.model, temperature=llm_cfg.temperature, max_tokens=llm_cfg.max_tokens)
-    result = synthesize_pool(tree, cfg, synth, seed=seed, progress=progress)
+    result = synthesize_pool(tree, cfg, synth, seed=seed, progress=progress, runtime=shards_runtime)
     if max_failure_rate is not None:
         check_outage(backend, max_failure_rate, "synthesize_apis")
     gx = validate_pool_frames({"candidates": result.checks, "pool": result.checks.filter("ok")}, suite,

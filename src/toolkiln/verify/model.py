@@ -209,12 +209,32 @@ class EmbeddedJudge:
             for t, v in zip(todo, embed_texts(todo, batch_size=self.batch_size, dtype=self.embed_dtype)):
                 self._emb[t] = v
 
-    def judge(self, dialogs: Sequence[DialogView]) -> list[dict[str, Verdict]]:
+    def texts(self, dialogs: Sequence[DialogView]) -> list[str]:
+        """Every text the consistency check embeds for these dialogs (offered APIs, open requests)."""
         texts = []
         for d in dialogs:
             texts += [api_text(a) for a in d.tools.values()]
             texts += [req for req, _ in self._requests(d)]
-        self._embed(texts)
+        return texts
+
+    def prepare(self, dialogs: Sequence[DialogView]) -> None:
+        """Embed these dialogs' texts now, in one call: a shard judged later reads the same vectors.
+
+        A bfloat16 encoder's vector for a text depends on the batch it was padded with, so shards that
+        embedded their own texts would judge near-ties differently from one process; embedding every
+        text once before sharding keeps the verdicts those of the single-process run.
+        """
+        self._embed(self.texts(dialogs))
+
+    def for_shard(self, dialogs: Sequence[DialogView]) -> "EmbeddedJudge":
+        """A judge for a shard of prepared dialogs: the same settings and just the vectors it reads
+        (what a Dask worker is sent)."""
+        return EmbeddedJudge(intent_margin=self.intent_margin, batch_size=self.batch_size,
+                             embed_dtype=self.embed_dtype, name=self.name,
+                             _emb={t: self._emb[t] for t in self.texts(dialogs) if t in self._emb})
+
+    def judge(self, dialogs: Sequence[DialogView]) -> list[dict[str, Verdict]]:
+        self._embed(self.texts(dialogs))
         out = []
         for d in dialogs:
             try:
@@ -419,3 +439,38 @@ def model_checks(df: pl.DataFrame, judge: ModelJudge, *, unparsable: str = "reje
     return df.with_columns(*cols.values(), pl.Series("model_reasons", reasons, dtype=pl.List(pl.Utf8)),
                            pl.Series("model_outcomes", outcomes, dtype=pl.Utf8)
                            ).with_columns(ok_model=pl.all_horizontal(list(MODEL_CHECKS)))
+
+
+def _shard_checks(job: tuple[pl.DataFrame, ModelJudge, str]) -> pl.DataFrame:
+    """One shard of the model layer (module level: a Dask worker unpickles it by name)."""
+    part, judge, unparsable = job
+    return model_checks(part, judge, unparsable=unparsable)
+
+
+def sharded_model_checks(df: pl.DataFrame, judge: ModelJudge, *, unparsable: str = "reject", shard_size: int = 2000,
+                         runtime: Any = None) -> pl.DataFrame:
+    """:func:`model_checks` over shards of ``shard_size`` rows, run where ``runtime`` says
+    (:func:`toolkiln.scaleout.map_shards`), concatenated in shard order.
+
+    Rows are judged independently, so the output equals one :func:`model_checks` call over all rows
+    whatever the shard size or executor: the embedded judge embeds every text once here first
+    (:meth:`EmbeddedJudge.prepare`) and each shard carries the vectors it reads. An LLM judge runs in
+    this process (its requests are already concurrent, and its backend holds open connections).
+    """
+    from toolkiln.scaleout import map_shards
+
+    if not isinstance(judge, EmbeddedJudge) or df.height == 0:
+        return model_checks(df, judge, unparsable=unparsable)
+    views = []
+    for row in df.select("id", "type", "system", "tools", "messages").iter_rows(named=True):
+        try:
+            views.append(DialogView.from_row(row))
+        except (json.JSONDecodeError, TypeError, KeyError, AttributeError):
+            views.append(None)  # model_checks records it as judge_error
+    judge.prepare([v for v in views if v is not None])
+    jobs = []
+    for lo in range(0, df.height, shard_size):
+        part_views = [v for v in views[lo:lo + shard_size] if v is not None]
+        jobs.append((df.slice(lo, shard_size), judge.for_shard(part_views), unparsable))
+    parts = map_shards(_shard_checks, jobs, runtime, name="verify-model-layer", task_name="verify-shard")
+    return pl.concat(parts, how="vertical")

@@ -27,7 +27,7 @@ import polars as pl
 
 from toolkiln.schema import DIALOG_SCHEMA, DIALOG_TYPES
 from toolkiln.verify.config import VerifyConfig
-from toolkiln.verify.model import MODEL_CHECKS, ModelJudge, model_checks
+from toolkiln.verify.model import MODEL_CHECKS, ModelJudge, sharded_model_checks
 from toolkiln.verify.rules import FAMILIES, RuleCaches, rule_layer
 
 # ToolACE (arXiv 2409.00920) Fig. 6, with formalised thinking: share of samples passing each layer.
@@ -52,11 +52,14 @@ def _rate(n: int, d: int) -> float | None:
 
 def verify_dialogs(dialogs: pl.DataFrame, cfg: VerifyConfig, judge: ModelJudge | None, *,
                    caches: RuleCaches | None = None, expectations: str | Path | None = None,
-                   data_docs_dir: str | Path | None = None) -> VerifyResult:
+                   data_docs_dir: str | Path | None = None, runtime: Any = None,
+                   shard_size: int = 2000) -> VerifyResult:
     """Rule layer on all rows, model layer (when ``judge`` is given and enabled) on rule survivors.
 
     ``expectations``: the suites folder (default: the repository's); ``data_docs_dir``: where the rule
-    suites' data docs go (none when unset).
+    suites' data docs go (none when unset). The model layer runs in shards of ``shard_size`` survivors
+    where ``runtime`` (the ``runtime:`` section; None = this process) says, with the same verdicts
+    either way (:func:`toolkiln.verify.model.sharded_model_checks`).
     """
     layer = rule_layer(dialogs, cfg.rules, caches, expectations=expectations, mostly=cfg.gx.mostly_rules,
                        data_docs_dir=data_docs_dir)
@@ -68,8 +71,8 @@ def verify_dialogs(dialogs: pl.DataFrame, cfg: VerifyConfig, judge: ModelJudge |
                     "model_reasons": pl.List(pl.Utf8), "model_outcomes": pl.Utf8}
     t0 = time.perf_counter()
     if use_model and survivors.height:
-        judged = model_checks(survivors.select("id", "type", "system", "tools", "messages"), judge,
-                              unparsable=cfg.model.unparsable)
+        judged = sharded_model_checks(survivors.select("id", "type", "system", "tools", "messages"), judge,
+                                      unparsable=cfg.model.unparsable, shard_size=shard_size, runtime=runtime)
         model_cols = judged.select(list(model_schema)).with_columns(survivors["_pos"])
     else:
         model_cols = pl.DataFrame(schema={**model_schema, "_pos": pl.UInt32})
@@ -167,13 +170,14 @@ class Verification:
 def run_verification(dialogs: pl.DataFrame, cfg: VerifyConfig, judge: ModelJudge | None, *, seed: int,
                      expectations_dir: str | Path, data_docs_dir: str | Path | None = None,
                      pool: pl.DataFrame | None = None, api_embeddings: pl.DataFrame | None = None,
-                     log: Any = None) -> Verification:
+                     log: Any = None, runtime: Any = None) -> Verification:
     """The ``verify`` stage: both layers, the error-injection study, the output suites, metrics and timings.
 
     ``pool``: the API pool, whose APIs ``synthesize_apis`` already held to definition clarity (offered tools
     equal to their pool entry are not re-validated). ``api_embeddings``: the pool's MiniLM embeddings made by
     ``synthesize_apis`` (``text``, ``embedding``); an embedding judge starts from them, so of the tools a dialog
-    offers only those that differ from their pool entry (e.g. injected errors) are embedded again.
+    offers only those that differ from their pool entry (e.g. injected errors) are embedded again. ``runtime``:
+    where the model layer's shards run (``runtime.executor``, ``runtime.shard_size``); it never changes the output.
     """
     from toolkiln.verify.evaluate import evaluate_injection
     from toolkiln.verify.report import summary_metrics
@@ -191,7 +195,8 @@ def run_verification(dialogs: pl.DataFrame, cfg: VerifyConfig, judge: ModelJudge
             log.info("model layer: %d API embeddings from the pool", preloaded)
     docs = Path(data_docs_dir) if data_docs_dir else None
     result = verify_dialogs(dialogs, cfg, judge, caches=caches, expectations=expectations_dir,
-                            data_docs_dir=docs / "dialogs_rules" if docs else None)
+                            data_docs_dir=docs / "dialogs_rules" if docs else None, runtime=runtime,
+                            shard_size=getattr(runtime, "shard_size", 2000))
     timings = dict(result.timings)
     if log:
         log.info("verified %d of %d dialogs (rule pass %.3f, final %.3f)%s", result.verified.height, dialogs.height,
