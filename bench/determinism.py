@@ -2,8 +2,9 @@
 
 Each run is a fresh interpreter (its own ``PYTHONHASHSEED``, so set and dict order of strings differ) that scores
 ``--n`` dialogs under the base model (target NLL, the ``score_difficulty`` path of the default params) and trains
-``--steps`` warm-up steps on them (the ``warmup_sft`` path: top-k blocks, compact head), then reports a SHA-256 of
-the difficulty table and of the trained weights. Runs with the same thread count should agree bit for bit; a
+``--steps`` warm-up steps on them (the ``warmup_sft`` path: top-k blocks, compact head), then greedily answers 8 of
+them with the evaluator's generator (shared-prefix KV cache, stop at the call list's end), and reports a SHA-256 of
+the difficulty table, of the trained weights and of the generations. Runs with the same thread count should agree bit for bit; a
 different thread count splits float reductions differently (the table shows by how much).
 
     python -m bench.determinism [--checkpoint checkpoints/base] [--n 48] [--steps 4]
@@ -39,9 +40,13 @@ rows = pl.read_parquet(data).filter(pl.col("type") != "non_tool").head(n)
 res = score_difficulty(rows, policy, p.difficulty.model_copy(update={"max_samples": n}), seed=p.seed)
 sft = p.sft.model_copy(update={"max_steps": steps, "eval_samples": 0, "logging_steps": 1})
 warm = warmup_sft(rows, res.table, policy, sft, seed=p.seed)
+from toolkiln.evaluate.harness import HFGenerator, dialog_prompt
+gen = HFGenerator(checkpoint, model=warm.model, tokenizer=warm.tokenizer, max_new_tokens=48, batch_size=4)
+outs = gen([dialog_prompt(r) for r in rows.head(8).to_dicts()])
 print(json.dumps({"table": hashlib.sha256(res.table.write_csv().encode()).hexdigest(),
                   "nll": res.table["nll"].to_list(), "weights": weights_digest(warm.model),
-                  "loss": warm.metrics["train_loss_mean"]}))
+                  "loss": warm.metrics["train_loss_mean"],
+                  "generations": hashlib.sha256(json.dumps(outs).encode()).hexdigest()}))
 """
 
 
@@ -92,6 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "weights_sha": r["weights"][:12],
                 "same_table": r["table"] == ref["table"],
                 "same_weights": r["weights"] == ref["weights"],
+                "same_generations": r["generations"] == ref["generations"],
                 "max_nll_diff": max(
                     (abs(a - b) for a, b in zip(r["nll"], ref["nll"]) if a is not None and b is not None), default=0.0
                 ),
@@ -107,6 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
         "weights_sha",
         "same_table",
         "same_weights",
+        "same_generations",
         "max_nll_diff",
         "scored",
         "loss",
