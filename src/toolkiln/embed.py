@@ -38,7 +38,7 @@ def _model(dtype: str = "float32"):
     return model.to(torch.bfloat16) if dtype == "bfloat16" else model
 
 
-def embed_texts(texts: list[str], batch_size: int = 32, show_progress: bool = False,
+def embed_texts(texts: list[str], batch_size: int = 128, show_progress: bool = False,
                 dtype: str = "float32") -> np.ndarray:
     """L2-normalised float32 embeddings, shape (len(texts), 384).
 

@@ -51,7 +51,8 @@ def test_llm_agents_generate_valid_dialogs_over_http(pool, tmp_path):
 
 
 def test_malformed_replies_are_rejections_with_reasons(pool):
-    cfg = DialogsConfig(n_dialogs=40, batch_size=16, max_attempts_factor=3.0)
+    # one shard: the whole attempt budget is pooled, so a burst of injected faults cannot exhaust a small shard
+    cfg = DialogsConfig(n_dialogs=40, batch_size=16, max_attempts_factor=3.0, shards=1)
     faults = FaultPlan(p_500=0.05, seed=3)
     with ChatTestServer(responder=ScriptedLLM(malformed=0.12, seed=1), faults=faults) as srv:
         backend, llm_cfg = _backend(srv)

@@ -38,7 +38,7 @@ class ModelLayerConfig(Section):
                                  "the k-th best candidate (k = distinct APIs the request's calls use). Calibrated on "
                                  "simulator dialogs: 0.05 -> 2% clean rejected / 96% wrong-intent caught, 0.15 -> "
                                  "0.3% / 86%.")
-    batch_size: int = Field(32, ge=1, description="Sentences per MiniLM batch (32 ran ~1.3x faster than 128 in bfloat16).")
+    batch_size: int = Field(128, ge=1, description="Sentences per MiniLM batch.")
     embed_dtype: Literal["float32", "bfloat16"] = Field(
         "float32", description="Precision of the embedded judge's MiniLM encoder: bfloat16 is ~3x faster on CPUs "
         "with AMX and changes verdicts only at near-ties (bench/embed_speed.py measures speed and agreement).")

@@ -184,7 +184,7 @@ class EmbeddedJudge:
     """Offline model layer: grounding, MiniLM intent ranking, returns-schema check."""
 
     intent_margin: float = 0.15
-    batch_size: int = 32
+    batch_size: int = 128
     embed_dtype: str = "float32"
     name: str = "embedded"
     _emb: dict = field(default_factory=dict, repr=False)
