@@ -22,8 +22,14 @@ def api_text(name: str, description: str, param_names) -> str:
 
     One formula for every consumer (near-duplicate removal, the pool's diversity metric, the verifier's intent
     ranking), so an API embedded once where the pool is built is the same text the verifier looks up."""
-    words = re.sub(r"([a-z])([A-Z])", r"\1 \2", str(name)).replace(".", " ").replace("_", " ")
-    params = ", ".join(str(k).replace("_", " ") for k in param_names)
+    return _api_text(str(name), str(description), tuple(str(k) for k in param_names))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _api_text(name: str, description: str, param_names: tuple[str, ...]) -> str:
+    # the verifier asks for the same pool API's text once per dialog that offers it (~10 per dialog)
+    words = re.sub(r"([a-z])([A-Z])", r"\1 \2", name).replace(".", " ").replace("_", " ")
+    params = ", ".join(k.replace("_", " ") for k in param_names)
     return f"{words}: {description} ({params})"
 
 

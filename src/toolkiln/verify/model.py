@@ -23,6 +23,7 @@ Each verdict is ``pass``, ``fail``, ``skipped`` (nothing to judge, e.g. no call)
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -65,6 +66,23 @@ class DialogView:
 
     def call_turns(self) -> list[int]:
         return [i for i, m in enumerate(self.messages) if m.get("role") == "assistant" and m.get("tool_calls")]
+
+    # The embedded judge reads these texts when it embeds, when it cuts a shard and when it judges: computed once
+    # per dialog (a tenth of the model layer's time went to recomputing them).
+    @functools.cached_property
+    def api_texts(self) -> dict[str, str]:
+        """Each offered tool's MiniLM text (:func:`api_text`), by tool name."""
+        return {n: api_text(a) for n, a in self.tools.items()}
+
+    @functools.cached_property
+    def requests(self) -> list[tuple[str, list[int]]]:
+        """(request text without its argument values, the call turns answering it): a dependent chain answers
+        one request."""
+        groups: dict[int, list[int]] = {}
+        for t in self.call_turns():
+            groups.setdefault(request_for(self.messages, t)[1], []).append(t)
+        return [(intent_text(request_for(self.messages, g[0])[0],
+                             [c for t in g for c in self.messages[t]["tool_calls"]]), g) for g in groups.values()]
 
 
 class ModelJudge(Protocol):
@@ -213,8 +231,8 @@ class EmbeddedJudge:
         """Every text the consistency check embeds for these dialogs (offered APIs, open requests)."""
         texts = []
         for d in dialogs:
-            texts += [api_text(a) for a in d.tools.values()]
-            texts += [req for req, _ in self._requests(d)]
+            texts += d.api_texts.values()
+            texts += [req for req, _ in d.requests]
         return texts
 
     def prepare(self, dialogs: Sequence[DialogView]) -> None:
@@ -245,15 +263,6 @@ class EmbeddedJudge:
                 out.append({s: v for s in MODEL_SUBCHECKS})
         return out
 
-    @staticmethod
-    def _requests(d: DialogView) -> list[tuple[str, list[int]]]:
-        """(request text, the call turns answering it): a dependent chain answers one request."""
-        groups: dict[int, list[int]] = {}
-        for t in d.call_turns():
-            groups.setdefault(request_for(d.messages, t)[1], []).append(t)
-        return [(intent_text(request_for(d.messages, g[0])[0], [c for t in g for c in d.messages[t]["tool_calls"]]), g)
-                for g in groups.values()]
-
     def hallucination(self, d: DialogView) -> Verdict:
         turns = d.call_turns()
         if not turns:
@@ -276,9 +285,9 @@ class EmbeddedJudge:
         names = list(d.tools)
         if len(names) < 2:
             return Verdict("pass", "single candidate")
-        api_m = np.stack([self._emb[api_text(d.tools[n])] for n in names])
+        api_m = np.stack([self._emb[d.api_texts[n]] for n in names])
         bad = []
-        for req_text, group in self._requests(d):
+        for req_text, group in d.requests:
             asked = {c.get("name") for t in group for c in d.messages[t]["tool_calls"]}
             called = sorted(asked & set(names))  # an invented name is the rule layer's finding, not ranked here
             sims = api_m @ self._emb[req_text]
@@ -417,8 +426,8 @@ def make_judge(cfg: Any, llm_cfg: Any, runtime: Any = None, *, trace_path: str |
     return LLMJudge(backend=backend, model=llm_cfg.model)
 
 
-def model_checks(df: pl.DataFrame, judge: ModelJudge, *, unparsable: str = "reject") -> pl.DataFrame:
-    """``df`` plus ``ok_model_<check>``, ``model_outcomes`` (JSON per row), ``model_reasons`` and ``ok_model``."""
+def parse_views(df: pl.DataFrame) -> tuple[list[DialogView | None], dict[int, str]]:
+    """One :class:`DialogView` per row (``None`` where the row does not parse) and each bad row's reason."""
     views, bad_rows = [], {}
     for i, row in enumerate(df.select("id", "type", "system", "tools", "messages").iter_rows(named=True)):
         try:
@@ -426,6 +435,15 @@ def model_checks(df: pl.DataFrame, judge: ModelJudge, *, unparsable: str = "reje
         except (json.JSONDecodeError, TypeError, KeyError, AttributeError) as exc:
             bad_rows[i] = f"{type(exc).__name__}: {exc}"
             views.append(None)
+    return views, bad_rows
+
+
+def model_checks(df: pl.DataFrame, judge: ModelJudge, *, unparsable: str = "reject",
+                 parsed: tuple[list[DialogView | None], dict[int, str]] | None = None) -> pl.DataFrame:
+    """``df`` plus ``ok_model_<check>``, ``model_outcomes`` (JSON per row), ``model_reasons`` and ``ok_model``.
+
+    ``parsed``: :func:`parse_views` of ``df`` when the caller has it already."""
+    views, bad_rows = parsed if parsed is not None else parse_views(df)
     verdicts = judge.judge([v for v in views if v is not None]) if any(v is not None for v in views) else []
     it = iter(verdicts)
     per_row = [next(it) if v is not None else {s: Verdict("judge_error", bad_rows[i]) for s in MODEL_SUBCHECKS}
@@ -441,10 +459,10 @@ def model_checks(df: pl.DataFrame, judge: ModelJudge, *, unparsable: str = "reje
                            ).with_columns(ok_model=pl.all_horizontal(list(MODEL_CHECKS)))
 
 
-def _shard_checks(job: tuple[pl.DataFrame, ModelJudge, str]) -> pl.DataFrame:
+def _shard_checks(job: tuple[pl.DataFrame, ModelJudge, str, tuple]) -> pl.DataFrame:
     """One shard of the model layer (module level: a Dask worker unpickles it by name)."""
-    part, judge, unparsable = job
-    return model_checks(part, judge, unparsable=unparsable)
+    part, judge, unparsable, parsed = job
+    return model_checks(part, judge, unparsable=unparsable, parsed=parsed)
 
 
 def sharded_model_checks(df: pl.DataFrame, judge: ModelJudge, *, unparsable: str = "reject", shard_size: int = 2000,
@@ -461,16 +479,13 @@ def sharded_model_checks(df: pl.DataFrame, judge: ModelJudge, *, unparsable: str
 
     if not isinstance(judge, EmbeddedJudge) or df.height == 0:
         return model_checks(df, judge, unparsable=unparsable)
-    views = []
-    for row in df.select("id", "type", "system", "tools", "messages").iter_rows(named=True):
-        try:
-            views.append(DialogView.from_row(row))
-        except (json.JSONDecodeError, TypeError, KeyError, AttributeError):
-            views.append(None)  # model_checks records it as judge_error
+    views, bad_rows = parse_views(df)  # once: the shards get their views (a bad row becomes judge_error there)
     judge.prepare([v for v in views if v is not None])
     jobs = []
     for lo in range(0, df.height, shard_size):
-        part_views = [v for v in views[lo:lo + shard_size] if v is not None]
-        jobs.append((df.slice(lo, shard_size), judge.for_shard(part_views), unparsable))
+        part = views[lo:lo + shard_size]
+        parsed = (part, {i - lo: r for i, r in bad_rows.items() if lo <= i < lo + shard_size})
+        jobs.append((df.slice(lo, shard_size), judge.for_shard([v for v in part if v is not None]), unparsable,
+                     parsed))
     parts = map_shards(_shard_checks, jobs, runtime, name="verify-model-layer", task_name="verify-shard")
     return pl.concat(parts, how="vertical")
