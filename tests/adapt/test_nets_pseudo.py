@@ -3,7 +3,7 @@ import torch
 
 from toolkiln.adapt.config import ModelConfig
 from toolkiln.adapt.nets import DomainDiscriminator, grad_reverse, make_backbone, to_tensor
-from toolkiln.adapt.pseudo import pseudo_labels_from_logits, refresh
+from toolkiln.adapt.pseudo import PseudoLabels, pseudo_labels_from_logits, refresh, with_symmetric_noise
 
 
 def test_backbone_shapes_for_both_image_sizes():
@@ -51,3 +51,21 @@ def test_refresh_runs_in_eval_mode_and_restores_training():
     pl = refresh(m, torch.zeros(7, 1), 0.0, batch=3)
     assert m.seen == [False] * 3 and m.training  # 3 batches, all in eval mode; mode restored
     assert (pl.label == 9).all()  # dropout off: deterministic argmax
+
+
+def test_symmetric_noise_flips_the_asked_share_of_kept_labels_to_other_classes():
+    n = 20000
+    label = torch.arange(n) % 10
+    mask = torch.arange(n) % 4 != 0  # a quarter not kept
+    pl = PseudoLabels(label, torch.ones(n), mask)
+    noisy = with_symmetric_noise(pl, 0.4, 10, torch.Generator().manual_seed(3))
+    flipped = noisy.label != label
+    assert not flipped[~mask].any()  # labels that are not used stay as they are
+    assert abs(float(flipped[mask].float().mean()) - 0.4) < 0.02
+    # uniform over the 9 wrong classes
+    shift = ((noisy.label - label) % 10)[flipped]
+    counts = torch.bincount(shift, minlength=10)
+    assert counts[0] == 0 and counts[1:].min() > 0.8 * counts[1:].float().mean()
+    again = with_symmetric_noise(pl, 0.4, 10, torch.Generator().manual_seed(3))
+    assert torch.equal(again.label, noisy.label)  # reproducible from the generator
+    assert with_symmetric_noise(pl, 0.0, 10, torch.Generator()) is pl

@@ -42,6 +42,22 @@ def test_adnt_records_pseudo_label_history(tiny_domains, tiny_cfg):
     assert hist[0]["weight"] == 0.0 and hist[-1]["weight"] > 0  # adaptive ramp
 
 
+def test_pseudo_noise_lowers_the_used_labels_precision_and_zero_changes_nothing(tiny_domains, tiny_cfg):
+    task = make_task(tiny_domains, "a")
+    cfg = tiny_cfg.model_copy(update={"train": tiny_cfg.train.model_copy(update={"steps": 60, "lr": 0.003}),
+                                      "method": tiny_cfg.method.model_copy(update={"refresh_every": 10})})
+    _, clean = train_adnt(task, cfg, seed=0)
+    _, zero = train_adnt(task, cfg.model_copy(update={"method": cfg.method.model_copy(update={"pseudo_noise": 0.0})}),
+                         seed=0)
+    assert json.dumps(zero) == json.dumps(clean)  # (precision is NaN while nothing is kept)
+    _, noisy = train_adnt(task, cfg.model_copy(update={"method": cfg.method.model_copy(update={"pseudo_noise": 0.6})}),
+                          seed=0)
+    # until labels are first kept the runs are the same; that refresh keeps the same labels, 60% of them flipped
+    i = next(k for k, h in enumerate(clean) if h["coverage"] > 0)
+    assert noisy[i]["coverage"] == clean[i]["coverage"]
+    assert noisy[i]["precision"] < 0.7 * clean[i]["precision"]  # expected 0.4 p + 0.6 (1 - p) / 9
+
+
 def test_ablations_change_the_trained_model(tiny_domains, tiny_cfg):
     task = make_task(tiny_domains, "a")
     outs = {}

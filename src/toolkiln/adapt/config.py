@@ -20,7 +20,7 @@ DOMAINS = ("mnist", "optdigits", "syndigits", "mnistm")
 # Methods of the protocol. ``adnt_*`` are ablations of ADNT, ``skada_*`` are skada's
 # reference implementations on the same backbone and splits.
 OWN_METHODS = ("adnt", "source_only", "dann", "m3sda")
-ABLATIONS = ("adnt_no_attention", "adnt_ordinary_attention", "adnt_ce", "adnt_fixed_weight")
+ABLATIONS = ("adnt_no_attention", "adnt_ordinary_attention", "adnt_ce", "adnt_rce", "adnt_fixed_weight")
 SKADA_METHODS = ("skada_source_only", "skada_dann", "skada_mdd", "skada_deepcoral")
 METHODS = OWN_METHODS + ABLATIONS + SKADA_METHODS
 
@@ -98,6 +98,9 @@ class ADNTMethodConfig(Section):
         "adaptive", description="Pseudo-label loss weight: sigmoid ramp with progress since pseudo_start (adaptive) or constant.")
     weight_max: float = Field(1.0, ge=0, description="Final (adaptive) or constant (fixed) weight of the pseudo-label loss.")
     ramp_gamma: float = Field(10.0, gt=0, description="Steepness of the adaptive ramp 2/(1+exp(-gamma q)) - 1.")
+    pseudo_noise: float = Field(
+        0.0, ge=0, lt=1, description="Stress test of the pseudo-label loss: this share of the kept pseudo-labels "
+        "is replaced by a uniformly drawn wrong class at every refresh (symmetric noise; 0 = off).")
 
 
 class DANNConfig(Section):

@@ -54,8 +54,13 @@ def _run_job(job: tuple[str, str, int]) -> dict:
     return row
 
 
-def jobs_for(domains: dict, cfg: ADNTConfig) -> list[tuple[str, str, int]]:
-    return [(m, t, s) for t in domains for s in cfg.protocol.seeds for m in cfg.protocol.methods]
+def jobs_for(domains: dict, cfg: ADNTConfig, targets: list[str] | None = None) -> list[tuple[str, str, int]]:
+    """(method, target, seed) for every target domain (or just ``targets``), seed and method, grouped by target."""
+    unknown = sorted(set(targets or ()) - set(domains))
+    if unknown:
+        raise ValueError(f"targets {unknown} are not among the domains {list(domains)}")
+    return [(m, t, s) for t in domains if targets is None or t in targets
+            for s in cfg.protocol.seeds for m in cfg.protocol.methods]
 
 
 def _dask_job(args: tuple[tuple[str, str, int], str, list[str], str]) -> dict:
@@ -70,18 +75,19 @@ def _dask_job(args: tuple[tuple[str, str, int], str, list[str], str]) -> dict:
 
 def run_protocol(domains: dict[str, Domain], cfg: ADNTConfig, *, workers: int = 1,
                  progress: bool = True, executor: str = "local", domains_dir: str | None = None,
-                 dask_address: str = "") -> pl.DataFrame:
+                 dask_address: str = "", targets: list[str] | None = None) -> pl.DataFrame:
     """Run every (method, target, seed) of ``cfg.protocol`` and return one row per run.
 
     ``workers`` (``params.runtime.workers``) processes share the runs; each run seeds itself from
     (seed, target) and uses one torch thread, so the rows do not depend on it (only their timings do).
     ``executor="dask"`` (``runtime.executor``) makes each run a Prefect task on a Dask cluster
     (:func:`toolkiln.scaleout.dask_map`; workers read the domains from ``domains_dir``); rows come back
-    in job order either way.
+    in job order either way. ``targets`` restricts the leave-one-domain-out tasks (benchmarks); every domain
+    not held out is still a source.
     """
     from tqdm import tqdm
 
-    jobs = jobs_for(domains, cfg)
+    jobs = jobs_for(domains, cfg, targets)
     # the workers get every section the digit runs read; ``dialogs`` is adnt_dialogs' alone
     cfg_json = cfg.model_dump_json(exclude={"dialogs"})
     rows = []

@@ -50,3 +50,15 @@ def predict_logits(model, X: torch.Tensor, batch: int = 500) -> torch.Tensor:
 
 def refresh(model, X_target: torch.Tensor, threshold: float, batch: int = 500) -> PseudoLabels:
     return pseudo_labels_from_logits(predict_logits(model, X_target, batch), threshold)
+
+
+def with_symmetric_noise(pl: PseudoLabels, rate: float, n_classes: int, gen: torch.Generator) -> PseudoLabels:
+    """A copy of ``pl`` in which each kept label is, with probability ``rate``, replaced by one of the other
+    ``n_classes - 1`` classes drawn uniformly (symmetric label noise, the setting robust losses such as RCE are
+    for). Draws come from ``gen`` only, so a run stays reproducible."""
+    if rate <= 0:
+        return pl
+    flip = (torch.rand(len(pl.label), generator=gen) < rate) & pl.mask
+    shift = torch.randint(1, n_classes, (len(pl.label),), generator=gen)  # never the same class
+    label = torch.where(flip, (pl.label + shift) % n_classes, pl.label)
+    return PseudoLabels(label, pl.confidence, pl.mask)

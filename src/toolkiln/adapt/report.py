@@ -17,7 +17,7 @@ BASELINES = ("source_only", "dann", "m3sda", "skada_source_only", "skada_dann", 
 LABELS = {
     "adnt": "ADNT", "source_only": "Source-only (combined)", "dann": "DANN", "m3sda": "M3SDA (moments)",
     "adnt_no_attention": "ADNT − attention", "adnt_ordinary_attention": "ADNT, ordinary attention",
-    "adnt_ce": "ADNT, CE instead of ARCE", "adnt_fixed_weight": "ADNT, fixed weight",
+    "adnt_ce": "ADNT, CE instead of ARCE", "adnt_rce": "ADNT, RCE only", "adnt_fixed_weight": "ADNT, fixed weight",
     "skada_source_only": "skada SourceOnly", "skada_dann": "skada DANN", "skada_mdd": "skada MDD",
     "skada_deepcoral": "skada DeepCoral",
 }

@@ -31,7 +31,7 @@ from torch.nn import functional as Fn
 from toolkiln.adapt.fusion import DomainFusion
 from toolkiln.adapt.losses import moment_distance, pseudo_label_loss, pseudo_weight, sigmoid_ramp
 from toolkiln.adapt.nets import Classifier, DomainDiscriminator, grad_reverse, make_backbone, to_tensor
-from toolkiln.adapt.pseudo import predict_logits, refresh
+from toolkiln.adapt.pseudo import predict_logits, refresh, with_symmetric_noise
 
 # ablation name -> override of ADNTMethodConfig
 ABLATION_OVERRIDES = {
@@ -39,6 +39,7 @@ ABLATION_OVERRIDES = {
     "adnt_no_attention": {"attention": "none"},
     "adnt_ordinary_attention": {"attention": "ordinary"},
     "adnt_ce": {"loss": "ce"},
+    "adnt_rce": {"ce_alpha": 0.0},  # the bounded reverse term alone
     "adnt_fixed_weight": {"weight_schedule": "fixed"},
 }
 
@@ -209,10 +210,13 @@ def train_adnt(task: Task, cfg, seed: int, overrides: dict | None = None) -> tup
     predictor = _Predictor(F, C)
     S, steps = len(task.sources), cfg.train.steps
     pl, history = None, []
+    noise_gen = torch.Generator().manual_seed(seed + 7919)  # its own stream: noise 0 leaves the run unchanged
     for step in range(steps):
         w = pseudo_weight(step, steps, m.pseudo_start, m.weight_max, m.weight_schedule, m.ramp_gamma)
         if step / steps >= m.pseudo_start and (pl is None or step % m.refresh_every == 0):
             pl = refresh(predictor, task.Xt, m.pseudo_threshold, cfg.train.eval_batch)
+            if m.pseudo_noise > 0:
+                pl = with_symmetric_noise(pl, m.pseudo_noise, task.n_classes, noise_gen)
             history.append({"step": step, "weight": w, "coverage": pl.coverage,
                             "precision": pl.precision(task.target_y_hidden)})
         xs, ys = _source_batch(task, streams)
