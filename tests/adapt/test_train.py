@@ -44,14 +44,20 @@ def test_adnt_records_pseudo_label_history(tiny_domains, tiny_cfg):
 
 def test_pseudo_noise_lowers_the_used_labels_precision_and_zero_changes_nothing(tiny_domains, tiny_cfg):
     task = make_task(tiny_domains, "a")
-    cfg = tiny_cfg.model_copy(update={"train": tiny_cfg.train.model_copy(update={"steps": 60, "lr": 0.003}),
-                                      "method": tiny_cfg.method.model_copy(update={"refresh_every": 10})})
+    cfg = tiny_cfg.model_copy(
+        update={
+            "train": tiny_cfg.train.model_copy(update={"steps": 60, "lr": 0.003}),
+            "method": tiny_cfg.method.model_copy(update={"refresh_every": 10}),
+        }
+    )
     _, clean = train_adnt(task, cfg, seed=0)
-    _, zero = train_adnt(task, cfg.model_copy(update={"method": cfg.method.model_copy(update={"pseudo_noise": 0.0})}),
-                         seed=0)
+    _, zero = train_adnt(
+        task, cfg.model_copy(update={"method": cfg.method.model_copy(update={"pseudo_noise": 0.0})}), seed=0
+    )
     assert json.dumps(zero) == json.dumps(clean)  # (precision is NaN while nothing is kept)
-    _, noisy = train_adnt(task, cfg.model_copy(update={"method": cfg.method.model_copy(update={"pseudo_noise": 0.6})}),
-                          seed=0)
+    _, noisy = train_adnt(
+        task, cfg.model_copy(update={"method": cfg.method.model_copy(update={"pseudo_noise": 0.6})}), seed=0
+    )
     # until labels are first kept the runs are the same; that refresh keeps the same labels, 60% of them flipped
     i = next(k for k, h in enumerate(clean) if h["coverage"] > 0)
     assert noisy[i]["coverage"] == clean[i]["coverage"]
@@ -86,8 +92,13 @@ def test_skada_reference_methods_run(method, tiny_domains, tiny_cfg):
 
 
 def test_protocol_summary_and_report(tiny_domains, tiny_cfg):
-    cfg = tiny_cfg.model_copy(update={"protocol": tiny_cfg.protocol.model_copy(
-        update={"methods": ["adnt", "source_only", "adnt_ce"], "seeds": [0, 1]})})
+    cfg = tiny_cfg.model_copy(
+        update={
+            "protocol": tiny_cfg.protocol.model_copy(
+                update={"methods": ["adnt", "source_only", "adnt_ce"], "seeds": [0, 1]}
+            )
+        }
+    )
     res = run_protocol(tiny_domains, cfg, progress=False)
     assert res.height == 3 * 3 * 2 and set(res["method"]) == {"adnt", "source_only", "adnt_ce"}
     assert json.loads(res.filter(pl.col("method") == "adnt")["history"][0])
@@ -105,11 +116,46 @@ def test_protocol_summary_and_report(tiny_domains, tiny_cfg):
 
 
 def test_verdicts_on_a_hand_made_summary():
-    s = pl.DataFrame({"method": ["adnt", "source_only", "adnt_ce"], "target": ["avg"] * 3,
-                      "mean": [0.8, 0.7, 0.82], "std": [0.01, 0.02, 0.01], "n": [3, 3, 3]})
+    s = pl.DataFrame(
+        {
+            "method": ["adnt", "source_only", "adnt_ce"],
+            "target": ["avg"] * 3,
+            "mean": [0.8, 0.7, 0.82],
+            "std": [0.01, 0.02, 0.01],
+            "n": [3, 3, 3],
+        }
+    )
     v = verdicts(s)
     assert v["beats_every_baseline"] and not v["every_ablation_costs"]
-    assert v["margin_over_in_std"]["source_only"] == pytest.approx(0.1 / (0.01 ** 2 + 0.02 ** 2) ** 0.5)
+    assert v["margin_over_in_std"]["source_only"] == pytest.approx(0.1 / (0.01**2 + 0.02**2) ** 0.5)
     assert v["beats_every_baseline_beyond_noise"] and not v["every_ablation_costs_beyond_noise"]
     assert v["ablation_cost"]["adnt_ce"] == pytest.approx(-0.02)
     assert np.isclose(v["margin_over"]["source_only"], 0.1)
+
+
+def test_leave_one_source_out_selection_never_reads_the_target(tmp_path, tiny_domains, tiny_cfg):
+    from toolkiln.adapt.experiment import save_domains
+    from toolkiln.adapt.selection import run_selection, with_overrides
+
+    save_domains(tiny_domains, tmp_path)
+    grid = {"source_only": [{}], "dann": [{}, {"dann": {"weight": 0.1}}]}
+    sel = run_selection(str(tmp_path), ["a", "b", "c"], tiny_cfg, grid=grid, targets=["a"], progress=False)
+    # 2 held-out sources x 3 candidates; the target is neither a held-out nor (by make_task) a source
+    assert sel.validation.height == 6 and set(sel.validation["held_out"]) == {"b", "c"}
+    assert set(sel.validation["target"]) == {"a"}
+    for r in sel.choices.iter_rows(named=True):  # the best validation mean, the default on ties
+        g = sel.validation.filter(pl.col("method") == r["method"])
+        means = g.group_by("candidate").agg(pl.col("acc").mean()).sort("candidate")["acc"].to_list()
+        assert r["val_acc"] == max(means) and r["candidate"] == means.index(max(means))
+    # the default setting's final run is exactly the adnt_train run of the same (method, target, seed)
+    protocol = run_protocol(
+        tiny_domains,
+        tiny_cfg.model_copy(update={"protocol": tiny_cfg.protocol.model_copy(update={"methods": ["source_only"]})}),
+        targets=["a"],
+        progress=False,
+    )
+    assert sel.runs.filter(pl.col("method") == "source_only")["acc"].to_list() == protocol["acc"].to_list()
+    with pytest.raises(ValueError, match="unknown adnt section"):
+        with_overrides(tiny_cfg, {"nope": {"x": 1}})
+    with pytest.raises(ValueError, match="weight"):
+        run_selection(str(tmp_path), ["a", "b", "c"], tiny_cfg, grid={"dann": [{"dann": {"weight": -1}}]})
