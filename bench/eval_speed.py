@@ -6,7 +6,9 @@ the same length-sorted batches; greedy decoding, the same ``max_new_tokens``:
 * ``plain`` — left-padded batched ``model.generate`` until EOS or ``max_new_tokens``;
 * ``fast``  — the shared token prefix of all prompts run once and its KV cache reused by
   every batch (``prefix_cache``), each row stopped at the end of its call list
-  (``stop_at_call_end``).
+  (``stop_at_call_end``);
+* ``fast bf16`` — ``fast`` with bfloat16 weights (``evaluate.dtype: bfloat16``; AMX matmuls on
+  CPUs that have them), its verdicts compared with fp32 ``fast``'s.
 
 Prompts: a seeded sample of the held-out dialogs (``data/test.parquet``, the checkpoint's
 rendering) and a seeded sample of BFCL categories (BFCL's prompt: a long shared
@@ -82,15 +84,24 @@ def main(argv: list[str] | None = None) -> dict:
         model=plain.model,
         tokenizer=plain.tok,
     )
+    fast16 = HFGenerator(
+        args.checkpoint, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, dtype="bfloat16"
+    )
     rows, results = [], {}
     for name, prompts in sets.items():
         out_plain = plain(prompts)
         s_plain = dict(plain.stats)
         out_fast = fast(prompts)
         s_fast = dict(fast.stats)
+        out_16 = fast16(prompts)
+        s_16 = dict(fast16.stats)
         same = sum(a == b for a, b in zip(out_plain, out_fast))
         agree = sum(_verdict(a, parse_calls) == _verdict(b, parse_calls) for a, b in zip(out_plain, out_fast))
+        agree16 = sum(_verdict(a, parse_calls) == _verdict(b, parse_calls) for a, b in zip(out_fast, out_16))
         res = {
+            "bf16_s": s_16["seconds"],
+            "bf16_speedup_vs_plain": s_plain["seconds"] / s_16["seconds"],
+            "bf16_same_parse_as_fp32": agree16 / len(prompts),
             "prompts": len(prompts),
             "plain_s": s_plain["seconds"],
             "fast_s": s_fast["seconds"],
@@ -113,6 +124,9 @@ def main(argv: list[str] | None = None) -> dict:
                 "x plain": res["speedup"],
                 "new tok plain/fast": f"{res['plain_new_tokens']}/{res['fast_new_tokens']}",
                 "same parse": f"{res['same_parse']:.0%}",
+                "bf16 s": res["bf16_s"],
+                "bf16 x plain": res["bf16_speedup_vs_plain"],
+                "bf16 same parse": f"{res['bf16_same_parse_as_fp32']:.0%}",
             }
         )
     print(
@@ -120,7 +134,22 @@ def main(argv: list[str] | None = None) -> dict:
         f"torch threads {torch.get_num_threads()}"
     )
     print(
-        table(rows, ["prompts", "n", "prefix tok", "plain s", "fast s", "x plain", "new tok plain/fast", "same parse"])
+        table(
+            rows,
+            [
+                "prompts",
+                "n",
+                "prefix tok",
+                "plain s",
+                "fast s",
+                "x plain",
+                "new tok plain/fast",
+                "same parse",
+                "bf16 s",
+                "bf16 x plain",
+                "bf16 same parse",
+            ],
+        )
     )
     payload = {
         "checkpoint": args.checkpoint,

@@ -21,7 +21,8 @@ batches for each, all through ``train_sft`` (TRL ``SFTTrainer``):
 * ``full+compact``    — the same, LM head only over supervised positions (``CompactHeadSFTTrainer``);
 * ``lora``            — LoRA r=16 on every linear layer of every block, compact head;
 * ``lora top-k``      — LoRA on the top k blocks only: no backward below them;
-* ``full top-k``      — all weights of the top k blocks train, the rest frozen.
+* ``full top-k``      — all weights of the top k blocks train, the rest frozen;
+* ``... bf16``        — the same under bfloat16 autocast (``policy.precision``; fp32 weights and optimizer).
 
 Reported: tokens/s (non-padding) and the speed-up over ``full``, in one run.
 
@@ -107,6 +108,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--base", default="", help="a local HF folder: benchmark fine-tuning variants of it instead")
     ap.add_argument("--top-layers", type=int, default=8, help="--base: k of the top-k variants")
     ap.add_argument("--batch-size", type=int, default=4, help="--base: examples per step")
+    ap.add_argument("--variants", nargs="*", default=[],
+                    help="--base: run only these variants (by name, e.g. 'full top-8 bf16'; 'full' always runs)")
+    ap.add_argument("--out", default="sft_speed_base", help="--base: results file name under bench/results/")
     args = ap.parse_args(argv)
     if args.base:
         return base_variants(args)
@@ -241,15 +245,24 @@ def base_variants(args) -> dict:
     lora_all = LoRAConfig(enabled=True, r=16, alpha=32, dropout=0.0,
                           target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
     k = args.top_layers
-    variants = [("full", None, 0, False), ("full+compact", None, 0, True), ("lora", lora_all, 0, True),
-                (f"lora top-{k}", lora_all, k, True), (f"full top-{k}", None, k, True)]
+    variants = [("full", None, 0, False, "float32"), ("full+compact", None, 0, True, "float32"),
+                ("lora", lora_all, 0, True, "float32"), (f"lora top-{k}", lora_all, k, True, "float32"),
+                (f"full top-{k}", None, k, True, "float32"), ("full+compact bf16", None, 0, True, "bfloat16"),
+                (f"lora top-{k} bf16", lora_all, k, True, "bfloat16"), (f"full top-{k} bf16", None, k, True, "bfloat16")]
+    if args.variants:
+        unknown = set(args.variants) - {v[0] for v in variants} - {"full"}
+        if unknown:
+            raise SystemExit(f"--variants: unknown {sorted(unknown)}; expected some of {[v[0] for v in variants]}")
+        # the baseline always runs: every ratio is against it, in the same run
+        variants = [v for v in variants if v[0] == "full" or v[0] in args.variants]
     rows_out, summary = [], {}
-    for name, lcfg, top, compact in variants:
+    for name, lcfg, top, compact, precision in variants:
         model, tok = load_pretrained(args.base, pol)
         timer = step_timer()
         peft = lora_config(pol.model_copy(update={"lora": lcfg})) if lcfg is not None else None
         _, res = train_sft(model, tok, examples, cfg, seed=0, device="cpu", callbacks=[timer], peft_config=peft,
-                           max_length=pol.render.max_length, top_layers=top, compact_head=compact)
+                           max_length=pol.render.max_length, top_layers=top, compact_head=compact,
+                           precision=precision)
         t = sum(timer.t[w:])
         steps = len(timer.t) - w
         summary[name] = {"seconds": t, "steps": steps, "nonpad_tokens_per_s": sum(nonpad[w:len(timer.t)]) / t,
@@ -266,7 +279,7 @@ def base_variants(args) -> dict:
           f"padding {1 - sum(nonpad) / sum(padded):.1%}; torch threads {torch.get_num_threads()}")
     print(table(rows_out, ["variant", "trainable", "steps", "s/step", "tok/s", "x full", "mean loss"]))
     payload = {"data": source, "base": args.base, "batch_size": bs, "warmup_steps": w, "results": summary}
-    path = record("sft_speed_base", payload)
+    path = record(args.out, payload)
     print(f"wrote {path.relative_to(ROOT)}")
     return payload
 

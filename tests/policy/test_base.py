@@ -132,6 +132,29 @@ def test_compact_head_loss_equals_trl_loss_and_top_layers_train(chatml_checkpoin
     assert changed and all(k.startswith("model.layers.3.") or k == "model.norm.weight" for k in changed)
 
 
+def test_bfloat16_precision_autocasts_the_compact_head_and_scoring(chatml_checkpoint, dialogs):
+    """policy.precision bfloat16: the compact-head loss and the target NLL run under autocast (bf16 rounding shows in
+    the values, which stay close to fp32's); weights remain fp32 and still train."""
+    from toolkiln.policy.examples import target_nll
+
+    cfg = PolicyConfig(base_model=str(chatml_checkpoint), chat_template="toolkiln")
+    sft = SFTConfig(batch_size=2, learning_rate=1e-3, logging_steps=1, warmup_ratio=0.0, eval_samples=0)
+    _, tok = load_pretrained(chatml_checkpoint, cfg)
+    ex, _ = build_examples(dialogs.to_dicts()[:8], tok, cfg.render, "target")
+    losses, nlls = {}, {}
+    for precision in ("float32", "bfloat16"):
+        m, _ = load_pretrained(chatml_checkpoint, cfg)
+        nlls[precision] = target_nll(m, tok, ex, batch_size=4, precision=precision)
+        trained, res = train_sft(m, tok, ex, sft, seed=0, max_steps=1, precision=precision)
+        losses[precision] = next(h["loss"] for h in res.log_history if "loss" in h)
+        assert all(p.dtype == torch.float32 for p in trained.parameters())
+    assert losses["bfloat16"] != losses["float32"] and nlls["bfloat16"] != nlls["float32"]
+    assert losses["bfloat16"] == pytest.approx(losses["float32"], rel=0.05)
+    assert nlls["bfloat16"] == pytest.approx(nlls["float32"], rel=0.05)
+    with pytest.raises(ValueError, match="precision: got 'fp8'"):
+        target_nll(m, tok, ex[:1], precision="fp8")
+
+
 def test_a_crashed_run_resumes_from_its_last_checkpoint_and_ends_where_an_uninterrupted_one_does(
     chatml_checkpoint, dialogs, tmp_path
 ):

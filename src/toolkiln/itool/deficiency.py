@@ -122,6 +122,7 @@ def find_deficiencies(
     *,
     seed: int,
     device: str = "cpu",
+    precision: str = "float32",
 ) -> DeficiencyResult:
     """Score a seeded subset of the training dialogs under the policy and mark the deficient ones (module docstring)."""
     import torch
@@ -150,6 +151,7 @@ def find_deficiencies(
                 batch_size=cfg.batch_size,
                 device=device,
                 desc="perplexity",
+                precision=precision,
             )
         )
         for g in set(groups):

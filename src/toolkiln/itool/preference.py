@@ -94,9 +94,17 @@ def curves_csv(rows: list[dict]) -> str:
 
 
 def train_preference(
-    model, tokenizer, pairs: pl.DataFrame, cfg: PreferenceConfig, *, seed: int, device: str = "cpu"
+    model,
+    tokenizer,
+    pairs: pl.DataFrame,
+    cfg: PreferenceConfig,
+    *,
+    seed: int,
+    device: str = "cpu",
+    precision: str = "float32",
 ) -> PreferenceResult:
-    """One preference update of ``model`` on the round's pairs; returns the merged model, curves and metrics."""
+    """One preference update of ``model`` on the round's pairs; returns the merged model, curves and metrics.
+    ``precision="bfloat16"``: mixed precision (TRL's forward under bf16 autocast, fp32 weights)."""
     import torch
     from datasets import Dataset
 
@@ -125,7 +133,7 @@ def train_preference(
         seed=seed,
         data_seed=seed,
         use_cpu=cpu,
-        bf16=False,
+        bf16=precision == "bfloat16",
         fp16=False,
         max_length=cfg.max_length,
         beta=cfg.beta,
@@ -202,7 +210,9 @@ def preference_round(
             {"algorithm": cfg.algorithm, "completion": cfg.completion, "pairs": 0, "train_steps": 0, "updated": False},
         )
     else:
-        res = train_preference(model, tok, pairs, cfg, seed=round_seed(seed, round_), device=device)
+        res = train_preference(
+            model, tok, pairs, cfg, seed=round_seed(seed, round_), device=device, precision=policy.precision
+        )
         res.metrics["updated"] = True
     res.metrics["round"] = round_
     return res, tok

@@ -40,7 +40,14 @@ def deficiencies_round(
     """The ``find_deficiencies`` stage: which training prompts the round's input policy is weak on."""
     model, tok, device = load_checkpoint(checkpoint, policy)
     res = find_deficiencies(
-        train, model, tok, policy.render, cfg.deficiency, seed=round_seed(seed, round_), device=device
+        train,
+        model,
+        tok,
+        policy.render,
+        cfg.deficiency,
+        seed=round_seed(seed, round_),
+        device=device,
+        precision=policy.precision,
     )
     res.metrics["round"] = round_
     return res

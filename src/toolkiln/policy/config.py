@@ -135,6 +135,10 @@ class PolicyConfig(Section):
     train_layers: int = Field(0, ge=0, description="Train only the top k decoder blocks (full weights, or LoRA adapters "
                               "on those blocks only); the blocks below are frozen, so the backward pass stops at block "
                               "L-k (2-3x faster on a CPU, bench/sft_speed.py). 0 = every block.")
+    precision: Literal["float32", "bfloat16"] = Field(
+        "float32", description="Compute precision of training and scoring: bfloat16 runs matmuls under "
+        "torch.autocast (weights and optimizer stay fp32), ~2x the tokens/s on CPUs with AMX or AVX512-BF16 "
+        "(bench/sft_speed.py) and far slower on CPUs without them; float32 everywhere else.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available, else cpu.")
     threads: int = Field(0, ge=0, description="torch CPU threads (0 = torch's default, one per core).")
 

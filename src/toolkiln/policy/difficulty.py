@@ -223,7 +223,8 @@ def score_difficulty(train: pl.DataFrame, policy: PolicyConfig, cfg: DifficultyC
         pos = {rid: i for i, rid in enumerate(table["id"].to_list())}
         where = np.array([pos[ex["id"]] for ex in examples], dtype=np.int64)
         if cfg.perplexity == "base_model":
-            scored = np.asarray(target_nll(model, tok, examples, batch_size=cfg.batch_size, device=device, desc="score"))
+            scored = np.asarray(target_nll(model, tok, examples, batch_size=cfg.batch_size, device=device, desc="score",
+                                           precision=policy.precision))
         else:
             scored, folds, probe_metrics = crossfit_nll(examples, tok, policy, cfg, seed=seed, device=device)
             fold[where] = folds

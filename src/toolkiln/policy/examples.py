@@ -103,9 +103,13 @@ def target_spans(tokenizer, examples: Sequence[Mapping]) -> list[tuple[list[int]
 
 
 def target_nll(model, tokenizer, examples: Sequence[Mapping], *, batch_size: int = 32, device: str = "cpu",
-               desc: str | None = None) -> list[float]:
-    """Mean NLL (nats/token) of each example's target turn under ``model``; perplexity = exp of it."""
+               desc: str | None = None, precision: str = "float32") -> list[float]:
+    """Mean NLL (nats/token) of each example's target turn under ``model``; perplexity = exp of it.
+
+    ``precision="bfloat16"``: matmuls under autocast (the NLL itself is summed in fp32)."""
     import torch
+
+    from toolkiln.policy.model import autocast
 
     spans = target_spans(tokenizer, examples)
     order = sorted(range(len(spans)), key=lambda i: len(spans[i][0]))  # similar lengths share a batch: less padding
@@ -114,7 +118,7 @@ def target_nll(model, tokenizer, examples: Sequence[Mapping], *, batch_size: int
     model.eval()
     model.to(device)
     backbone, head = backbone_and_head(model)
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, precision):
         for s in tqdm(range(0, len(order), batch_size), desc=desc, disable=desc is None, unit="batch", mininterval=5):
             idx = order[s:s + batch_size]
             width = max(len(spans[i][0]) for i in idx)

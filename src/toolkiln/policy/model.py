@@ -33,6 +33,19 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def autocast(device: str, precision: str):
+    """The autocast context of a policy precision: bfloat16 autocast on ``device``'s type, or nothing for float32."""
+    import contextlib
+
+    import torch
+
+    if precision == "float32":
+        return contextlib.nullcontext()
+    if precision != "bfloat16":
+        raise ValueError(f"precision: got {precision!r}; expected 'float32' or 'bfloat16'")
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+
+
 def configure_threads(cfg: PolicyConfig) -> None:
     import torch
 

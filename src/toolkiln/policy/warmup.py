@@ -118,7 +118,7 @@ def warmup_sft(train: pl.DataFrame, difficulty: pl.DataFrame, policy: PolicyConf
     model, res = train_sft(model, tok, ordered, cfg, seed=seed, device=device,
                            eval_examples=[examples[i] for i in sorted(held)], peft_config=lora_config(policy),
                            max_length=policy.render.max_length, top_layers=policy.train_layers,
-                           resume_dir=run_dir, save_steps=checkpoint_steps)
+                           resume_dir=run_dir, save_steps=checkpoint_steps, precision=policy.precision)
     counts = {b: sum(1 for i in pool if buckets[i] == b) for b in BUCKETS}
     metrics = {"policy": info, "render": stats, "order": order, "dialogs": len(pool), "eval_dialogs": len(held),
                "unscored_dialogs": unscored, "pretrain": pretrain_metrics,
