@@ -1,0 +1,138 @@
+"""bench/claims.py: every claim's arms run end to end at a tiny scale, with equal steps, the claims.json
+shape, MLflow runs per arm x seed, and a rerun that trains nothing."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import polars as pl
+import pytest
+
+from bench import claims as C
+from toolkiln.testing.examples import example_dialogs
+
+
+def test_verdict_needs_a_margin_over_one_seed_std_and_two_seeds():
+    assert C.verdict([0.5, 0.6, 0.55], [0.3, 0.32, 0.31])["verdict"] == "reproduced"
+    assert C.verdict([0.3, 0.32], [0.5, 0.6])["verdict"] == "not reproduced"
+    assert C.verdict([0.40, 0.50, 0.60], [0.38, 0.48, 0.58])["verdict"] == "inconclusive"  # +2 points, std 10
+    assert C.verdict([0.9], [0.1])["verdict"] == "inconclusive"  # one seed decides nothing
+
+
+def test_type_buckets_keep_the_type_mix_in_every_bucket():
+    ids = [f"d{i}" for i in range(60)]
+    diff = pl.DataFrame(
+        {
+            "id": ids,
+            "type": ["single", "parallel", "non_tool"] * 20,
+            "combined": [random.Random(i).random() for i in range(60)],
+            "bucket": ["easy"] * 57 + [None] * 3,
+        }
+    )
+    pool = C.type_buckets(diff, 30, seed=0)
+    assert pool.height == 30 and set(pool["id"].to_list()) <= set(ids[:57])
+    counts = {(t, b): n for t, b, n in pool.group_by("type", "bucket").len().iter_rows()}
+    # 10 per type, cut in thirds of the type's own difficulty ranking: every bucket holds every type
+    assert counts == {
+        (t, b): n for t in ("single", "parallel", "non_tool") for b, n in (("easy", 4), ("medium", 3), ("hard", 3))
+    }
+    single = pool.filter(pl.col("type") == "single").join(diff, on="id")
+    hardest = single.sort("combined")["bucket"].to_list()
+    assert hardest[0] == "easy" and hardest[-1] == "hard"
+    with pytest.raises(ValueError, match="combined"):
+        C.type_buckets(diff.drop("combined"), 10, seed=0)
+
+
+@pytest.mark.slow
+def test_quick_claims_run_every_arm_with_equal_steps_and_resume(tmp_path, monkeypatch):
+    import torch
+
+    from toolkiln.config import Params
+
+    torch.set_num_threads(1)
+    # dialogs that pass the rule layer, so the verified arm keeps the clean ones
+    train, test = example_dialogs(60, seed=11), example_dialogs(20, seed=12)
+    rng = random.Random(0)
+    difficulty = train.select("id", "type").with_columns(
+        pl.Series("combined", [rng.random() for _ in range(train.height)]), pl.lit("medium").alias("bucket")
+    )
+    params = Params.model_validate(
+        {
+            "tracking": {
+                "tracking_uri": f"sqlite:///{tmp_path}/mlflow.db",
+                "artifact_dir": str(tmp_path / "art"),
+                "experiment": "t",
+            },
+            "policy": {
+                "base_model": "",
+                "precision": "float32",
+                "train_layers": 0,
+                "scratch": {"hidden_size": 32, "n_layers": 1, "n_heads": 2, "n_kv_heads": 2, "intermediate_size": 64},
+                "tokenizer": {"vocab_size": 600, "min_frequency": 1},
+            },
+            "sft": {"batch_size": 4, "logging_steps": 1},
+            "evaluate": {
+                "batch_size": 8,
+                "max_new_tokens": 24,
+                "dtype": "float32",
+                "bfcl_categories": ["simple_python", "irrelevance"],
+            },
+            "verify": {"model": {"judge": "embedded"}},
+            "itool": {
+                "deficiency": {"max_new_tokens": 16},
+                "mcts": {"iterations": 2, "width": 2, "depth": 2, "max_new_tokens": 24},
+                "pairs": {"min_chosen": -1.0, "min_pairs": 0},
+                "preference": {"batch_size": 2, "max_steps": 2, "logging_steps": 1, "max_length": 768},
+            },
+        }
+    )
+    scale = C.Scale(n_train=30, steps=3, test_per_type=2, bfcl_limit=1, max_prompts=2, seeds=(0,))
+    out = tmp_path / "claims"
+    result = C.run_claims(
+        params, train, test, difficulty, scale=scale, out=out, checkpoints=tmp_path / "ckpt", log=lambda m: None
+    )
+
+    saved = json.loads((out / "claims.json").read_text())
+    assert set(saved["claims"]) == set(C.CLAIMS)
+    for claim, spec in C.CLAIMS.items():
+        block = saved["claims"][claim]
+        assert list(block["arms"]) == list(spec["arms"])
+        assert block["verdict"] == "inconclusive"  # one seed
+        assert all(len(a["seeds"]) == 1 and 0.0 <= a["mean"]["overall"] <= 1.0 for a in block["arms"].values())
+        assert (out / f"{claim}.png").stat().st_size > 0
+    arms = {(c, a): saved["claims"][c]["arms"][a]["seeds"][0] for c in C.CLAIMS for a in C.CLAIMS[c]["arms"]}
+    # equal compute: every warm-up arm took the same optimizer steps, smaller sets included
+    for key in [
+        ("verification", "corrupted"),
+        ("verification", "verified"),
+        ("curriculum", "random"),
+        ("diversity", "no_parallel"),
+        ("diversity", "no_non_tool"),
+        ("curriculum", "easy_to_hard"),
+    ]:
+        assert arms[key]["train_steps"] == 3, key
+    assert arms[("diversity", "no_parallel")]["train_dialogs"] < arms[("diversity", "full")]["train_dialogs"]
+    corruption = arms[("verification", "corrupted")]["corruption"]
+    assert 0 < corruption["corrupted_rule"] <= round(0.32 * 30) and corruption["corrupted_model"] <= round(0.09 * 30)
+    ver = arms[("verification", "verified")]["verify"]
+    assert ver["corrupted_caught"] > 0 and ver["kept"] < 30  # the rule layer rejects injected errors
+    pref = arms[("preference", "round1_simpo")]
+    assert pref["prompts_searched"] == 2 and "pairs" in pref
+    assert arms[("preference", "sft_control")]["train_steps"] == pref["train_steps"]
+    assert arms[("curriculum", "random")]["heldout_nll"] > 0
+    assert "-> **inconclusive**" in (out / "claims.md").read_text()
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=params.tracking.tracking_uri)
+    exp = client.get_experiment_by_name("t-claims-curriculum")
+    runs = client.search_runs([exp.experiment_id])
+    assert sorted(r.data.tags["toolkiln.arm"] for r in runs) == ["easy_to_hard", "random"]
+
+    # a rerun reads every arm from disk
+    monkeypatch.setattr(C, "run_arm", lambda *a, **k: pytest.fail("a finished arm ran again"))
+    again = C.run_claims(
+        params, train, test, difficulty, scale=scale, out=out, checkpoints=tmp_path / "ckpt", log=lambda m: None
+    )
+    assert again["claims"] == result["claims"]
