@@ -45,6 +45,7 @@ import shutil
 import statistics
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -168,16 +169,9 @@ def corrupted_pool(setup: Setup):
         "dialogs": len(rows),
         "corrupted_rule": len(kinds_rule),
         "corrupted_model": len(kinds_model),
-        "kinds": dict(sorted(_count(kinds.values()).items())),
+        "kinds": dict(sorted(Counter(kinds.values()).items())),
     }
     return dialogs_frame(rows), kinds, stats
-
-
-def _count(values) -> dict:
-    out: dict = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return out
 
 
 # ------------------------------------------------------------------ training and evaluation
@@ -597,7 +591,7 @@ def run_claims(
         result = {
             **aggregate(runs),
             "scale": asdict(scale),
-            "pool": {"dialogs": pool.height, "types": _count(pool["type"].to_list())},
+            "pool": {"dialogs": pool.height, "types": dict(Counter(pool["type"].to_list()))},
         }
         _write(out / "claims.json", result)  # after every seed: a partial table is already readable
         (out / "claims.md").write_text(markdown(result))
