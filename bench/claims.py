@@ -104,6 +104,7 @@ class Setup:
     log: Callable[[str], None] = print
     judge: Any = None
     timings: dict = field(default_factory=dict)
+    memo: dict = field(default_factory=dict)  # seed-independent data shared by arms and seeds (the corrupted pool)
 
 
 # ------------------------------------------------------------------ data of the arms
@@ -286,22 +287,30 @@ def run_arm(setup: Setup, claim: str, arm: str, seed: int) -> dict:
     tag = f"{claim}_{arm}_seed{seed}"
     extra: dict = {}
     if claim == "verification":
-        corrupted, kinds, stats = corrupted_pool(setup)
+        # The corruption and its verification depend on params.seed only, not on the run's seed: every
+        # verification arm of every seed trains on the same data, built once.
+        if "corrupted" not in setup.memo:
+            setup.memo["corrupted"] = corrupted_pool(setup)
+        corrupted, kinds, stats = setup.memo["corrupted"]
         extra["corruption"] = stats
         rows = corrupted
         if arm == "verified":
-            from toolkiln.verify.pipeline import verify_dialogs
+            if "verified" not in setup.memo:
+                from toolkiln.verify.pipeline import verify_dialogs
 
-            res = verify_dialogs(corrupted, setup.params.verify, setup.judge)
-            kept = set(res.verified["id"].to_list())
-            rows = corrupted.filter(pl.col("id").is_in(kept))
-            clean_ids = set(corrupted["id"].to_list()) - set(kinds)
-            extra["verify"] = {
-                "kept": len(kept),
-                "corrupted": len(kinds),
-                "corrupted_caught": len(set(kinds) - kept),
-                "clean_rejected": len(clean_ids - kept),
-            }
+                res = verify_dialogs(corrupted, setup.params.verify, setup.judge)
+                kept = set(res.verified["id"].to_list())
+                clean_ids = set(corrupted["id"].to_list()) - set(kinds)
+                setup.memo["verified"] = (
+                    corrupted.filter(pl.col("id").is_in(kept)),
+                    {
+                        "kept": len(kept),
+                        "corrupted": len(kinds),
+                        "corrupted_caught": len(set(kinds) - kept),
+                        "clean_rejected": len(clean_ids - kept),
+                    },
+                )
+            rows, extra["verify"] = setup.memo["verified"]
         ckpt, train = train_arm(setup, tag, rows, seed=seed)
     elif claim == "curriculum":
         ckpt, train = train_arm(setup, tag, pool_rows, seed=seed, order="random")
@@ -443,6 +452,15 @@ def aggregate(runs: dict[str, dict[str, dict[int, dict]]]) -> dict:
     return {"claims": claims}
 
 
+def _cell(metric: str, mean: float | None, std: float | None) -> str:
+    """A table cell: accuracies in points, the held-out NLL in nats; blank where no seed has the metric."""
+    if mean is None:
+        return ""
+    if metric == "heldout_nll":
+        return f"{mean:.3f} ± {std:.3f}"
+    return f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
 def markdown(result: dict) -> str:
     lines = []
     for claim, block in result["claims"].items():
@@ -453,17 +471,7 @@ def markdown(result: dict) -> str:
             "|---|---:|" + "---:|" * len(TABLE_METRICS),
         ]
         for arm, a in block["arms"].items():
-            cells = []
-            for m in TABLE_METRICS:
-                mu, sd = a["mean"][m], a["std"][m]
-                scale_ = 1 if m == "heldout_nll" else 100
-                cells.append(
-                    ""
-                    if mu is None
-                    else f"{mu * scale_:.1f} ± {sd * scale_:.1f}"
-                    if m != "heldout_nll"
-                    else f"{mu:.3f} ± {sd:.3f}"
-                )
+            cells = [_cell(m, a["mean"][m], a["std"][m]) for m in TABLE_METRICS]
             lines.append(f"| {arm} | {len(a['seeds'])} | " + " | ".join(cells) + " |")
         lines.append("")
         for c in block["comparisons"]:
@@ -520,31 +528,31 @@ def _track(setup: Setup, claim: str, arm: str, seed: int, result: dict) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from toolkiln.tracking import _flatten, _store_lock, ensure_experiment
+    from toolkiln.tracking import ensure_experiment, log_client_run, numeric_metrics, store_lock
 
     mlflow.set_tracking_uri(cfg.tracking_uri)
-    with _store_lock(mlflow.get_tracking_uri()):
+    with store_lock(mlflow.get_tracking_uri()):
         client = MlflowClient()
-        exp = ensure_experiment(client, cfg, f"{cfg.experiment}-claims-{claim}")
-        run = client.create_run(
-            exp,
-            run_name=f"{arm} seed {seed}",
+        log_client_run(
+            client,
+            ensure_experiment(client, cfg, f"{cfg.experiment}-claims-{claim}"),
+            f"{arm} seed {seed}",
             tags={"toolkiln.claim": claim, "toolkiln.arm": arm, "toolkiln.seed": str(seed)},
+            params={"arm": arm, "seed": seed, **{f"scale.{k}": v for k, v in asdict(setup.scale).items()}},
+            metrics=numeric_metrics(result),
         )
-        rid = run.info.run_id
-        for k, v in {"arm": arm, "seed": seed, **{f"scale.{k}": v for k, v in asdict(setup.scale).items()}}.items():
-            client.log_param(rid, k, str(v))
-        now = int(time.time() * 1000)
-        from mlflow.entities import Metric
 
-        metrics = [
-            Metric(k, float(v), now, 0)
-            for k, v in _flatten(result).items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)
-        ]
-        for i in range(0, len(metrics), 500):
-            client.log_batch(rid, metrics=metrics[i : i + 500])
-        client.set_terminated(rid, "FINISHED")
+
+def runs_on_disk(out: Path, seeds: tuple[int, ...]) -> dict[str, dict[str, dict[int, dict]]]:
+    """runs[claim][arm][seed] for every finished run under ``out/runs`` (claims and arms in their table order)."""
+    runs: dict[str, dict[str, dict[int, dict]]] = {}
+    for claim, spec in CLAIMS.items():
+        for arm in spec["arms"]:
+            for seed in seeds:
+                path = Path(out) / "runs" / claim / arm / f"seed{seed}.json"
+                if path.exists():
+                    runs.setdefault(claim, {}).setdefault(arm, {})[seed] = json.loads(path.read_text())
+    return runs
 
 
 def run_claims(
@@ -588,8 +596,10 @@ def run_claims(
                     _write(path, result)
                     _track(setup, claim, arm, seed, result)
                 runs.setdefault(claim, {}).setdefault(arm, {})[seed] = result
+        # The table covers every claim with runs on disk, not only those asked for now: a run of one claim
+        # must not drop the others from claims.json.
         result = {
-            **aggregate(runs),
+            **aggregate(runs_on_disk(out, scale.seeds)),
             "scale": asdict(scale),
             "pool": {"dialogs": pool.height, "types": dict(Counter(pool["type"].to_list()))},
         }

@@ -17,6 +17,11 @@ many outputs are identical and how many *verdicts* agree (a finished call list i
 parser reads, so outputs after it may differ while verdicts do not).
 
     python bench/eval_speed.py --checkpoint checkpoints/warmup --n 48
+
+``--batch-sizes 4,8,16`` instead compares the evaluator's own setting (``fast``, ``evaluate.dtype``)
+across batch sizes, against the first size listed, with the share of the time spent on the
+prompts alone (one forward pass over each batch, no generation): which of prefill and decoding
+a faster evaluation has to attack.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch-sizes", default="", help="e.g. 4,8,16: batch-size sweep of the evaluator's setting")
+    ap.add_argument("--dtype", default="bfloat16", help="the batch-size sweep's dtype (evaluate.dtype)")
     args = ap.parse_args(argv)
 
     import polars as pl
@@ -70,6 +77,8 @@ def main(argv: list[str] | None = None) -> dict:
         for e in bfcl.load_category(c, limit=per, seed=args.seed)
     ]
 
+    if args.batch_sizes:
+        return batch_sweep(args, sets, [int(b) for b in args.batch_sizes.split(",") if b])
     plain = HFGenerator(
         args.checkpoint,
         batch_size=args.batch_size,
@@ -158,6 +167,92 @@ def main(argv: list[str] | None = None) -> dict:
         "results": results,
     }
     path = record("eval_speed", payload)
+    print(f"wrote {path.relative_to(ROOT)}")
+    return payload
+
+
+def prefill_seconds(gen, prompts: list[dict]) -> float:
+    """Seconds of one forward pass over every batch the generator would run (same sorting, padding, prefix
+    cache): the prompt side of generation, without a single new token."""
+    import copy
+    import time
+
+    import torch
+
+    ids = sorted((gen.tok(gen.render(p), add_special_tokens=False)["input_ids"] for p in prompts), key=len)
+    p, cache = gen._prefix(ids)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for s in range(0, len(ids), gen.batch_size):
+            batch = ids[s : s + gen.batch_size]
+            width = max(len(x) - p for x in batch)
+            x = torch.full((len(batch), width), gen.tok.pad_token_id, dtype=torch.long)
+            att = torch.zeros((len(batch), p + width), dtype=torch.long)
+            att[:, :p] = 1
+            for r, seq in enumerate(batch):
+                x[r, width - (len(seq) - p) :] = torch.tensor(seq[p:], dtype=torch.long)
+                att[r, p + width - (len(seq) - p) :] = 1
+            kwargs = {}
+            if cache is not None:
+                c = copy.deepcopy(cache)
+                c.batch_repeat_interleave(len(batch))
+                kwargs["cache"] = c
+            pos = (att.cumsum(-1) - 1).clamp(min=0)[:, p:]
+            gen.model(input_ids=x, attention_mask=att, position_ids=pos, use_cache=True, logits_to_keep=1, **kwargs)
+    return time.perf_counter() - t0
+
+
+def batch_sweep(args, sets: dict[str, list[dict]], sizes: list[int]) -> dict:
+    from toolkiln.callparse import parse_calls
+    from toolkiln.evaluate.harness import HFGenerator
+
+    base = HFGenerator(args.checkpoint, batch_size=sizes[0], max_new_tokens=args.max_new_tokens, dtype=args.dtype)
+    rows, results = [], {}
+    for name, prompts in sets.items():
+        ref_out, ref_s = None, None
+        for b in sizes:
+            gen = HFGenerator(
+                args.checkpoint, batch_size=b, max_new_tokens=args.max_new_tokens, model=base.model, tokenizer=base.tok
+            )
+            out = gen(prompts)
+            st = dict(gen.stats)
+            pre = prefill_seconds(gen, prompts)
+            if ref_out is None:
+                ref_out, ref_s = out, st["seconds"]
+            agree = sum(_verdict(a, parse_calls) == _verdict(c, parse_calls) for a, c in zip(ref_out, out))
+            res = {
+                "batch_size": b,
+                "seconds": st["seconds"],
+                "prompts_per_s": len(prompts) / st["seconds"],
+                "speedup": ref_s / st["seconds"],
+                "prefill_s": pre,
+                "prefill_share": pre / st["seconds"],
+                "mean_prompt_tokens": st["prompt_tokens"] / max(1, len(prompts)),
+                "new_tokens": st["new_tokens"],
+                "same_parse": agree / len(prompts),
+            }
+            results.setdefault(name, []).append(res)
+            rows.append(
+                {
+                    "prompts": name,
+                    "batch": b,
+                    "s": res["seconds"],
+                    f"x batch {sizes[0]}": res["speedup"],
+                    "prefill share": f"{res['prefill_share']:.0%}",
+                    "prompt tok": round(res["mean_prompt_tokens"]),
+                    "new tok": res["new_tokens"],
+                    "same parse": f"{res['same_parse']:.0%}",
+                }
+            )
+    print(f"checkpoint {args.checkpoint}; {args.dtype}; max_new_tokens {args.max_new_tokens}")
+    print(table(rows, list(rows[0])))
+    payload = {
+        "checkpoint": args.checkpoint,
+        "dtype": args.dtype,
+        "max_new_tokens": args.max_new_tokens,
+        "batch_sweep": results,
+    }
+    path = record("eval_speed_batch", payload)
     print(f"wrote {path.relative_to(ROOT)}")
     return payload
 

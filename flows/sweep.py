@@ -27,7 +27,6 @@ import datetime as _dt
 import io
 import json
 import math
-import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from prefect import flow, get_run_logger, task
 
 from flows.dag import dvc_env, stage_order
 from flows.run import REPO
+from toolkiln.tracking import log_client_run, numeric_metrics
 
 
 @dataclass(frozen=True)
@@ -226,19 +226,6 @@ def _get(d: dict, dotted: str):
     return d if isinstance(d, (int, float)) and not isinstance(d, bool) else None
 
 
-def flatten_numbers(d: dict, prefix: str = "") -> dict[str, float]:
-    out: dict[str, float] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten_numbers(v, key + "."))
-        elif isinstance(v, bool):
-            out[key] = float(v)
-        elif isinstance(v, (int, float)) and math.isfinite(v):
-            out[key] = float(v)
-    return out
-
-
 # --- the comparison: table, plot, MLflow ------------------------------------------------------------
 
 
@@ -310,11 +297,6 @@ def plot_comparison(header: list[str], rows: list[dict], path: Path) -> Path:
     return save(fig, path)
 
 
-def metric_key(name: str) -> str:
-    """An MLflow metric name: metrics files key some values by free text (reject reasons), which MLflow refuses."""
-    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", name.replace(" ", "_"))[:250]
-
-
 def log_sweep(
     uri: str,
     experiment_id: str,
@@ -326,26 +308,31 @@ def log_sweep(
 ) -> str:
     """One parent run for the sweep (table + plot as artifacts) and one child per variant whose metrics
     are the compared columns plus every stage metric, so MLflow's compare view puts the variants side by side."""
-    import time
-
-    from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
-    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
     client = MlflowClient(tracking_uri=uri)
-    parent = client.create_run(
-        experiment_id, run_name=f"sweep {sweep_id}", tags={"toolkiln.kind": "sweep", "toolkiln.sweep": sweep_id}
+    parent = log_client_run(
+        client,
+        experiment_id,
+        f"sweep {sweep_id}",
+        tags={"toolkiln.kind": "sweep", "toolkiln.sweep": sweep_id},
+        artifacts=files,
     )
-    for f in files:
-        client.log_artifact(parent.info.run_id, str(f))
-    client.set_terminated(parent.info.run_id)
     for r, row in zip(results, rows):
-        run = client.create_run(
+        values = {k: float(row[k]) for k in header[3:] if row[k] is not None}
+        for stage, m in r.get("metrics", {}).items():
+            values.update({f"{stage}/{k}": v for k, v in numeric_metrics(m, bools=True).items()})
+        params = {"overrides": row["overrides"]}
+        for o in r["overrides"]:
+            k, _, v = o.partition("=")
+            params[k] = v
+        log_client_run(
+            client,
             experiment_id,
-            run_name=r["name"],
+            r["name"],
             tags={
-                MLFLOW_PARENT_RUN_ID: parent.info.run_id,
-                MLFLOW_RUN_NAME: r["name"],
+                MLFLOW_PARENT_RUN_ID: parent,
                 "toolkiln.kind": "variant",
                 "toolkiln.sweep": sweep_id,
                 "toolkiln.variant": r["name"],
@@ -354,21 +341,11 @@ def log_sweep(
                 "dvc.experiment": r.get("exp", ""),
                 "dvc.rev": r.get("rev") or "",
             },
+            params=params,
+            metrics=values,
+            status="FINISHED" if r["status"] == "ok" else "FAILED",
         )
-        rid = run.info.run_id
-        client.log_param(rid, "overrides", row["overrides"])
-        for o in r["overrides"]:
-            k, _, v = o.partition("=")
-            client.log_param(rid, k, v)
-        now = int(time.time() * 1000)
-        values = {metric_key(k): float(row[k]) for k in header[3:] if row[k] is not None}
-        for stage, m in r.get("metrics", {}).items():
-            values.update({metric_key(f"{stage}/{k}"): v for k, v in flatten_numbers(m).items()})
-        ms = [Metric(k, v, now, 0) for k, v in values.items()]  # one value per (sanitised) name
-        for i in range(0, len(ms), 900):  # MLflow caps a batch at 1000 metrics
-            client.log_batch(rid, metrics=ms[i : i + 900])
-        client.set_terminated(rid, "FINISHED" if r["status"] == "ok" else "FAILED")
-    return parent.info.run_id
+    return parent
 
 
 # --- the flow -----------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -113,15 +113,64 @@ def pipeline_id() -> str:
     return os.environ.get("TOOLKILN_PIPELINE_ID") or f"adhoc-{_dt.date.today().isoformat()}"
 
 
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> one level with dotted keys (``{"a": {"b": 1}}`` -> ``{"a.b": 1}``)."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
+            out.update(flatten(v, key + "."))
         else:
             out[key] = v
     return out
+
+
+def numeric_metrics(d: dict, *, bools: bool = False) -> dict[str, float]:
+    """The numbers of a nested metrics dict, flattened; booleans as 0/1 only when ``bools``."""
+    out: dict[str, float] = {}
+    for k, v in flatten(d).items():
+        if isinstance(v, bool):
+            if bools:
+                out[k] = float(v)
+        elif isinstance(v, (int, float)):
+            out[k] = float(v)
+    return out
+
+
+def metric_key(name: str) -> str:
+    """An MLflow metric name: metrics files key some values by free text (reject reasons), which MLflow refuses."""
+    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", name.replace(" ", "_"))[:250]
+
+
+def log_client_run(
+    client: Any,
+    experiment_id: str,
+    name: str,
+    *,
+    tags: dict[str, str] | None = None,
+    params: dict[str, Any] | None = None,
+    metrics: dict[str, float] | None = None,
+    artifacts: Sequence[str | Path] = (),
+    status: str = "FINISHED",
+) -> str:
+    """One finished run written through an ``MlflowClient`` (for drivers that log results after the fact,
+    outside any active run): tags, stringified params, metrics under sanitised names in batches MLflow
+    accepts, artifacts. Returns the run id."""
+    from mlflow.entities import Metric, Param
+
+    run = client.create_run(experiment_id, run_name=name, tags={k: str(v) for k, v in (tags or {}).items()})
+    rid = run.info.run_id
+    ps = [Param(k, str(v)[:500]) for k, v in (params or {}).items()]
+    for i in range(0, len(ps), 100):  # MLflow caps a batch at 100 params
+        client.log_batch(rid, params=ps[i : i + 100])
+    now = int(time.time() * 1000)
+    ms = [Metric(metric_key(k), float(v), now, 0) for k, v in (metrics or {}).items()]
+    for i in range(0, len(ms), 900):  # ... and at 1000 metrics
+        client.log_batch(rid, metrics=ms[i : i + 900])
+    for f in artifacts:
+        client.log_artifact(rid, str(f))
+    client.set_terminated(rid, status)
+    return rid
 
 
 class StageRun:
@@ -140,7 +189,7 @@ class StageRun:
     def log_params(self, params: dict) -> None:
         if not self.active:
             return
-        flat = {k: str(v)[:500] for k, v in _flatten(params).items()}
+        flat = {k: str(v)[:500] for k, v in flatten(params).items()}
         items = list(flat.items())
         for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
             self._mlflow.log_params(dict(items[i : i + 100]))
@@ -148,9 +197,7 @@ class StageRun:
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         if not self.active:
             return
-        flat = {
-            k: float(v) for k, v in _flatten(metrics).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-        }
+        flat = numeric_metrics(metrics)
         if flat:
             self._mlflow.log_metrics(flat, step=step)
         if flat and step is None and self._parent is not None:
@@ -218,7 +265,7 @@ def ensure_experiment(client: Any, cfg: Any, name: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def _store_lock(uri: str) -> Iterator[None]:
+def store_lock(uri: str) -> Iterator[None]:
     """An exclusive file lock beside a local SQLite tracking store (no-op for a tracking server)."""
     if not uri.startswith("sqlite:///"):
         yield
@@ -248,7 +295,7 @@ def stage_run(stage: str, cfg: Any, params: dict | None = None) -> Iterator[Stag
     mlflow.set_tracking_uri(os.environ.get(TRACKING_URI_ENV) or cfg.tracking_uri)
     experiment = os.environ.get(EXPERIMENT_ENV) or cfg.experiment
     pid = pipeline_id()
-    with _store_lock(mlflow.get_tracking_uri()):
+    with store_lock(mlflow.get_tracking_uri()):
         # Stages of one DAG generation start together: the first to touch a new SQLite store creates and migrates
         # it (two at once race in alembic: "table _alembic_tmp_tags already exists"), and only one may create the
         # pipeline's parent run.

@@ -148,3 +148,36 @@ def test_stages_starting_together_on_a_fresh_store_share_one_parent(tmp_path):
     stages = client.search_runs([exp.experiment_id], filter_string="tags.`toolkiln.kind` = 'stage'")
     assert len(parents) == 1 and len(stages) == 3
     assert {r.data.tags["mlflow.parentRunId"] for r in stages} == {parents[0].info.run_id}
+
+
+def test_log_client_run_files_a_finished_run_with_flattened_metrics_and_batched_params(tmp_path):
+    """The after-the-fact writer the claims harness and the sweep share: free-text metric names are sanitised,
+    booleans only count when asked for, more params than one MLflow batch holds all arrive."""
+    from mlflow.tracking import MlflowClient
+
+    from toolkiln.tracking import log_client_run, numeric_metrics
+
+    metrics = {"acc": 0.5, "by_type": {"single": 0.25, "ok": True}, "errors": {"wrong value (x)": 3}, "name": "a"}
+    assert numeric_metrics(metrics) == {"acc": 0.5, "by_type.single": 0.25, "errors.wrong value (x)": 3.0}
+    assert numeric_metrics(metrics, bools=True)["by_type.ok"] == 1.0
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.create_experiment("e", artifact_location=(tmp_path / "art").as_uri())
+    note = tmp_path / "note.txt"
+    note.write_text("hi")
+    rid = log_client_run(
+        client,
+        exp,
+        "arm seed 0",
+        tags={"toolkiln.arm": "arm"},
+        params={f"p{i}": i for i in range(150)},
+        metrics=numeric_metrics(metrics),
+        artifacts=[note],
+        status="FAILED",
+    )
+    run = client.get_run(rid)
+    assert run.info.run_name == "arm seed 0" and run.info.status == "FAILED"
+    assert run.data.tags["toolkiln.arm"] == "arm"
+    assert len(run.data.params) == 150 and run.data.params["p149"] == "149"
+    assert run.data.metrics == {"acc": 0.5, "by_type.single": 0.25, "errors.wrong_value__x_": 3.0}
+    assert [a.path for a in client.list_artifacts(rid)] == ["note.txt"]

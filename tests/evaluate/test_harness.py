@@ -33,6 +33,7 @@ def test_gold_outputs_score_perfectly_and_prompts_stop_before_the_target(dialogs
     seen: list = []
     df, m = evaluate_dialogs(dialogs, scripted(gold, seen), CFG)
     assert df["correct"].all() and m["accuracy"] == 1.0 and m["partial_credit"] == 1.0
+    assert "generation" not in m  # a scripted generate_fn reports no cost
     assert set(m["by_group"]) == {"single", "parallel", "dependent", "non_tool", "clarification"}
     dep = next(p for p in seen if p["messages"][-1]["role"] == "tool")  # dependent: ends with the tool result
     assert [t["name"] for t in dep["tools"]] == ["hotel.search", "hotel.book"]
@@ -114,6 +115,10 @@ def test_run_evaluation_end_to_end_on_a_tiny_checkpoint(tiny_checkpoint, dialogs
     assert set(rep.metrics) == {"synthetic", "bfcl"}
     assert rep.metrics["bfcl"]["by_group"].keys() == {"simple_python", "irrelevance"}
     assert rep.dialogs["output"].null_count() == 0  # every prompt fits the tiny model's context
+    # what each part's generation cost, counted for its own prompts (budgets are read off these)
+    gen = {part: rep.metrics[part]["generation"] for part in ("synthetic", "bfcl")}
+    assert gen["synthetic"]["prompts"] == 5 and gen["bfcl"]["prompts"] == 4
+    assert all(g["seconds"] > 0 and 0 < g["new_tokens"] <= g["prompts"] * 8 for g in gen.values())
     # A random model writes no valid call: call items fail, (ir)relevance items pass unless it calls by chance.
     assert not rep.dialogs.filter(pl.col("group").is_in(["single", "parallel", "dependent"]))["correct"].any()
 

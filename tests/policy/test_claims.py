@@ -136,3 +136,17 @@ def test_quick_claims_run_every_arm_with_equal_steps_and_resume(tmp_path, monkey
         params, train, test, difficulty, scale=scale, out=out, checkpoints=tmp_path / "ckpt", log=lambda m: None
     )
     assert again["claims"] == result["claims"]
+    # a run asked for one claim keeps every other claim's finished runs in the table
+    one = C.run_claims(
+        params,
+        train,
+        test,
+        difficulty,
+        scale=scale,
+        out=out,
+        checkpoints=tmp_path / "ckpt",
+        claims=("curriculum",),
+        log=lambda m: None,
+    )
+    assert one["claims"] == result["claims"]
+    assert set(json.loads((out / "claims.json").read_text())["claims"]) == set(C.CLAIMS)

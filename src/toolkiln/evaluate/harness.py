@@ -146,6 +146,15 @@ def _generate(prompts: list[dict], generate_fn: GenerateFn, what: str) -> list[s
     return outputs
 
 
+def _with_generation(metrics: dict, generate_fn: GenerateFn, asked: int) -> dict:
+    # What the generation cost (HFGenerator.stats: prompts, seconds, prompt and new tokens): budgets and speed
+    # regressions are read off the metrics of every evaluation, not guessed.
+    stats = getattr(generate_fn, "stats", None) if asked else None  # not called: its stats are another call's
+    if stats:
+        metrics["generation"] = {k: round(v, 2) if isinstance(v, float) else v for k, v in stats.items()}
+    return metrics
+
+
 def _attach_skips(items: list[dict], generate_fn: GenerateFn) -> None:
     # A generator may say why it left a prompt unanswered (HFGenerator.skipped: index -> reason).
     for i, reason in (getattr(generate_fn, "skipped", None) or {}).items():
@@ -219,7 +228,7 @@ def evaluate_dialogs(dialogs_df: pl.DataFrame, generate_fn: GenerateFn, cfg: Eva
     for k, reason in (getattr(generate_fn, "skipped", None) or {}).items():
         items[asked[k]]["skip_reason"] = reason
     df = _frame(_score_rows(items, outputs, cfg.strict_parse))
-    return df, summarise(df)
+    return df, _with_generation(summarise(df), generate_fn, len(prompts))
 
 
 def evaluate_bfcl(categories: Sequence[str], generate_fn: GenerateFn, cfg: EvaluateConfig, seed: int = 0,
@@ -241,7 +250,7 @@ def evaluate_bfcl(categories: Sequence[str], generate_fn: GenerateFn, cfg: Evalu
     outputs = _generate(prompts, generate_fn, "BFCL")
     _attach_skips(items, generate_fn)
     df = _frame(_score_rows(items, outputs, cfg.bfcl_strict_parse))
-    return df, summarise(df)
+    return df, _with_generation(summarise(df), generate_fn, len(prompts))
 
 
 # -- generation with a local checkpoint -------------------------------------------------------------------------------
