@@ -14,7 +14,9 @@ same BFCL sample:
   the held-out target NLL (nats/token of the gold target turns of the evaluated test dialogs).
 * **preference** (iTool §3.2-3.3): the ``warmup``; one round on it — deficient prompts, MCTS step-level
   pairs, SimPO (``round1_simpo``) or DPO (``round1_dpo``) on the same pairs; and ``sft_control``: the
-  preference run's optimizer steps spent on SFT of the same deficient prompts with their gold targets.
+  preference run's optimizer steps spent on SFT of the same deficient prompts with their gold targets;
+  ``round1_simpo_openings``: SimPO on pairs from a search whose root also holds the offered tools' call
+  openings (``itool.mcts.root_openings`` = :data:`OPENINGS`), so tool choices become siblings.
   Claim: round1_simpo > warmup and > sft_control.
 * **diversity** (ToolACE ablations): the ``full`` mix vs the pool without parallel dialogs
   (``no_parallel``; claim: full wins on parallel) and without non-tool dialogs (``no_non_tool``; claim:
@@ -66,7 +68,7 @@ CLAIMS: dict[str, dict[str, Any]] = {
     },
     "curriculum": {"arms": ("easy_to_hard", "random"), "comparisons": (("easy_to_hard", "random", "overall"),)},
     "preference": {
-        "arms": ("warmup", "round1_simpo", "round1_dpo", "sft_control"),
+        "arms": ("warmup", "round1_simpo", "round1_dpo", "sft_control", "round1_simpo_openings"),
         "comparisons": (("round1_simpo", "warmup", "overall"), ("round1_simpo", "sft_control", "overall")),
     },
     "diversity": {
@@ -74,6 +76,7 @@ CLAIMS: dict[str, dict[str, Any]] = {
         "comparisons": (("full", "no_parallel", "parallel"), ("full", "no_non_tool", "non_tool")),
     },
 }
+OPENINGS = 3  # tool-choice openings at the root of the round1_simpo_openings arm's search
 REFERENCE_ARMS = {"clean", "easy_to_hard", "warmup", "full"}  # all the shared easy-to-hard warm-up
 TABLE_METRICS = ("overall", *TYPES, "bfcl_mean", "heldout_nll")
 
@@ -345,26 +348,33 @@ def preference_arm(setup: Setup, arm: str, seed: int, pool_rows) -> dict:
             )
         }
     )
-    if not (cache / "pairs.parquet").exists():
+    variant = "_openings" if arm == "round1_simpo_openings" else ""
+    if variant:
+        itool = itool.model_copy(update={"mcts": itool.mcts.model_copy(update={"root_openings": OPENINGS})})
+    pairs_file, search_file = cache / f"pairs{variant}.parquet", cache / f"search{variant}.json"
+    if not pairs_file.exists():
         t0 = time.perf_counter()
-        defic = deficiencies_round(pool_rows, warm, p.policy, itool, seed=seed, round_=1)
-        pairs = mcts_pairs(pool_rows, defic.table, warm, p.policy, itool, seed=seed, round_=1)
-        defic.table.write_parquet(cache / "deficiencies.parquet")
-        pairs.pairs.write_parquet(cache / "pairs.parquet")
-        (cache / "search.json").write_text(
-            json.dumps({**pairs.metrics, "seconds": time.perf_counter() - t0}, default=str)
-        )
-    pairs = pl.read_parquet(cache / "pairs.parquet")
-    search = json.loads((cache / "search.json").read_text())
+        if (cache / "deficiencies.parquet").exists():  # the same deficient prompts for every search variant
+            table = pl.read_parquet(cache / "deficiencies.parquet")
+        else:
+            table = deficiencies_round(pool_rows, warm, p.policy, itool, seed=seed, round_=1).table
+            table.write_parquet(cache / "deficiencies.parquet")
+        pairs = mcts_pairs(pool_rows, table, warm, p.policy, itool, seed=seed, round_=1)
+        pairs.pairs.write_parquet(pairs_file)
+        search_file.write_text(json.dumps({**pairs.metrics, "seconds": time.perf_counter() - t0}, default=str))
+    pairs = pl.read_parquet(pairs_file)
+    search = json.loads(search_file.read_text())
     stats = {
         "pairs": pairs.height,
         "prompts_searched": search.get("prompts_searched"),
         "prompts_with_pairs": search.get("prompts_with_pairs"),
         "search_seconds": round(search["seconds"], 1),
+        "rollouts": search.get("rollouts"),
+        "pairs_by_type": dict(sorted(Counter(pairs["type"].to_list()).items())) if "type" in pairs.columns else {},
     }
     tag = f"preference_{arm}_seed{seed}"
-    if arm in ("round1_simpo", "round1_dpo"):
-        algo = "simpo" if arm == "round1_simpo" else "dpo"
+    if arm in ("round1_simpo", "round1_dpo", "round1_simpo_openings"):
+        algo = "dpo" if arm == "round1_dpo" else "simpo"
         cfg = itool.preference.model_copy(update={"algorithm": algo})
         t0 = time.perf_counter()
         res, tok = preference_round(pairs, warm, p.policy, cfg, seed=seed, round_=1, allow_empty=True)

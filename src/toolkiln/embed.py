@@ -14,7 +14,7 @@ import re
 import numpy as np
 
 
-DTYPES = ("float32", "bfloat16")
+DTYPES = ("float32", "bfloat16", "int8")
 
 
 def api_text(name: str, description: str, param_names) -> str:
@@ -41,23 +41,42 @@ def _model(dtype: str = "float32"):
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
-    return model.to(torch.bfloat16) if dtype == "bfloat16" else model
+    if dtype == "bfloat16":
+        return model.to(torch.bfloat16)
+    if dtype == "int8":
+        import warnings
+
+        # Dynamic int8 quantisation of every Linear (int8 weights, activations quantised per batch): fbgemm's
+        # VNNI kernels, fast on CPUs without AMX where bfloat16 is emulated. torch marks the eager-mode API
+        # deprecated in favour of torchao; it is what torch==2.13 ships, so its warnings are silenced here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return model
 
 
-def embed_texts(texts: list[str], batch_size: int = 128, show_progress: bool = False,
-                dtype: str = "float32") -> np.ndarray:
+def embed_texts(
+    texts: list[str], batch_size: int = 128, show_progress: bool = False, dtype: str = "float32"
+) -> np.ndarray:
     """L2-normalised float32 embeddings, shape (len(texts), 384).
 
     ``dtype="bfloat16"`` runs the encoder in bfloat16: on CPUs with AMX (Sapphire Rapids and later) its matrix
     products are ~8x faster than float32 and whole batches ~3x; cosine to the float32 embedding >= 0.996 on
-    verifier texts (``bench/embed_speed.py``). Without native bfloat16 it is slower than float32. The
+    verifier texts (``bench/embed_speed.py``). Without native bfloat16 it is slower than float32.
+    ``dtype="int8"`` quantises the encoder's linear layers dynamically (int8 weights and activations): the
+    fastest choice on CPUs without AMX (``bench/embed_speed.py`` reports its speed and verdict agreement). The
     output is re-normalised in float32 either way.
     """
     if dtype not in DTYPES:
         raise ValueError(f"embed dtype: got {dtype!r}; expected one of {DTYPES}")
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
-    emb = _model(dtype).encode(list(texts), batch_size=batch_size, convert_to_tensor=True,
-                               normalize_embeddings=False, show_progress_bar=show_progress)
+    emb = _model(dtype).encode(
+        list(texts),
+        batch_size=batch_size,
+        convert_to_tensor=True,
+        normalize_embeddings=False,
+        show_progress_bar=show_progress,
+    )
     emb = emb.float().numpy()
     return (emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)).astype(np.float32, copy=False)

@@ -72,3 +72,41 @@ def test_single_answer_yields_no_pairs(answers):
     res = search(ScriptedPolicy({"p": answers}), "p", [], MCTSConfig(iterations=4))
     assert sibling_pairs(res.root, PairsConfig()) == []
     assert res.root.visits >= 3
+
+
+class ModePolicy(ScriptedPolicy):
+    """Samples only its most probable answer from the empty prefix (a confident, wrong warm-up); below a given
+    prefix it continues as the scripted policy does."""
+
+    def sample(self, prompt, prefix, n):
+        if prefix:
+            return super().sample(prompt, prefix, n)
+        self.forward_passes += 1
+        top, prob = max(self.answers[prompt], key=lambda a: a[1])
+        return [[Piece(ch, None, math.log(prob) / len(top)) for ch in top] for _ in range(n)]
+
+
+def test_tool_choice_openings_put_a_tool_the_policy_never_samples_into_the_tree():
+    answers = {"p": [(WRONG_TOOL, 0.9), (RIGHT, 0.1)]}
+    cfg = MCTSConfig(width=3, depth=2, iterations=3)
+    plain = search(ModePolicy(answers), "p", GOLD, cfg)
+    # every sampled sibling is the same wrong tool: one child, no pair
+    assert [c.text for c in plain.root.children] == ["[hotel.search("]
+    assert sibling_pairs(plain.root, PairsConfig()) == []
+    openings = ["[weather.get_history(", "[hotel.search(", "[weather.get_forecast("]
+    res = search(ModePolicy(answers), "p", GOLD, cfg.model_copy(update={"root_openings": 2}), openings=openings)
+    kids = {c.text: c for c in res.root.children}
+    # the two openings the policy ranks highest (get_history starts no answer: floor log-prob) became children,
+    # and the sampled wrong-tool fragment merged into its opening instead of making a duplicate sibling
+    assert set(kids) == {"[hotel.search(", "[weather.get_forecast("}
+    right, wrong = kids["[weather.get_forecast("], kids["[hotel.search("]
+    assert right.best_rollout == RIGHT and right.value == 1.0 and wrong.value == -1.0
+    assert wrong.prior > right.prior  # the prior is the policy's own ranking of the openings
+    pairs = sibling_pairs(res.root, PairsConfig())
+    assert ("", "[weather.get_forecast(", "[hotel.search(") in {
+        (p["prefix"], p["chosen"], p["rejected"]) for p in pairs
+    }
+    assert res.root.visits == res.rollouts
+    # root_openings 0 (the default): the same openings are ignored
+    off = search(ModePolicy(answers), "p", GOLD, cfg, openings=openings)
+    assert [c.text for c in off.root.children] == ["[hotel.search("]

@@ -104,3 +104,51 @@ def test_mcts_pairs_stage_function_writes_provenance(tiny_policy, train_dialogs)
         mcts_pairs(
             train_dialogs, pl.DataFrame({"id": ["nope"], "selected": [True]}), folder, cfg, itool, seed=0, round_=1
         )
+
+
+def test_forced_openings_score_like_a_plain_forward_and_enter_the_search(loaded, train_dialogs, tiny_policy):
+    import json
+
+    import torch
+
+    from toolkiln.policy.render import CallStyle, call_openings
+
+    model, tok, cfg = loaded
+    (p,) = render_prompts(train_dialogs.head(1).to_dicts(), tok, cfg.render)[0]
+    openings = [t for _, t in call_openings(json.loads(p.example["tools"]), CallStyle.from_render(cfg.render))]
+    assert len(openings) >= 2 and all(t.startswith("[") and t.endswith("(") for t in openings)
+    policy = HFStepPolicy(model, tok, temperature=1.5, top_k=50, max_new_tokens=16)
+    try:
+        forced = policy.force(p.text, [], openings)
+        assert ["".join(x.text for x in f) for f in forced] == openings
+        # the cached, right-padded batch gives each text the log-probs of an uncached forward over prompt + text
+        ids = policy.prompt_ids(p.text)
+        for f in forced:
+            seq = ids + [x.token for x in f]
+            with torch.no_grad():
+                lp = model(input_ids=torch.tensor([seq])).logits.float().log_softmax(-1)[0]
+            want = [float(lp[len(ids) + j - 1, x.token]) for j, x in enumerate(f)]
+            assert all(abs(a.logprob - b) < 1e-4 for a, b in zip(f, want))
+        torch.manual_seed(0)
+        res = search(
+            policy, p.text, p.gold_calls, MCTSConfig(iterations=2, width=2, depth=2, root_openings=2), openings=openings
+        )
+    finally:
+        policy.close()
+    ranked = sorted(forced, key=lambda f: -sum(x.logprob for x in f) / len(f))
+    kids = {c.text for c in res.root.children}
+    assert {"".join(x.text for x in f) for f in ranked[:2]} <= kids  # the policy's top-2 openings are siblings
+    assert res.root.visits >= res.rollouts >= 2 + 2  # (a revisited finished answer backs up without a rollout)
+
+
+def test_mcts_pairs_passes_each_prompts_openings(tiny_policy, train_dialogs):
+    folder, cfg = tiny_policy
+    ids = train_dialogs["id"].head(2).to_list()
+    defs = pl.DataFrame({"id": ids, "selected": [True, True]})
+    base = MCTSConfig(iterations=1, width=2, depth=1, max_new_tokens=8)
+    plain = mcts_pairs(train_dialogs, defs, folder, cfg, IToolConfig(mcts=base), seed=0, round_=1)
+    wide = IToolConfig(mcts=base.model_copy(update={"root_openings": 3}))
+    res = mcts_pairs(train_dialogs, defs, folder, cfg, wide, seed=0, round_=1)
+    # one iteration expands the root once: width samples, plus one rollout per opening (up to 3 tools offered)
+    assert plain.metrics["rollouts"] == 2 * 2
+    assert 2 * 2 + 2 * 2 <= res.metrics["rollouts"] <= 2 * (2 + 3)

@@ -120,6 +120,9 @@ def test_quick_claims_run_every_arm_with_equal_steps_and_resume(tmp_path, monkey
     pref = arms[("preference", "round1_simpo")]
     assert pref["prompts_searched"] == 2 and "pairs" in pref
     assert arms[("preference", "sft_control")]["train_steps"] == pref["train_steps"]
+    # the openings variant searches the same deficient prompts with the offered tools' openings at the root
+    opened = arms[("preference", "round1_simpo_openings")]
+    assert opened["prompts_searched"] == 2 and opened["rollouts"] > pref["rollouts"]
     assert arms[("curriculum", "random")]["heldout_nll"] > 0
     assert "-> **inconclusive**" in (out / "claims.md").read_text()
 

@@ -181,3 +181,23 @@ def test_call_style_follows_the_render_config():
     cfg = RenderConfig(tool_description="full", tool_description_chars=12, call_comments=True, arg_order="as_given")
     assert CallStyle.from_render(cfg) == CallStyle(arg_order="as_given", comments=True, first_sentence=False,
                                                    description_chars=12)
+
+
+@pytest.mark.parametrize("comments", [True, False])
+def test_call_openings_are_the_first_call_of_a_target_up_to_its_parenthesis(comments):
+    from toolkiln.policy.render import call_openings
+
+    tools = [TOOLS[0], {"type": "function", "function": {"name": "weather.get_tides", "description": "Tides. More."}},
+             {"name": "bare"}, {"description": "no name: not callable"}]
+    style = CallStyle(arg_order="signature", comments=comments)
+    openings = dict(call_openings(tools, style))
+    assert list(openings) == ["weather.get_forecast", "weather.get_tides", "bare"]
+    for name, opening in openings.items():
+        # the target turn of a dialog whose first call goes to this tool starts with exactly this text
+        row = {"id": "d", "system": "", "target_turn": 1, "tools": json.dumps(tools), "messages": json.dumps([
+            {"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": [{"name": name, "arguments": {}},
+                                                                                  {"name": "bare", "arguments": {}}]}])}
+        target = dialog_messages(row, style=style)[-1]["content"]
+        assert target.startswith(opening) and opening.endswith(f"{name}(")
+    assert openings["weather.get_tides"] == ("[# Tides\nweather.get_tides(" if comments else "[weather.get_tides(")
+    assert openings["bare"] == "[bare("  # no description: no comment line

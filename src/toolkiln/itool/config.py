@@ -67,6 +67,13 @@ class MCTSConfig(Section):
         description="A fragment ends at the first delimiter after this many "
         "characters (so a lone '(' or '=' is never a step of its own).",
     )
+    root_openings: int = Field(
+        0,
+        ge=0,
+        description="Tool-choice expansion: the root also gets the call openings ('[', the comment line, "
+        "'name(') of this many offered tools, those the policy ranks highest, each with one rollout, so "
+        "right and wrong tool choices become siblings with values (0 = off: the root's children are sampled only).",
+    )
 
 
 class PairsConfig(Section):

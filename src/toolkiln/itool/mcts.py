@@ -21,6 +21,15 @@ One iteration:
 
 A node at the depth limit is not expanded; selecting it runs one more rollout from it.
 
+**Tool-choice openings** (``mcts.root_openings`` = k > 0): sampled siblings of a weak policy
+mostly pick the same tool, so their values tie and no pair passes the gap filter. The
+root is then also expanded with the k call openings the policy ranks highest among those
+of the prompt's offered tools (``[`` + comment line + ``name(`` as the checkpoint writes
+calls; :func:`toolkiln.policy.render.call_openings`), each a child with its own rollout,
+whose prior is the policy's mean log-prob of the opening. Right and wrong tools then sit
+side by side with values of their own, and the tool choice — the warm-up's most frequent
+error — becomes a step the pairs can teach.
+
 **Reward, in [-1, 1]**: ``2 * partial_credit - 1`` where ``partial_credit``
 (:func:`toolkiln.evaluate.ast_match.partial_credit`) grades function names, argument names,
 argument values and the call count in [0, 1]; an unparsable output scores -1 when calls are
@@ -63,6 +72,11 @@ class StepPolicy(Protocol):
 
     def sample(self, prompt: str, prefix: Sequence[Piece], n: int) -> list[list[Piece]]:
         """``n`` sampled continuations of ``prompt`` + ``prefix`` up to the end of the answer."""
+        ...
+
+    def force(self, prompt: str, prefix: Sequence[Piece], texts: Sequence[str]) -> list[list[Piece]]:
+        """Each of ``texts`` as pieces continuing ``prompt`` + ``prefix``, with the policy's log-probs (no sampling):
+        how the search puts given steps, such as every offered tool's call opening, into the tree."""
         ...
 
 
@@ -196,14 +210,45 @@ def _set_priors(children: Sequence[Node]) -> None:
         ch.prior = x / total
 
 
+def _expand_openings(
+    policy: StepPolicy,
+    prompt: str,
+    root: Node,
+    openings: list[str],
+    k: int,
+    gold_calls: list[dict],
+    reward: Callable[[str, list[dict]], float],
+) -> int:
+    """The root's tool-choice children: the k openings with the highest mean log-prob, one rollout each."""
+    forced = policy.force(prompt, [], openings)
+    mean = [sum(p.logprob for p in f) / len(f) if f else -math.inf for f in forced]
+    ranked = sorted((i for i in range(len(forced)) if forced[i]), key=lambda i: -mean[i])[:k]
+    for i in ranked:
+        child = next((ch for ch in root.children if ch.text == openings[i]), None)
+        if child is None:
+            child = Node(list(forced[i]), 1, root, mean_logprob=mean[i])
+            root.children.append(child)
+        (rest,) = policy.sample(prompt, forced[i], 1)
+        text = openings[i] + "".join(p.text for p in rest)
+        r = reward(text, gold_calls)
+        _note_rollout(child, text, r)
+        _backup(child, r)
+    return len(ranked)
+
+
 def search(
     policy: StepPolicy,
     prompt: str,
     gold_calls: list[dict],
     cfg: MCTSConfig,
     reward: Callable[[str, list[dict]], float] = call_reward,
+    openings: Sequence[str] = (),
 ) -> SearchResult:
-    """MCTS for one prompt (module docstring); returns the tree with visits and values."""
+    """MCTS for one prompt (module docstring); returns the tree with visits and values.
+
+    ``openings``: candidate first steps (the offered tools' call openings); the ``cfg.root_openings``
+    the policy ranks highest become root children when the root is expanded.
+    """
     root = Node([], 0)
     start = policy.forward_passes
     rollouts = 0
@@ -223,6 +268,8 @@ def search(
             _backup(node, r)
             continue
         node.expanded = True
+        if node is root and openings and cfg.root_openings:
+            rollouts += _expand_openings(policy, prompt, root, list(openings), cfg.root_openings, gold_calls, reward)
         for sample in policy.sample(prompt, prefix, cfg.width):
             k = first_fragment(sample, cfg.min_fragment_chars)
             frag, rest = list(sample[:k]), sample[k:]
@@ -273,6 +320,17 @@ class ScriptedPolicy:
             rest = answer[len(done) :]
             lp = math.log(prob) / max(len(answer), 1)
             out.append([Piece(ch, None, lp) for ch in rest])
+        return out
+
+    def force(self, prompt: str, prefix: Sequence[Piece], texts: Sequence[str]) -> list[list[Piece]]:
+        """Each text as character pieces; its log-prob is that of the answers it starts (a floor when none)."""
+        self.forward_passes += 1
+        done = "".join(p.text for p in prefix)
+        out = []
+        for t in texts:
+            mass = sum(p for a, p in self.answers[prompt] if a.startswith(done + t))
+            lp = math.log(max(mass, 1e-6)) / max(len(t), 1)
+            out.append([Piece(ch, None, lp) for ch in t])
         return out
 
 
@@ -355,6 +413,45 @@ class HFStepPolicy:
             return [row for _ in range(n) for row in self._generate(prompt, list(prefix), prefix_text, 1)]
         finally:
             self._active = False
+
+    def force(self, prompt: str, prefix: Sequence[Piece], texts: Sequence[str]) -> list[list[Piece]]:
+        """Tokenise each text after ``prompt`` + ``prefix`` and score it in one right-padded forward pass from the
+        prompt's KV cache (raw log-probs, as :meth:`sample` reports them)."""
+        import torch
+
+        if not texts:
+            return []
+        pids = self.prompt_ids(prompt)
+        cached = len(pids) > 1
+        # what the prompt's cache (pids[:-1]) has not seen yet
+        head = (pids[-1:] if cached else pids) + [int(p.token) for p in prefix]
+        toks = [self.tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+        width = len(head) + max(len(t) for t in toks)
+        x = torch.full((len(texts), width), self.pad, dtype=torch.long)
+        for r, t in enumerate(toks):
+            x[r, : len(head) + len(t)] = torch.tensor(head + t, dtype=torch.long)
+        self._active = True
+        try:
+            with torch.no_grad():
+                kwargs = {}
+                if cached:
+                    cache = copy.deepcopy(self._prompt_cache(prompt, pids))
+                    if len(texts) > 1:
+                        cache.batch_repeat_interleave(len(texts))
+                    kwargs = {"cache": cache, "use_cache": True}
+                # right padding: a row's real tokens never attend to its pad tokens (causal), so no mask is needed
+                logits = self.model(input_ids=x.to(self.device), **kwargs).logits
+        finally:
+            self._active = False
+        logp = logits.float().log_softmax(-1)
+        out = []
+        for r, t in enumerate(toks):
+            row = []
+            for j, tid in enumerate(t):
+                text = self.stopper.text[tid] if tid < len(self.stopper.text) else ""
+                row.append(Piece(text, tid, float(logp[r, len(head) + j - 1, tid])))
+            out.append(row)
+        return out
 
     def _generate(self, prompt: str, prefix: list[Piece], prefix_text: str, n: int) -> list[list[Piece]]:
         import torch

@@ -8,6 +8,7 @@ second round does not replay the first round's samples.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from toolkiln.itool.mcts import HFStepPolicy, search
 from toolkiln.itool.pairs import pair_stats, pairs_frame, sibling_pairs, with_provenance
 from toolkiln.policy.config import PolicyConfig
 from toolkiln.policy.model import configure_threads, load_pretrained, resolve_device
+from toolkiln.policy.render import CallStyle, call_openings
 
 
 def round_seed(seed: int, round_: int) -> int:
@@ -81,11 +83,11 @@ def _search_prompt(job: tuple) -> dict:
     """One prompt's search (module level: a Dask worker unpickles it by name), seeded by its index alone."""
     import torch
 
-    checkpoint, policy, cfg, row, text, gold_calls, prompt_seed, round_ = job
+    checkpoint, policy, cfg, row, text, gold_calls, prompt_seed, round_, openings = job
     step, _ = _loaded(checkpoint, policy, cfg.mcts)
     before = step.forward_passes
     torch.manual_seed(prompt_seed)  # each prompt's samples depend on its position only, not on earlier prompts
-    res = search(step, text, gold_calls, cfg.mcts)
+    res = search(step, text, gold_calls, cfg.mcts, openings=openings)
     return {
         "pairs": with_provenance(sibling_pairs(res.root, cfg.pairs), row, text, round_, prompt_seed),
         "rollouts": res.rollouts,
@@ -130,7 +132,16 @@ def mcts_pairs(
         _, tok, _ = load_checkpoint(checkpoint, policy)  # the tokenizer renders; the workers load their own
     prompts, _ = render_prompts([rows[i] for i in wanted], tok, policy.render)
     s = round_seed(seed, round_)
-    jobs = [(str(checkpoint), policy, cfg, p.row, p.text, p.gold_calls, s + i, round_) for i, p in enumerate(prompts)]
+    style = CallStyle.from_render(policy.render)
+
+    def openings(p) -> list[str]:
+        # the tools the rendered prompt really offers (distractors beyond the token budget are dropped)
+        return [t for _, t in call_openings(json.loads(p.example["tools"]), style)] if cfg.mcts.root_openings else []
+
+    jobs = [
+        (str(checkpoint), policy, cfg, p.row, p.text, p.gold_calls, s + i, round_, openings(p))
+        for i, p in enumerate(prompts)
+    ]
     done = map_shards(_search_prompt, jobs, runtime, name="mcts-pairs", task_name="mcts-prompt")
     if local and "step" in _W:
         _W["step"].close()  # the model outlives the stage only in this process's cache

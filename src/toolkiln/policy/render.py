@@ -45,8 +45,14 @@ class Markers:
 
 # ChatML (SmolLM2, Qwen, ...): a turn is "<|im_start|>role\n ... <|im_end|>\n"; the tool role is written as a role
 # name like any other (ChatML has no fixed role list), so a base model reads tool results as a distinct speaker.
-CHATML = Markers(system="<|im_start|>system\n", user="<|im_start|>user\n", assistant="<|im_start|>assistant\n",
-                 tool="<|im_start|>tool\n", end="<|im_end|>\n", pad="<|im_end|>")
+CHATML = Markers(
+    system="<|im_start|>system\n",
+    user="<|im_start|>user\n",
+    assistant="<|im_start|>assistant\n",
+    tool="<|im_start|>tool\n",
+    end="<|im_end|>\n",
+    pad="<|im_end|>",
+)
 
 
 def markers_for(tokenizer) -> Markers:
@@ -114,13 +120,22 @@ _TEMPLATE = r"""
 """
 
 
-def build_chat_template(markers: Markers = Markers(), *, render_system: bool = True, tool_description_chars: int = 80,
-                        first_sentence: bool = False, param_descriptions: bool = False,
-                        description_first: bool = False) -> str:
+def build_chat_template(
+    markers: Markers = Markers(),
+    *,
+    render_system: bool = True,
+    tool_description_chars: int = 80,
+    first_sentence: bool = False,
+    param_descriptions: bool = False,
+    description_first: bool = False,
+) -> str:
     """The Jinja chat template (``{% generation %}`` around assistant turns) for these markers and options."""
     subs = {
-        "@@SYSTEM@@": markers.system, "@@USER@@": markers.user, "@@ASSISTANT@@": markers.assistant,
-        "@@TOOL@@": markers.tool, "@@END@@": markers.end,
+        "@@SYSTEM@@": markers.system,
+        "@@USER@@": markers.user,
+        "@@ASSISTANT@@": markers.assistant,
+        "@@TOOL@@": markers.tool,
+        "@@END@@": markers.end,
         "@@RENDER_SYSTEM@@": "true" if render_system else "false",
         "@@PARAM_DESC@@": "true" if param_descriptions else "false",
         "@@DESC_CHARS@@": str(int(tool_description_chars)),
@@ -136,17 +151,27 @@ def build_chat_template(markers: Markers = Markers(), *, render_system: bool = T
     return text
 
 
-def render_text(chat_template: str, messages: Sequence[Mapping], tools: Sequence[Mapping] | None = None, *,
-                add_generation_prompt: bool = False) -> str:
+def render_text(
+    chat_template: str,
+    messages: Sequence[Mapping],
+    tools: Sequence[Mapping] | None = None,
+    *,
+    add_generation_prompt: bool = False,
+) -> str:
     """Render without a tokenizer (used to build the tokenizer's training corpus)."""
     from transformers.utils.chat_template_utils import render_jinja_template
 
-    rendered, _ = render_jinja_template([list(messages)], tools=list(tools) if tools else None,
-                                        chat_template=chat_template, add_generation_prompt=add_generation_prompt)
+    rendered, _ = render_jinja_template(
+        [list(messages)],
+        tools=list(tools) if tools else None,
+        chat_template=chat_template,
+        add_generation_prompt=add_generation_prompt,
+    )
     return rendered[0]
 
 
 # -- rows -> messages ---------------------------------------------------------------------------------------------------
+
 
 class DialogFormatError(ValueError):
     """A dialog row cannot be turned into chat messages; the message names the row and the problem."""
@@ -157,7 +182,9 @@ def _loads(value: Any, what: str, row_id: str) -> Any:
         try:
             return json.loads(value)
         except json.JSONDecodeError as exc:
-            raise DialogFormatError(f"dialog {row_id}: column {what!r} is not valid JSON ({exc.msg} at char {exc.pos})") from None
+            raise DialogFormatError(
+                f"dialog {row_id}: column {what!r} is not valid JSON ({exc.msg} at char {exc.pos})"
+            ) from None
     return value
 
 
@@ -190,9 +217,12 @@ class CallStyle:
     @classmethod
     def from_render(cls, render: Any) -> "CallStyle":
         """From a ``RenderConfig`` (duck-typed: this module imports no config)."""
-        return cls(arg_order=render.arg_order, comments=render.call_comments,
-                   first_sentence=render.tool_description == "first_sentence",
-                   description_chars=render.tool_description_chars)
+        return cls(
+            arg_order=render.arg_order,
+            comments=render.call_comments,
+            first_sentence=render.tool_description == "first_sentence",
+            description_chars=render.tool_description_chars,
+        )
 
     def save(self, folder) -> None:
         from pathlib import Path
@@ -262,9 +292,30 @@ def _commented_calls(calls: Sequence[Mapping], comments: Mapping[str, str]) -> s
     return "[" + ",\n".join(parts) + "]"
 
 
-def normalise_messages(messages: Iterable[Mapping], row_id: str = "?",
-                       arg_order: Mapping[str, list[str]] | None = None,
-                       comments: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+def call_openings(tools: Sequence[Mapping], style: CallStyle) -> list[tuple[str, str]]:
+    """(tool name, the text of an answer whose first call is to that tool, up to and including its ``(``) for each
+    named tool, written exactly as call turns of ``style`` are (comment line included): the tool-choice step of
+    a call list, which the preference search puts into its tree (``itool.mcts.root_openings``)."""
+    comments = None
+    if style.comments:
+        comments = {_tool_name(t): tool_description(t, style.first_sentence, style.description_chars) for t in tools}
+    out = []
+    for t in tools:
+        name = _tool_name(t)
+        if not name:
+            continue
+        call = [{"name": name, "arguments": {}}]
+        text = _commented_calls(call, comments) if comments is not None else format_calls(call)
+        out.append((name, text[: text.index(name + "(") + len(name) + 1]))
+    return out
+
+
+def normalise_messages(
+    messages: Iterable[Mapping],
+    row_id: str = "?",
+    arg_order: Mapping[str, list[str]] | None = None,
+    comments: Mapping[str, str] | None = None,
+) -> list[dict[str, str]]:
     """Schema turns -> ``{"role", "content", "name"}`` dicts the template renders.
 
     An assistant turn with ``tool_calls`` gets ``content = format_calls(tool_calls)``
@@ -281,8 +332,9 @@ def normalise_messages(messages: Iterable[Mapping], row_id: str = "?",
     for i, m in enumerate(messages):
         role = m.get("role")
         if role not in ("system", "user", "assistant", "tool"):
-            raise DialogFormatError(f"dialog {row_id}: messages[{i}].role: got {role!r}; expected "
-                                    "system|user|assistant|tool")
+            raise DialogFormatError(
+                f"dialog {row_id}: messages[{i}].role: got {role!r}; expected system|user|assistant|tool"
+            )
         content = m.get("content")
         calls = m.get("tool_calls") or []
         if role == "assistant" and calls:
@@ -291,8 +343,9 @@ def normalise_messages(messages: Iterable[Mapping], row_id: str = "?",
                     calls = _in_signature_order(calls, arg_order)
                 content = _commented_calls(calls, comments) if comments is not None else format_calls(calls)
             except (KeyError, TypeError, ValueError) as exc:
-                raise DialogFormatError(f"dialog {row_id}: messages[{i}].tool_calls cannot be rendered as a call "
-                                        f"list: {exc}") from None
+                raise DialogFormatError(
+                    f"dialog {row_id}: messages[{i}].tool_calls cannot be rendered as a call list: {exc}"
+                ) from None
         elif content is not None and not isinstance(content, str):
             content = json.dumps(content, ensure_ascii=False)
         out.append({"role": role, "content": content or "", "name": str(m.get("name") or "") if role == "tool" else ""})
@@ -302,7 +355,9 @@ def normalise_messages(messages: Iterable[Mapping], row_id: str = "?",
 def row_tools(row: Mapping) -> list[dict]:
     tools = _loads(row.get("tools") or "[]", "tools", str(row.get("id", "?")))
     if not isinstance(tools, list):
-        raise DialogFormatError(f"dialog {row.get('id', '?')}: column 'tools': got {type(tools).__name__}; expected a JSON list")
+        raise DialogFormatError(
+            f"dialog {row.get('id', '?')}: column 'tools': got {type(tools).__name__}; expected a JSON list"
+        )
     return tools
 
 
@@ -324,8 +379,9 @@ def dialog_messages(row: Mapping, upto: str = "target", style: CallStyle = CallS
     if not 0 <= t < len(msgs):
         raise DialogFormatError(f"dialog {rid}: target_turn: got {t}; expected an index into its {len(msgs)} messages")
     if msgs[t].get("role") != "assistant":
-        raise DialogFormatError(f"dialog {rid}: messages[{t}] (the target turn) has role {msgs[t].get('role')!r}; "
-                                "expected 'assistant'")
+        raise DialogFormatError(
+            f"dialog {rid}: messages[{t}] (the target turn) has role {msgs[t].get('role')!r}; expected 'assistant'"
+        )
     cut = {"prompt": t, "target": t + 1, "full": len(msgs)}[upto]
     system = [{"role": "system", "content": row.get("system") or "", "name": ""}]
     tools = row_tools(row)
@@ -343,7 +399,9 @@ def gold_tool_names(row: Mapping) -> set[str]:
     return {str(a) for a in apis}
 
 
-def fit_tools(tools: list[dict], keep: set[str], length: Callable[[list[dict]], int], max_length: int) -> tuple[list[dict], int]:
+def fit_tools(
+    tools: list[dict], keep: set[str], length: Callable[[list[dict]], int], max_length: int
+) -> tuple[list[dict], int]:
     """Drop distractor tools (last first; never one named in ``keep``) until ``length(tools) <= max_length``.
 
     Deterministic: the candidate order of the row decides what goes. Returns the
