@@ -546,7 +546,7 @@ class HFGenerator:
             self._namer = ToolNameConstraint(self.tok)
         out: list[str | None] = [None] * len(prompts)
         eos, pad = self.tok.eos_token_id, self.tok.pad_token_id
-        new_tokens = 0
+        new_tokens = truncated = 0
         with tqdm(total=len(fits), desc="generate", unit="prompt", disable=len(fits) < 2 * self.batch_size) as bar:
             for s in range(0, len(fits), self.batch_size):
                 batch = fits[s:s + self.batch_size]
@@ -575,12 +575,18 @@ class HFGenerator:
                                               do_sample=False, max_new_tokens=self.max_new_tokens, pad_token_id=pad,
                                               eos_token_id=eos, temperature=None, top_p=None, top_k=None, **kwargs)
                 new = gen[:, x.shape[1]:]
-                new_tokens += int((new != pad).sum())
+                lengths = (new != pad).sum(dim=1)
+                new_tokens += int(lengths.sum())
+                # a row still writing when the budget ran out: an unparsable verdict there may be the budget's fault
+                if new.shape[1] >= self.max_new_tokens:
+                    last = new[:, self.max_new_tokens - 1]
+                    truncated += int(((last != pad) & (last != eos)).sum())
                 for i, text in zip(batch, self.tok.batch_decode(new, skip_special_tokens=True)):
                     out[i] = text.strip()
                 bar.update(len(batch))
         self.stats = {"prompts": len(fits), "seconds": time.perf_counter() - t0, "shared_prefix_tokens": p,
-                      "prompt_tokens": sum(len(ids[i]) for i in fits), "new_tokens": new_tokens}
+                      "prompt_tokens": sum(len(ids[i]) for i in fits), "new_tokens": new_tokens,
+                      "truncated": truncated}
         return out
 
 
