@@ -173,3 +173,30 @@ def test_sweep_on_smoke_profile(tmp_path):
     assert all((pid, "adnt_train") in stage_runs or (pid, "verify") in stage_runs for pid in pids)
     assert any(pid.endswith("-no_verification") and (pid, "verify") in stage_runs for pid in pids)
     assert len(kinds["sweep"]) == 1
+
+
+def test_log_sweep_files_a_parent_and_one_child_per_variant(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from flows.sweep import log_sweep
+
+    results = [
+        {"name": "baseline", "overrides": [], "status": "ok", "metrics": {"verify": {"n_verified": 10, "ok": True}}},
+        {"name": "v", "overrides": ["verify.enabled=false"], "status": "failed", "metrics": {}},
+    ]
+    header, rows = comparison_rows(results, ["verify"])
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment("sweep", artifact_location=(tmp_path / "art").as_uri())
+    table = tmp_path / "table.csv"
+    table.write_text("variant\n")
+    parent = log_sweep(uri, exp, "s1", results, header, rows, [table])
+    runs = {r.info.run_name: r for r in client.search_runs([exp])}
+    assert set(runs) == {"sweep s1", "baseline", "v"} and runs["sweep s1"].info.run_id == parent
+    assert [a.path for a in client.list_artifacts(parent)] == ["table.csv"]
+    base, v = runs["baseline"], runs["v"]
+    assert base.data.tags["mlflow.parentRunId"] == parent and base.data.tags["toolkiln.variant"] == "baseline"
+    # the compared column and every stage metric (booleans as 0/1) under MLflow-safe names
+    assert base.data.metrics == {"verified": 10.0, "verify/n_verified": 10.0, "verify/ok": 1.0}
+    assert v.data.params == {"overrides": "verify.enabled=false", "verify.enabled": "false"}
+    assert base.info.status == "FINISHED" and v.info.status == "FAILED"
