@@ -16,7 +16,9 @@ same BFCL sample:
   pairs, SimPO (``round1_simpo``) or DPO (``round1_dpo``) on the same pairs; and ``sft_control``: the
   preference run's optimizer steps spent on SFT of the same deficient prompts with their gold targets;
   ``round1_simpo_openings``: SimPO on pairs from a search whose root also holds the offered tools' call
-  openings (``itool.mcts.root_openings`` = :data:`OPENINGS`), so tool choices become siblings.
+  openings (``itool.mcts.root_openings`` = :data:`OPENINGS`), so tool choices become siblings;
+  ``round1_simpo_openings_strong``: the same pairs with a stronger update (:data:`STRONG`: 10x the learning
+  rate, 3 epochs), which asks whether the round's few LoRA steps move the greedy policy at all.
   Claim: round1_simpo > warmup and > sft_control.
 * **diversity** (ToolACE ablations): the ``full`` mix vs the pool without parallel dialogs
   (``no_parallel``; claim: full wins on parallel) and without non-tool dialogs (``no_non_tool``; claim:
@@ -68,7 +70,14 @@ CLAIMS: dict[str, dict[str, Any]] = {
     },
     "curriculum": {"arms": ("easy_to_hard", "random"), "comparisons": (("easy_to_hard", "random", "overall"),)},
     "preference": {
-        "arms": ("warmup", "round1_simpo", "round1_dpo", "sft_control", "round1_simpo_openings"),
+        "arms": (
+            "warmup",
+            "round1_simpo",
+            "round1_dpo",
+            "sft_control",
+            "round1_simpo_openings",
+            "round1_simpo_openings_strong",
+        ),
         "comparisons": (("round1_simpo", "warmup", "overall"), ("round1_simpo", "sft_control", "overall")),
     },
     "diversity": {
@@ -76,7 +85,8 @@ CLAIMS: dict[str, dict[str, Any]] = {
         "comparisons": (("full", "no_parallel", "parallel"), ("full", "no_non_tool", "non_tool")),
     },
 }
-OPENINGS = 3  # tool-choice openings at the root of the round1_simpo_openings arm's search
+OPENINGS = 3  # tool-choice openings at the root of the round1_simpo_openings arms' search
+STRONG = {"lr_factor": 10.0, "epochs": 3}  # the round1_simpo_openings_strong arm's preference update
 REFERENCE_ARMS = {"clean", "easy_to_hard", "warmup", "full"}  # all the shared easy-to-hard warm-up
 TABLE_METRICS = ("overall", *TYPES, "bfcl_mean", "heldout_nll")
 
@@ -348,7 +358,7 @@ def preference_arm(setup: Setup, arm: str, seed: int, pool_rows) -> dict:
             )
         }
     )
-    variant = "_openings" if arm == "round1_simpo_openings" else ""
+    variant = "_openings" if arm.startswith("round1_simpo_openings") else ""
     if variant:
         itool = itool.model_copy(update={"mcts": itool.mcts.model_copy(update={"root_openings": OPENINGS})})
     pairs_file, search_file = cache / f"pairs{variant}.parquet", cache / f"search{variant}.json"
@@ -373,9 +383,13 @@ def preference_arm(setup: Setup, arm: str, seed: int, pool_rows) -> dict:
         "pairs_by_type": dict(sorted(Counter(pairs["type"].to_list()).items())) if "type" in pairs.columns else {},
     }
     tag = f"preference_{arm}_seed{seed}"
-    if arm in ("round1_simpo", "round1_dpo", "round1_simpo_openings"):
+    if arm in ("round1_simpo", "round1_dpo", "round1_simpo_openings", "round1_simpo_openings_strong"):
         algo = "dpo" if arm == "round1_dpo" else "simpo"
         cfg = itool.preference.model_copy(update={"algorithm": algo})
+        if arm.endswith("_strong"):
+            cfg = cfg.model_copy(
+                update={"learning_rate": cfg.learning_rate * STRONG["lr_factor"], "epochs": STRONG["epochs"]}
+            )
         t0 = time.perf_counter()
         res, tok = preference_round(pairs, warm, p.policy, cfg, seed=seed, round_=1, allow_empty=True)
         ckpt = setup.checkpoints / tag
