@@ -174,7 +174,6 @@ def main(argv: list[str] | None = None) -> dict:
 def prefill_seconds(gen, prompts: list[dict]) -> float:
     """Seconds of one forward pass over every batch the generator would run (same sorting, padding, prefix
     cache): the prompt side of generation, without a single new token."""
-    import copy
     import time
 
     import torch
@@ -184,21 +183,11 @@ def prefill_seconds(gen, prompts: list[dict]) -> float:
     t0 = time.perf_counter()
     with torch.no_grad():
         for s in range(0, len(ids), gen.batch_size):
-            batch = ids[s : s + gen.batch_size]
-            width = max(len(x) - p for x in batch)
-            x = torch.full((len(batch), width), gen.tok.pad_token_id, dtype=torch.long)
-            att = torch.zeros((len(batch), p + width), dtype=torch.long)
-            att[:, :p] = 1
-            for r, seq in enumerate(batch):
-                x[r, width - (len(seq) - p) :] = torch.tensor(seq[p:], dtype=torch.long)
-                att[r, p + width - (len(seq) - p) :] = 1
-            kwargs = {}
-            if cache is not None:
-                c = copy.deepcopy(cache)
-                c.batch_repeat_interleave(len(batch))
-                kwargs["cache"] = c
-            pos = (att.cumsum(-1) - 1).clamp(min=0)[:, p:]
-            gen.model(input_ids=x, attention_mask=att, position_ids=pos, use_cache=True, logits_to_keep=1, **kwargs)
+            x, att, kwargs = gen.batch_inputs(ids[s : s + gen.batch_size], p, cache)
+            pos = (att.cumsum(-1) - 1).clamp(min=0)[:, p:]  # positions follow the mask, as in generate
+            gen.model(
+                input_ids=x[:, p:], attention_mask=att, position_ids=pos, use_cache=True, logits_to_keep=1, **kwargs
+            )
     return time.perf_counter() - t0
 
 

@@ -322,7 +322,7 @@ def log_sweep(
     for r, row in zip(results, rows):
         values = {k: float(row[k]) for k in header[3:] if row[k] is not None}
         for stage, m in r.get("metrics", {}).items():
-            values.update({f"{stage}/{k}": v for k, v in numeric_metrics(m, bools=True).items()})
+            values.update({f"{stage}/{k}": v for k, v in numeric_metrics(m, bools=True).items() if math.isfinite(v)})
         params = {"overrides": row["overrides"]}
         for o in r["overrides"]:
             k, _, v = o.partition("=")

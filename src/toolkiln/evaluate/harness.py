@@ -521,8 +521,31 @@ class HFGenerator:
             out = self.model(input_ids=torch.tensor([seqs[0][:p]], device=self.device), use_cache=True)
         return p, out.past_key_values
 
-    def __call__(self, prompts: list[dict]) -> list[str | None]:
+    def batch_inputs(self, seqs: list[list[int]], p: int, cache) -> tuple[Any, Any, dict]:
+        """(input ids, attention mask, model kwargs) of one batch: rows padded between the shared prefix (its first
+        ``p`` tokens, whose KV ``cache`` each row gets a copy of) and their own suffix, so every row ends where
+        generation starts."""
         import copy
+
+        import torch
+
+        pad = self.tok.pad_token_id
+        width = max(len(seq) - p for seq in seqs)
+        x = torch.full((len(seqs), p + width), pad, dtype=torch.long)
+        att = torch.zeros((len(seqs), p + width), dtype=torch.long)
+        for r, seq in enumerate(seqs):
+            x[r, :p] = torch.tensor(seq[:p], dtype=torch.long)
+            att[r, :p] = 1
+            x[r, p + width - (len(seq) - p):] = torch.tensor(seq[p:], dtype=torch.long)
+            att[r, p + width - (len(seq) - p):] = 1
+        kwargs = {}
+        if cache is not None:
+            c = copy.deepcopy(cache)
+            c.batch_repeat_interleave(len(seqs))
+            kwargs["cache"] = c
+        return x, att, kwargs
+
+    def __call__(self, prompts: list[dict]) -> list[str | None]:
         import time
 
         import torch
@@ -550,20 +573,7 @@ class HFGenerator:
         with tqdm(total=len(fits), desc="generate", unit="prompt", disable=len(fits) < 2 * self.batch_size) as bar:
             for s in range(0, len(fits), self.batch_size):
                 batch = fits[s:s + self.batch_size]
-                width = max(len(ids[i]) - p for i in batch)
-                x = torch.full((len(batch), p + width), pad, dtype=torch.long)
-                att = torch.zeros((len(batch), p + width), dtype=torch.long)
-                for r, i in enumerate(batch):
-                    seq = ids[i]
-                    x[r, :p] = torch.tensor(seq[:p], dtype=torch.long)
-                    att[r, :p] = 1
-                    x[r, p + width - (len(seq) - p):] = torch.tensor(seq[p:], dtype=torch.long)
-                    att[r, p + width - (len(seq) - p):] = 1
-                kwargs = {}
-                if cache is not None:
-                    c = copy.deepcopy(cache)
-                    c.batch_repeat_interleave(len(batch))
-                    kwargs["cache"] = c
+                x, att, kwargs = self.batch_inputs([ids[i] for i in batch], p, cache)
                 if self._stopper is not None:
                     self._stopper.state = None
                     kwargs["stopping_criteria"] = StoppingCriteriaList([self._stopper])

@@ -414,6 +414,9 @@ class HFStepPolicy:
         finally:
             self._active = False
 
+    def _text(self, tid: int) -> str:
+        return self.stopper.text[tid] if tid < len(self.stopper.text) else ""
+
     def force(self, prompt: str, prefix: Sequence[Piece], texts: Sequence[str]) -> list[list[Piece]]:
         """Tokenise each text after ``prompt`` + ``prefix`` and score it in one right-padded forward pass from the
         prompt's KV cache (raw log-probs, as :meth:`sample` reports them)."""
@@ -448,8 +451,7 @@ class HFStepPolicy:
         for r, t in enumerate(toks):
             row = []
             for j, tid in enumerate(t):
-                text = self.stopper.text[tid] if tid < len(self.stopper.text) else ""
-                row.append(Piece(text, tid, float(logp[r, len(head) + j - 1, tid])))
+                row.append(Piece(self._text(tid), tid, float(logp[r, len(head) + j - 1, tid])))
             out.append(row)
         return out
 
@@ -496,7 +498,7 @@ class HFStepPolicy:
                 tid = int(new[r, t])
                 if tid == self.eos or tid == self.pad:
                     break
-                text = self.stopper.text[tid] if tid < len(self.stopper.text) else ""
+                text = self._text(tid)
                 # a row the stopper finished is padded from then on, so the loop ends there
                 row.append(Piece(text, tid, float(logp[r, t, tid])))
             out.append(row)

@@ -292,13 +292,19 @@ def _commented_calls(calls: Sequence[Mapping], comments: Mapping[str, str]) -> s
     return "[" + ",\n".join(parts) + "]"
 
 
+def call_comments(tools: Sequence[Mapping], style: CallStyle) -> dict[str, str] | None:
+    """Tool name -> the comment line its calls get in ``style`` (the tool list's description), or None when the
+    style writes no comments."""
+    if not style.comments:
+        return None
+    return {_tool_name(t): tool_description(t, style.first_sentence, style.description_chars) for t in tools}
+
+
 def call_openings(tools: Sequence[Mapping], style: CallStyle) -> list[tuple[str, str]]:
     """(tool name, the text of an answer whose first call is to that tool, up to and including its ``(``) for each
     named tool, written exactly as call turns of ``style`` are (comment line included): the tool-choice step of
     a call list, which the preference search puts into its tree (``itool.mcts.root_openings``)."""
-    comments = None
-    if style.comments:
-        comments = {_tool_name(t): tool_description(t, style.first_sentence, style.description_chars) for t in tools}
+    comments = call_comments(tools, style)
     out = []
     for t in tools:
         name = _tool_name(t)
@@ -386,9 +392,7 @@ def dialog_messages(row: Mapping, upto: str = "target", style: CallStyle = CallS
     system = [{"role": "system", "content": row.get("system") or "", "name": ""}]
     tools = row_tools(row)
     order = signature_order(tools) if style.arg_order == "signature" else None
-    comments = None
-    if style.comments:
-        comments = {_tool_name(t): tool_description(t, style.first_sentence, style.description_chars) for t in tools}
+    comments = call_comments(tools, style)
     return system + normalise_messages(msgs[:cut], rid, order, comments)
 
 
