@@ -18,7 +18,10 @@ same BFCL sample:
   ``round1_simpo_openings``: SimPO on pairs from a search whose root also holds the offered tools' call
   openings (``itool.mcts.root_openings`` = :data:`OPENINGS`), so tool choices become siblings;
   ``round1_simpo_openings_strong``: the same pairs with a stronger update (:data:`STRONG`: 10x the learning
-  rate, 3 epochs), which asks whether the round's few LoRA steps move the greedy policy at all.
+  rate, 3 epochs), which asks whether the round's few LoRA steps move the greedy policy at all;
+  ``round1_simpo_openings_balanced``: that update with at most half of the pairs preferring a text reply
+  and an NLL term on the chosen side (:data:`BALANCED`), which asks whether it then learns calls, not
+  abstention.
   Claim: round1_simpo > warmup and > sft_control.
 * **diversity** (ToolACE ablations): the ``full`` mix vs the pool without parallel dialogs
   (``no_parallel``; claim: full wins on parallel) and without non-tool dialogs (``no_non_tool``; claim:
@@ -77,6 +80,7 @@ CLAIMS: dict[str, dict[str, Any]] = {
             "sft_control",
             "round1_simpo_openings",
             "round1_simpo_openings_strong",
+            "round1_simpo_openings_balanced",
         ),
         "comparisons": (("round1_simpo", "warmup", "overall"), ("round1_simpo", "sft_control", "overall")),
     },
@@ -87,6 +91,8 @@ CLAIMS: dict[str, dict[str, Any]] = {
 }
 OPENINGS = 3  # tool-choice openings at the root of the round1_simpo_openings arms' search
 STRONG = {"lr_factor": 10.0, "epochs": 3}  # the round1_simpo_openings_strong arm's preference update
+# the round1_simpo_openings_balanced arm: STRONG's schedule, text-preferring pairs capped at half, an SFT term
+BALANCED = {"max_text_share": 0.5, "sft_weight": 1.0}
 REFERENCE_ARMS = {"clean", "easy_to_hard", "warmup", "full"}  # all the shared easy-to-hard warm-up
 TABLE_METRICS = ("overall", *TYPES, "bfcl_mean", "heldout_nll")
 
@@ -383,13 +389,15 @@ def preference_arm(setup: Setup, arm: str, seed: int, pool_rows) -> dict:
         "pairs_by_type": dict(sorted(Counter(pairs["type"].to_list()).items())) if "type" in pairs.columns else {},
     }
     tag = f"preference_{arm}_seed{seed}"
-    if arm in ("round1_simpo", "round1_dpo", "round1_simpo_openings", "round1_simpo_openings_strong"):
+    if arm != "sft_control":
         algo = "dpo" if arm == "round1_dpo" else "simpo"
         cfg = itool.preference.model_copy(update={"algorithm": algo})
-        if arm.endswith("_strong"):
+        if arm.endswith(("_strong", "_balanced")):
             cfg = cfg.model_copy(
                 update={"learning_rate": cfg.learning_rate * STRONG["lr_factor"], "epochs": STRONG["epochs"]}
             )
+        if arm.endswith("_balanced"):
+            cfg = cfg.model_copy(update=BALANCED)
         t0 = time.perf_counter()
         res, tok = preference_round(pairs, warm, p.policy, cfg, seed=seed, round_=1, allow_empty=True)
         ckpt = setup.checkpoints / tag
@@ -397,6 +405,7 @@ def preference_arm(setup: Setup, arm: str, seed: int, pool_rows) -> dict:
             save_round(res.model, tok, tmp, warm)
         train = {
             "train_steps": res.metrics.get("train_steps", 0),
+            "pairs_trained": res.metrics.get("pairs", 0),
             "updated": res.metrics.get("updated"),
             "train_seconds": round(time.perf_counter() - t0, 1),
         }

@@ -38,7 +38,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ParseResult", "parse_calls", "literal_value"]
+__all__ = ["ParseResult", "parse_calls", "literal_value", "is_text_reply"]
 
 MAX_TEXT_CHARS = 200_000  # a runaway generation is refused, not parsed
 MAX_DEPTH = 64  # nesting of literal containers; deeper is refused (the walk is recursive)
@@ -361,6 +361,17 @@ def _try_text(src: str) -> tuple[list[dict] | None, str | None, bool]:
     if jcalls is not None:
         return jcalls, None, True
     return None, jerr, bool(jerr and jerr.startswith("refused"))
+
+
+def is_text_reply(text: str | None) -> bool:
+    """True for a plain-language reply: no call list, JSON, code fence, tag or ``name(`` anywhere in it.
+
+    Evaluation uses it to tell a model that *answered in text* where a call was due (an abstention or a
+    clarifying question, error ``no_call``) from one that tried to write calls and broke them (``unparsable``).
+    """
+    if not isinstance(text, str) or not text.strip():
+        return False
+    return text.strip()[0] not in "[{`<" and _CALL_START.search(text) is None
 
 
 def parse_calls(text: str | None, strict: bool = False) -> ParseResult:

@@ -59,6 +59,42 @@ def test_error_types_and_partial_credit(dialogs):
     assert "Subscript" in df.filter(pl.col("id") == "d2")["parse_error"][0]
 
 
+def test_a_text_reply_on_a_call_target_is_no_call_and_a_broken_call_list_unparsable(dialogs):
+    u = users(dialogs)
+    by_id = {
+        "d0": "Which city do you mean, and for how many days?",  # answers in text where a call is due
+        "d1": '[# Get the forecast\nweather.get_forecast(city="Rome", days=',  # a call list cut off mid-way
+        "d2": "[hotel.book(hotel_id=result['id'], nights=3)]",  # a call attempt refused (subscript)
+        "d3": "I can't do that with these tools.",  # text where text is due: correct
+        "d4": "Which hotel do you mean?",
+    }
+    df, m = evaluate_dialogs(dialogs, scripted({u[k]: v for k, v in by_id.items()}), CFG)
+    got = dict(zip(df["id"], df["error_type"]))
+    assert got["d0"] == "no_call" and got["d1"] == "unparsable"
+    assert df.filter(pl.col("id") == "d0")["detail"][0] == "a text reply where a call was expected"
+    assert got["d2"] == "unparsable" and df.filter(pl.col("id").is_in(["d3", "d4"]))["correct"].all()
+    assert m["error_types"] == {"no_call": 1, "unparsable": 2}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Sorry, none of these tools can do that.", True),
+        ("Which account (checking or savings) do you mean?", True),  # parentheses in prose are not a call
+        ("[get_weather(city='Paris')]", False),
+        ("Sure: get_weather(city='Paris')", False),
+        ('{"name": "get_weather", "arguments": {}}', False),
+        ("```python\nget_weather(\n```", False),
+        ("   ", False),
+        (None, False),
+    ],
+)
+def test_is_text_reply(text, expected):
+    from toolkiln.callparse import is_text_reply
+
+    assert is_text_reply(text) is expected
+
+
 def test_unanswered_and_bad_rows_are_recorded_not_raised(dialogs):
     bad = dialogs.with_columns(pl.when(pl.col("id") == "d0").then(pl.lit("[f(x=")).otherwise(pl.col("target"))
                                .alias("target"))

@@ -99,3 +99,55 @@ def test_no_pairs_is_a_clear_error(tiny_policy):
 
     before = AutoModelForCausalLM.from_pretrained(folder).state_dict()
     assert all(torch.equal(v, res.model.state_dict()[k]) for k, v in before.items())
+
+
+def test_balance_pairs_caps_text_preferring_pairs_smallest_gap_first():
+    from toolkiln.itool.preference import balance_pairs
+
+    base = _pairs("P:", n=8).with_columns(pl.Series("gap", [0.2, 0.9, 0.5, 0.3, 0.8, 0.4, 0.6, 0.7]))
+    text = {0, 1, 2, 3, 4, 5}  # six pairs prefer "Which city?" (a text reply), two a call
+    pairs = base.with_columns(
+        pl.Series("prefix", ["" if i in text else p for i, p in enumerate(base["prefix"])]),
+        pl.Series("chosen", ["Which city?" if i in text else c for i, c in enumerate(base["chosen"])]),
+        pl.Series("chosen_rollout", ["Which city?" if i in text else RIGHT for i in range(8)]),
+        pl.Series("rejected_rollout", [WRONG] * 8),
+        pl.Series("chosen_value", [1.0] * 8),
+        pl.Series("rejected_value", [1.0 - g for g in [0.2, 0.9, 0.5, 0.3, 0.8, 0.4, 0.6, 0.7]]),
+    )
+    kept, counts = balance_pairs(pairs, 0.5)
+    # two call pairs allow two text pairs at a 50% share: the two widest gaps (d1: 0.9, d4: 0.8), order kept
+    assert kept["dialog_id"].to_list() == ["d1", "d4", "d6", "d7"]
+    assert counts == {"pairs_text": 2, "pairs_call": 2, "pairs_dropped": 4}
+    assert balance_pairs(pairs, 0.0)[0]["dialog_id"].to_list() == ["d6", "d7"]
+    everything, counts = balance_pairs(pairs, 1.0)
+    assert everything.height == 8 and counts["pairs_dropped"] == 0
+    assert balance_pairs(pairs, 0.75)[1]["pairs_text"] == 6  # 6 / 8 = 0.75: all fit
+
+
+def test_a_round_of_only_text_pairs_with_no_text_share_is_a_clear_error(tiny_policy):
+    pairs = _pairs("P:").with_columns(
+        pl.lit("").alias("prefix"), pl.lit("Which city?").alias("chosen"), pl.lit("Which city?").alias("chosen_rollout")
+    )
+    folder, cfg = tiny_policy
+    with pytest.raises(ValueError, match="max_text_share 0.0 left 0 of 4 pairs"):
+        preference_round(pairs, folder, cfg, PreferenceConfig(max_text_share=0.0), seed=0, round_=1)
+
+
+@pytest.mark.parametrize("algorithm", ["simpo", "dpo"])
+def test_sft_weight_adds_the_chosen_nll_to_the_loss(tiny_policy, train_dialogs, algorithm):
+    from toolkiln.itool.deficiency import render_prompts
+    from toolkiln.itool.rounds import load_checkpoint
+
+    folder, cfg = tiny_policy
+    _, tok, _ = load_checkpoint(folder, cfg)
+    (p,) = render_prompts(train_dialogs.head(1).to_dicts(), tok, cfg.render)[0]
+    losses = {}
+    for w in (0.0, 1.0):
+        pcfg = PreferenceConfig(
+            algorithm=algorithm, batch_size=2, max_steps=1, lora_r=4, lora_alpha=8, sft_weight=w, logging_steps=1
+        )
+        res, _ = preference_round(_pairs(p.text, n=2), folder, cfg, pcfg, seed=0, round_=1)
+        losses[w] = res.metrics["train_loss_mean"]
+        assert res.metrics["sft_weight"] == w
+    # one step from the same weights: the NLL of the chosen completion (> 0 for a random model) comes on top
+    assert losses[1.0] > losses[0.0] + 0.5

@@ -123,6 +123,8 @@ def test_quick_claims_run_every_arm_with_equal_steps_and_resume(tmp_path, monkey
     # the openings variant searches the same deficient prompts with the offered tools' openings at the root
     opened = arms[("preference", "round1_simpo_openings")]
     assert opened["prompts_searched"] == 2 and opened["rollouts"] > pref["rollouts"]
+    balanced = arms[("preference", "round1_simpo_openings_balanced")]
+    assert balanced["pairs"] == opened["pairs"] and balanced["pairs_trained"] <= balanced["pairs"]  # same search
     assert arms[("curriculum", "random")]["heldout_nll"] > 0
     assert "-> **inconclusive**" in (out / "claims.md").read_text()
 

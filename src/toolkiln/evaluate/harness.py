@@ -35,7 +35,7 @@ from toolkiln.calls import format_calls
 from toolkiln.evaluate import bfcl
 from toolkiln.evaluate.ast_match import ERROR_TYPES, MatchResult, match, partial_credit, possible_answer_from_calls
 from toolkiln.evaluate.config import EvaluateConfig
-from toolkiln.callparse import ParseResult, parse_calls
+from toolkiln.callparse import ParseResult, is_text_reply, parse_calls
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,9 @@ def _score_rows(items: list[dict], outputs: list[str | None], strict: bool) -> l
                          "error_type": "bad_input", "detail": str(exc), "partial_credit": None,
                          "n_pred_calls": len(parsed.calls) if parsed.calls is not None else None})
             continue
+        if verdict.error_type == "unparsable" and is_text_reply(out):
+            # A text answer is a decision (abstain, ask), not a broken call list: keep the two apart in errors.csv.
+            verdict = MatchResult(False, "no_call", "a text reply where a call was expected")
         credit = partial_credit(parsed.calls, it["gold_calls"]) if it["gold_calls"] is not None else None
         if verdict.correct and credit is not None:
             credit = 1.0  # BFCL-equivalent values (e.g. "" optional, string normal form) earn full credit

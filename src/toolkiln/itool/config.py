@@ -131,6 +131,22 @@ class PreferenceConfig(Section):
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout.")
     target_modules: list[str] = Field(["q_proj", "k_proj", "v_proj", "o_proj"], description="Modules with adapters.")
     logging_steps: int = Field(5, ge=1, description="Loss and reward margins logged every this many steps.")
+    sft_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of an NLL term on the chosen completion added to the preference loss (0 = off, "
+        "iTool's SimPO). simpo: CPOTrainer's cpo_alpha (CPO's behaviour-cloning term); dpo: DPOTrainer's "
+        "loss_type ['sigmoid', 'sft'] with loss_weights [1, sft_weight]. Keeps the call format while the "
+        "margin moves.",
+    )
+    max_text_share: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="At most this share of the pairs trained on may prefer a text reply (a chosen rollout with no "
+        "call in it: abstain, ask); the rest are dropped, smallest value gap first (1 = train on every pair). "
+        "Clarification prompts make most pairs, and a round made of them teaches 'answer in text'.",
+    )
 
 
 class IToolConfig(Section):

@@ -6,6 +6,10 @@
 * ``dpo`` — TRL's ``DPOTrainer``; with a LoRA adapter and no reference model, TRL scores the
   reference with the adapter switched off, i.e. the round's input policy.
 
+Two levers beyond iTool's recipe, both off by default: ``sft_weight`` adds an NLL term on the
+chosen completion (CPO's ``cpo_alpha``; DPO's ``sft`` loss), and ``max_text_share`` caps the
+share of pairs whose chosen answer is a text reply (:func:`balance_pairs`).
+
 A pair's prompt is the rendered prompt plus the shared prefix of the two siblings; its
 completions are the fragments, or the fragments continued by their best rollouts
 (``preference.completion``). After training the adapter is merged and the round's
@@ -47,6 +51,38 @@ def preference_rows(pairs: pl.DataFrame, completion: str) -> list[dict[str, str]
             chosen, rejected = r["chosen_rollout"][len(prefix) :], r["rejected_rollout"][len(prefix) :]
         out.append({"prompt": r["prompt"] + prefix, "chosen": chosen, "rejected": rejected})
     return out
+
+
+def balance_pairs(pairs: pl.DataFrame, max_text_share: float) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Cap the pairs whose chosen rollout is a text reply at ``max_text_share`` of the pairs kept.
+
+    Text-preferring pairs beyond the cap are dropped, the smallest value gap first (ties: dialog id, then
+    the rejected fragment, so the choice is deterministic); call-preferring pairs are all kept. Returns the
+    kept pairs in their original order and the counts (``pairs_text``, ``pairs_call``, ``pairs_dropped``).
+    """
+    from toolkiln.callparse import is_text_reply
+
+    text = [is_text_reply(r) for r in pairs["chosen_rollout"].fill_null("").to_list()]
+    n_text = sum(text)
+    n_call = pairs.height - n_text
+    if max_text_share >= 1 or n_text == 0:
+        keep_text = n_text
+    elif max_text_share <= 0:
+        keep_text = 0
+    else:  # keep k text pairs with k / (k + n_call) <= share
+        keep_text = min(n_text, math.floor(max_text_share * n_call / (1 - max_text_share) + 1e-9))
+    counts = {"pairs_text": keep_text, "pairs_call": n_call, "pairs_dropped": n_text - keep_text}
+    if keep_text == n_text:
+        return pairs, counts
+    ranked = (
+        pairs.with_row_index("_row")
+        .with_columns(_text=pl.Series(text), _gap=pl.col("chosen_value") - pl.col("rejected_value"))
+        .filter(pl.col("_text"))
+        .sort(["_gap", "dialog_id", "rejected"], descending=[True, False, False])
+    )
+    kept_rows = set(ranked["_row"].head(keep_text).to_list())
+    mask = [not t or i in kept_rows for i, t in enumerate(text)]
+    return pairs.filter(pl.Series(mask)), counts
 
 
 @dataclass
@@ -113,6 +149,12 @@ def train_preference(
             "preference_opt: the round has 0 preference pairs; expected at least one (see the "
             "mcts_pairs metrics: pair filters, value gaps)"
         )
+    pairs, balance = balance_pairs(pairs, cfg.max_text_share)
+    if pairs.height == 0:
+        raise ValueError(
+            f"preference_opt: preference.max_text_share {cfg.max_text_share} left 0 of "
+            f"{balance['pairs_dropped']} pairs (every chosen rollout is a text reply); expected at least one"
+        )
     rows = preference_rows(pairs, cfg.completion)
     data = Dataset.from_list(rows)
     cpu = device == "cpu"
@@ -149,14 +191,15 @@ def train_preference(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TRL flags the experimental namespace on import
             from trl.experimental.cpo import CPOConfig, CPOTrainer
-        args = CPOConfig(**common, loss_type="simpo", cpo_alpha=0.0, simpo_gamma=cfg.gamma)
+        args = CPOConfig(**common, loss_type="simpo", cpo_alpha=cfg.sft_weight, simpo_gamma=cfg.gamma)
         trainer = CPOTrainer(
             model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=_lora(cfg)
         )
     else:
         from trl import DPOConfig, DPOTrainer
 
-        args = DPOConfig(**common)
+        extra = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, cfg.sft_weight]} if cfg.sft_weight else {}
+        args = DPOConfig(**common, **extra)
         trainer = DPOTrainer(
             model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=_lora(cfg)
         )
@@ -178,6 +221,8 @@ def train_preference(
         "algorithm": cfg.algorithm,
         "completion": cfg.completion,
         "pairs": pairs.height,
+        **balance,
+        "sft_weight": cfg.sft_weight,
         "train_loss_mean": float(out.training_loss),
         "train_steps": steps,
         "train_seconds": seconds,
@@ -198,16 +243,25 @@ def preference_round(
     allow_empty: bool = False,
 ) -> tuple[PreferenceResult, Any]:
     """The ``preference_opt`` stage: (result, tokenizer) of the round's update of ``checkpoint``. With no pairs
-    and ``allow_empty`` the input policy is carried over unchanged (``metrics["updated"]`` is False)."""
+    (none left after :func:`balance_pairs` included) and ``allow_empty`` the input policy is carried over
+    unchanged (``metrics["updated"]`` is False)."""
     from toolkiln.itool.rounds import load_checkpoint, round_seed
 
     model, tok, device = load_checkpoint(checkpoint, policy)
-    if pairs.height == 0 and allow_empty:
+    kept, balance = balance_pairs(pairs, cfg.max_text_share)
+    if kept.height == 0 and allow_empty:
         # An empty round is allowed only when itool.pairs.min_pairs is 0; it is recorded, never silent.
         res = PreferenceResult(
             model,
             [],
-            {"algorithm": cfg.algorithm, "completion": cfg.completion, "pairs": 0, "train_steps": 0, "updated": False},
+            {
+                "algorithm": cfg.algorithm,
+                "completion": cfg.completion,
+                "pairs": 0,
+                **balance,
+                "train_steps": 0,
+                "updated": False,
+            },
         )
     else:
         res = train_preference(
