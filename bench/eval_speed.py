@@ -21,7 +21,9 @@ parser reads, so outputs after it may differ while verdicts do not).
 ``--batch-sizes 4,8,16`` instead compares the evaluator's own setting (``fast``, ``evaluate.dtype``)
 across batch sizes, against the first size listed, with the share of the time spent on the
 prompts alone (one forward pass over each batch, no generation): which of prefill and decoding
-a faster evaluation has to attack.
+a faster evaluation has to attack. ``--lookup 0,4,8`` compares prompt-lookup draft sizes
+(``evaluate.prompt_lookup``) in the evaluator's setting: seconds, forward passes, tokens kept per
+pass, and the outputs against the first size listed.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-sizes", default="", help="e.g. 4,8,16: batch-size sweep of the evaluator's setting")
-    ap.add_argument("--dtype", default="bfloat16", help="the batch-size sweep's dtype (evaluate.dtype)")
+    ap.add_argument("--dtype", default="bfloat16", help="the sweeps' dtype (evaluate.dtype)")
+    ap.add_argument("--lookup", default="", help="e.g. 0,4,8: prompt-lookup draft sizes of the evaluator's setting")
     args = ap.parse_args(argv)
 
     import polars as pl
@@ -79,6 +82,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.batch_sizes:
         return batch_sweep(args, sets, [int(b) for b in args.batch_sizes.split(",") if b])
+    if args.lookup:
+        return lookup_sweep(args, sets, [int(k) for k in args.lookup.split(",") if k])
     plain = HFGenerator(
         args.checkpoint,
         batch_size=args.batch_size,
@@ -242,6 +247,73 @@ def batch_sweep(args, sets: dict[str, list[dict]], sizes: list[int]) -> dict:
         "batch_sweep": results,
     }
     path = record("eval_speed_batch", payload)
+    print(f"wrote {path.relative_to(ROOT)}")
+    return payload
+
+
+def lookup_sweep(args, sets: dict[str, list[dict]], ks: list[int]) -> dict:
+    """The evaluator's setting with prompt-lookup drafts of each size in ``ks`` against the first (0 = off)."""
+    from toolkiln.callparse import parse_calls
+    from toolkiln.evaluate.harness import HFGenerator
+
+    base = HFGenerator(
+        args.checkpoint, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, dtype=args.dtype
+    )
+    rows, results = [], {}
+    for name, prompts in sets.items():
+        ref_out, ref_s = None, None
+        for k in ks:
+            gen = HFGenerator(
+                args.checkpoint,
+                batch_size=args.batch_size,
+                max_new_tokens=args.max_new_tokens,
+                model=base.model,
+                tokenizer=base.tok,
+                prompt_lookup=k,
+            )
+            out = gen(prompts)
+            st = dict(gen.stats)
+            if ref_out is None:
+                ref_out, ref_s = out, st["seconds"]
+            look = st.get("prompt_lookup", {})
+            passes = look.get("forward_passes")
+            res = {
+                "prompt_lookup": k,
+                "seconds": st["seconds"],
+                "speedup": ref_s / st["seconds"],
+                "new_tokens": st["new_tokens"],
+                "forward_passes": passes,
+                "tokens_per_pass": st["new_tokens"] / passes if passes else None,
+                "drafted": look.get("drafted"),
+                "accepted": look.get("accepted"),
+                "identical_outputs": sum(a == c for a, c in zip(ref_out, out)) / len(prompts),
+                "same_parse": sum(_verdict(a, parse_calls) == _verdict(c, parse_calls) for a, c in zip(ref_out, out))
+                / len(prompts),
+            }
+            results.setdefault(name, []).append(res)
+            rows.append(
+                {
+                    "prompts": name,
+                    "k": k,
+                    "s": res["seconds"],
+                    f"x k={ks[0]}": res["speedup"],
+                    "new tok": res["new_tokens"],
+                    "tok / pass": "" if passes is None else round(res["tokens_per_pass"], 2),
+                    "accepted": "" if passes is None else f"{res['accepted']}/{res['drafted']}",
+                    "identical": f"{res['identical_outputs']:.0%}",
+                    "same parse": f"{res['same_parse']:.0%}",
+                }
+            )
+    print(f"checkpoint {args.checkpoint}; {args.dtype}; batch {args.batch_size}; max_new_tokens {args.max_new_tokens}")
+    print(table(rows, list(rows[0])))
+    payload = {
+        "checkpoint": args.checkpoint,
+        "dtype": args.dtype,
+        "batch_size": args.batch_size,
+        "max_new_tokens": args.max_new_tokens,
+        "lookup_sweep": results,
+    }
+    path = record(f"eval_speed_lookup_{args.dtype}", payload)
     print(f"wrote {path.relative_to(ROOT)}")
     return payload
 

@@ -266,6 +266,39 @@ def test_prefix_cache_and_call_end_keep_plain_generate_outputs(tiny_checkpoint, 
     assert common_prefix([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2 and common_prefix([]) == 0
 
 
+def test_prompt_lookup_decoding_keeps_greedy_outputs(tiny_checkpoint, dialogs):
+    from toolkiln.evaluate import bfcl
+    from toolkiln.evaluate.harness import dialog_prompt
+
+    prompts = [dialog_prompt(r) for r in dialogs.to_dicts()]
+    prompts += [{"messages": bfcl.prompt_messages(e), "tools": None}
+                for e in bfcl.load_category("simple_python", limit=3, seed=0)]
+    for stop in (False, True):
+        ref = HFGenerator(tiny_checkpoint, batch_size=3, max_new_tokens=24, stop_at_call_end=stop)
+        want = ref(prompts[:5]) + ref(prompts[5:])
+        for k in (1, 5):
+            look = HFGenerator(tiny_checkpoint, batch_size=3, max_new_tokens=24, stop_at_call_end=stop,
+                               prompt_lookup=k, model=ref.model, tokenizer=ref.tok)
+            assert look(prompts[:5]) + look(prompts[5:]) == want, (stop, k)
+            counts = look.stats["prompt_lookup"]
+            # drafts were tried and some kept, so fewer forward passes than new tokens (a budget-bound run)
+            assert counts["drafted"] > 0 and 0 < counts["accepted"] <= counts["drafted"]
+            assert counts["forward_passes"] < look.stats["new_tokens"] + 2
+    with pytest.raises(ValueError, match="prompt_lookup > 0 cannot be combined with constrain_names"):
+        HFGenerator(tiny_checkpoint, prompt_lookup=4, constrain_names=True, model=ref.model, tokenizer=ref.tok)
+
+
+def test_ngram_drafts_continue_the_latest_earlier_occurrence():
+    from toolkiln.evaluate.harness import NgramDrafts
+
+    d = NgramDrafts([5, 6, 7, 8, 1, 5, 6, 9, 2, 5, 6])
+    assert d.draft(3) == [9, 2, 5]  # "5 6" last seen before the end at index 5-6, followed by 9 2 5
+    d.extend([7])
+    assert d.draft(2) == [8, 1]  # the longest suffix seen before wins: "5 6 7", at the start
+    assert NgramDrafts([1, 2, 3]).draft(4) == []  # the suffix "3" (or "2 3") never occurred before
+    assert NgramDrafts([4, 4, 4]).draft(5) == [4]  # never its own match: "4 4" ended at index 2 -> continues "4"
+
+
 def test_unseen_target_selection_and_per_type_sample(dialogs):
     from toolkiln.evaluate.harness import select_dialogs
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from toolkiln.configbase import Section
 
@@ -26,6 +26,11 @@ class EvaluateConfig(Section):
     constrain_names: bool = Field(False, description="Grammar-constrained function names: inside a call list a "
                                   "name can only be one of the prompt's tools (harness.ToolNameConstraint); "
                                   "arguments and whether to call stay the model's.")
+    prompt_lookup: int = Field(0, ge=0, le=64, description="Greedy decoding with prompt-lookup drafts: each "
+                               "forward pass checks up to this many tokens copied from the row's prompt and output "
+                               "(after the latest earlier occurrence of its last 1-3 tokens) and keeps those greedy "
+                               "decoding agrees with. Same outputs up to float rounding, fewer passes. 0 = off; not "
+                               "with constrain_names.")
     max_samples: int = Field(0, ge=0, description="Evaluate at most this many synthetic test dialogs (0 = all).")
     samples_per_type: int = Field(0, ge=0, description="A seeded sample of this many test dialogs per dialog type "
                                   "(0 = every dialog); applied before max_samples.")
@@ -53,3 +58,10 @@ class EvaluateConfig(Section):
         if len(set(v)) != len(v):
             raise ValueError(f"got duplicate categories in {v}; expected each at most once")
         return v
+
+    @model_validator(mode="after")
+    def _lookup_or_names(self) -> "EvaluateConfig":
+        if self.prompt_lookup and self.constrain_names:
+            raise ValueError(f"got prompt_lookup {self.prompt_lookup} with constrain_names true; expected one of them "
+                             "off (the name constraint works one token at a time)")
+        return self

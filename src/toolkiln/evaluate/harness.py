@@ -447,6 +447,38 @@ def prompt_tool_names(prompt: Mapping) -> list[str]:
     return names
 
 
+class NgramDrafts:
+    """Prompt-lookup drafts for one row: the tokens that followed the latest earlier occurrence of the row's last
+    ``n`` tokens (``n`` = ``max_n`` down to 1) in its own prompt and output.
+
+    A tool call copies most of its text from the prompt — the tool's description line, its name, argument names,
+    values the user typed — so the continuation of an n-gram seen before is a cheap, often right guess of what
+    greedy decoding will write next. The index maps every n-gram to where its latest occurrence ended and is
+    extended one token at a time; the newest suffix is indexed only once a token follows it, so a lookup never
+    finds itself.
+    """
+
+    def __init__(self, tokens: Sequence[int], max_n: int = 3) -> None:
+        self.max_n, self.seq, self.last = max_n, [], {}
+        self.extend(tokens)
+
+    def extend(self, tokens: Sequence[int]) -> None:
+        for t in tokens:
+            self.seq.append(int(t))
+            end = len(self.seq) - 1  # the n-grams ending just before the new token now have a continuation
+            for n in range(1, self.max_n + 1):
+                if end - n >= 0:
+                    self.last[tuple(self.seq[end - n:end])] = end
+
+    def draft(self, k: int) -> list[int]:
+        size = len(self.seq)
+        for n in range(min(self.max_n, size), 0, -1):
+            j = self.last.get(tuple(self.seq[size - n:]))
+            if j is not None:
+                return self.seq[j:j + k]
+        return []
+
+
 def common_prefix(seqs: Sequence[Sequence[int]]) -> int:
     """Length of the token prefix every sequence shares."""
     if not seqs:
@@ -470,13 +502,19 @@ class HFGenerator:
       copy of that KV cache, its rows padded *between* prefix and suffix (positions
       follow the attention mask, so each row sees exactly what it would unpadded);
     * ``stop_at_call_end``: a row stops once its call list is complete
-      (:class:`CallListEnd`), a batch once every row has.
+      (:class:`CallListEnd`), a batch once every row has;
+    * ``prompt_lookup`` = k > 0: greedy decoding with prompt-lookup drafts (:class:`NgramDrafts`):
+      each step feeds every row its last token plus up to k drafted tokens, and keeps the drafts
+      up to the first one greedy decoding would not have written, plus greedy's own next token —
+      1 to k + 1 tokens per forward pass instead of 1. Rejected positions stay in the KV cache,
+      masked out; positions count only kept tokens, so each row attends to exactly its greedy
+      history. Not combined with ``constrain_names`` (its logits processor works token by token).
     """
 
     def __init__(self, checkpoint: str | Path, *, batch_size: int = 8, max_new_tokens: int = 128, device: str = "cpu",
                  dtype: str = "float32", max_prompt_tokens: int = 0, prefix_cache: bool = True,
                  stop_at_call_end: bool = True, min_prefix: int = 16, constrain_names: bool = False, model=None,
-                 tokenizer=None) -> None:
+                 tokenizer=None, prompt_lookup: int = 0) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -506,6 +544,10 @@ class HFGenerator:
         self._stopper: CallListEnd | None = None
         self.constrain_names = constrain_names
         self._namer: ToolNameConstraint | None = None
+        if prompt_lookup and constrain_names:
+            raise ValueError("prompt_lookup > 0 cannot be combined with constrain_names (the name constraint works "
+                             "one token at a time); set one of them off")
+        self.prompt_lookup = prompt_lookup
 
     def render(self, prompt: Mapping) -> str:
         return self.tok.apply_chat_template(list(prompt["messages"]), tools=prompt.get("tools") or None,
@@ -522,7 +564,7 @@ class HFGenerator:
             return 0, None
         with torch.no_grad():
             out = self.model(input_ids=torch.tensor([seqs[0][:p]], device=self.device), use_cache=True)
-        return p, out.past_key_values
+        return p, out.cache
 
     def batch_inputs(self, seqs: list[list[int]], p: int, cache) -> tuple[Any, Any, dict]:
         """(input ids, attention mask, model kwargs) of one batch: rows padded between the shared prefix (its first
@@ -573,6 +615,7 @@ class HFGenerator:
         out: list[str | None] = [None] * len(prompts)
         eos, pad = self.tok.eos_token_id, self.tok.pad_token_id
         new_tokens = truncated = 0
+        lookup = {"forward_passes": 0, "drafted": 0, "accepted": 0}
         with tqdm(total=len(fits), desc="generate", unit="prompt", disable=len(fits) < 2 * self.batch_size) as bar:
             for s in range(0, len(fits), self.batch_size):
                 batch = fits[s:s + self.batch_size]
@@ -583,11 +626,15 @@ class HFGenerator:
                 if self._namer is not None:
                     self._namer.reset([prompt_tool_names(prompts[i]) for i in batch])
                     kwargs["logits_processor"] = LogitsProcessorList([self._namer])
-                with torch.no_grad():
-                    gen = self.model.generate(input_ids=x.to(self.device), attention_mask=att.to(self.device),
-                                              do_sample=False, max_new_tokens=self.max_new_tokens, pad_token_id=pad,
-                                              eos_token_id=eos, temperature=None, top_p=None, top_k=None, **kwargs)
-                new = gen[:, x.shape[1]:]
+                if self.prompt_lookup:
+                    new = self._lookup_generate(x, att, kwargs.get("cache"), p, lookup)
+                else:
+                    with torch.no_grad():
+                        gen = self.model.generate(input_ids=x.to(self.device), attention_mask=att.to(self.device),
+                                                  do_sample=False, max_new_tokens=self.max_new_tokens,
+                                                  pad_token_id=pad, eos_token_id=eos, temperature=None, top_p=None,
+                                                  top_k=None, **kwargs)
+                    new = gen[:, x.shape[1]:]
                 lengths = (new != pad).sum(dim=1)
                 new_tokens += int(lengths.sum())
                 # a row still writing when the budget ran out: an unparsable verdict there may be the budget's fault
@@ -600,7 +647,84 @@ class HFGenerator:
         self.stats = {"prompts": len(fits), "seconds": time.perf_counter() - t0, "shared_prefix_tokens": p,
                       "prompt_tokens": sum(len(ids[i]) for i in fits), "new_tokens": new_tokens,
                       "truncated": truncated}
+        if self.prompt_lookup:
+            self.stats["prompt_lookup"] = lookup
         return out
+
+    def _lookup_generate(self, x, att, cache, p: int, counts: dict[str, int]):
+        """Greedy decoding of one batch with prompt-lookup drafts (see the class docstring). Returns the new
+        tokens of each row right-padded with the pad token, as ``generate`` does after the prompt; ``counts``
+        accumulates forward passes, drafted and accepted tokens."""
+        import torch
+
+        k, budget, dev = self.prompt_lookup, self.max_new_tokens, self.device
+        eos, pad = self.tok.eos_token_id, self.tok.pad_token_id
+        b = x.shape[0]
+        drafts = [NgramDrafts(x[r][att[r].bool()].tolist()) for r in range(b)]
+        stops = [[None, 0, None, False, False] for _ in range(b)] if self._stopper is not None else None
+        outs: list[list[int]] = [[] for _ in range(b)]
+        done = [False] * b
+
+        def emit(r: int, tokens: list[int]) -> None:
+            # the stopping rules of generate: the token is kept, then EOS, the budget or the call list's end stop
+            for t in tokens:
+                outs[r].append(t)
+                drafts[r].extend([t])
+                if t == eos or len(outs[r]) >= budget:
+                    done[r] = True
+                    return
+                if stops is not None:
+                    CallListEnd._feed(stops[r], self._stopper.text[t] if t < len(self._stopper.text) else "")
+                    if stops[r][4]:
+                        done[r] = True
+                        return
+
+        mask = att.to(dev)
+        pos = mask.sum(dim=1).tolist()  # a row's next position = its number of real tokens
+        with torch.no_grad():
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            res = self.model(input_ids=x[:, p:].to(dev), attention_mask=mask, position_ids=positions[:, p:],
+                             cache=cache, use_cache=True, logits_to_keep=1)
+            cache = res.cache
+            counts["forward_passes"] += 1
+            for r, t in enumerate(res.logits[:, -1].float().argmax(-1).tolist()):
+                emit(r, [t])
+            while not all(done):
+                # each live row: its last token (not yet in the cache) and a draft that cannot overrun the budget
+                feed = [[] if done[r] else [outs[r][-1], *drafts[r].draft(min(k, budget - len(outs[r]) - 1))]
+                        for r in range(b)]
+                width = max(len(f) for f in feed)
+                inp = torch.full((b, width), pad, dtype=torch.long)
+                block = torch.zeros((b, width), dtype=mask.dtype)
+                pids = torch.zeros((b, width), dtype=torch.long)
+                for r, f in enumerate(feed):
+                    if f:
+                        inp[r, :len(f)] = torch.tensor(f, dtype=torch.long)
+                        block[r, :len(f)] = 1
+                        pids[r, :len(f)] = torch.arange(pos[r], pos[r] + len(f))
+                base = mask.shape[1]
+                mask = torch.cat([mask, block.to(dev)], dim=1)
+                res = self.model(input_ids=inp.to(dev), attention_mask=mask, position_ids=pids.to(dev), cache=cache,
+                                 use_cache=True)
+                cache = res.cache
+                greedy = res.logits.float().argmax(-1).tolist()
+                counts["forward_passes"] += 1
+                for r, f in enumerate(feed):
+                    if not f:
+                        continue
+                    d, a = f[1:], 0
+                    while a < len(d) and d[a] == greedy[r][a]:
+                        a += 1
+                    mask[r, base + 1 + a:] = 0  # rejected drafts stay in the cache, never attended to again
+                    pos[r] += 1 + a
+                    counts["drafted"] += len(d)
+                    counts["accepted"] += a
+                    emit(r, [*d[:a], greedy[r][a]])
+        width = max(len(o) for o in outs)
+        new = torch.full((b, width), pad, dtype=torch.long)
+        for r, o in enumerate(outs):
+            new[r, :len(o)] = torch.tensor(o, dtype=torch.long)
+        return new
 
 
 @dataclass
@@ -620,7 +744,7 @@ def run_evaluation(checkpoint: str | Path, dialogs_df: pl.DataFrame | None, cfg:
         style = CallStyle.load(checkpoint)  # how this checkpoint was trained to write calls
         generate_fn = HFGenerator(checkpoint, batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens,
                                   device=cfg.device, dtype=cfg.dtype, max_prompt_tokens=cfg.max_prompt_tokens,
-                                  constrain_names=cfg.constrain_names)
+                                  constrain_names=cfg.constrain_names, prompt_lookup=cfg.prompt_lookup)
     metrics: dict[str, Any] = {}
     dialogs = bfcl_df = None
     if dialogs_df is not None:
