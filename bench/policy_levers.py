@@ -12,7 +12,8 @@ difficulty table; a variant that changes the rendering therefore keeps the defau
 the library function of the ``warmup_sft`` stage, then is scored with ``run_evaluation`` on the
 validation sample. Each variant is an override deep-merged into params.yaml (``params``: none);
 ``--reuse-params`` scores the committed ``checkpoints/warmup`` as the ``params`` variant instead of
-training it again.
+training it again. A variant that overrides only ``evaluate`` (``rank_tools``) is a decoding choice: it
+scores the ``params`` variant's checkpoint (``checkpoints/levers/params``) without training.
 Results are written after every variant (``--resume`` skips finished ones), so the bench can run for
 hours in the background and be continued.
 
@@ -52,6 +53,8 @@ VARIANTS: dict[str, dict] = {
     "lr_6e-4": {"sft": {"learning_rate": 0.0006}},
     "all_layers": {"policy": {"train_layers": 0}},
     "two_epochs": {"sft": {"epochs": 2}},
+    # decoding-only variants: the params variant's checkpoint, evaluated another way
+    "rank_tools": {"evaluate": {"rank_tools": True}},
 }
 
 
@@ -153,7 +156,13 @@ def run_variant(name: str, override: dict, train, difficulty, val, args) -> dict
     params = Params.model_validate(deep_merge(read_yaml_mapping(ROOT / "params.yaml"), override))
     out = ROOT / "checkpoints" / "levers" / name
     t0 = time.perf_counter()
-    if name == "params" and args.reuse_params and (ROOT / "checkpoints" / "warmup").is_dir():
+    decoding_only = set(override) == {"evaluate"}
+    if decoding_only and not (ROOT / "checkpoints" / "levers" / "params" / "config.json").is_file():
+        raise SystemExit(f"variant {name} evaluates the params variant's checkpoint: run --variants params first")
+    if decoding_only:
+        out = ROOT / "checkpoints" / "levers" / "params"
+        warm = {"note": "the params variant's checkpoint, not trained again"}
+    elif name == "params" and args.reuse_params and (ROOT / "checkpoints" / "warmup").is_dir():
         out, warm = ROOT / "checkpoints" / "warmup", json.loads((ROOT / "reports/warmup_sft/metrics.json").read_text())
     else:
         res = warmup_sft(train, difficulty, params.policy, params.sft, seed=args.seed)
@@ -161,7 +170,7 @@ def run_variant(name: str, override: dict, train, difficulty, val, args) -> dict
             save_policy(res.model, res.tokenizer, tmp, params.policy)
         warm = res.metrics
     # a reused checkpoint reports the training time its stage measured
-    train_s = warm.get("seconds", 0.0) if out.name == "warmup" else time.perf_counter() - t0
+    train_s = warm.get("seconds", 0.0) if out.name == "warmup" else 0.0 if decoding_only else time.perf_counter() - t0
     ev = params.evaluate.model_copy(
         update={"samples_per_type": 0, "targets": "all", "bfcl_categories": [], "max_samples": 0}
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import polars as pl
 import torch
@@ -286,6 +287,39 @@ def test_prompt_lookup_decoding_keeps_greedy_outputs(tiny_checkpoint, dialogs):
             assert counts["forward_passes"] < look.stats["new_tokens"] + 2
     with pytest.raises(ValueError, match="prompt_lookup > 0 cannot be combined with constrain_names"):
         HFGenerator(tiny_checkpoint, prompt_lookup=4, constrain_names=True, model=ref.model, tokenizer=ref.tok)
+
+
+def test_rank_tools_rewrites_a_call_list_from_the_likeliest_opening(tiny_checkpoint, dialogs):
+    from toolkiln.evaluate.harness import dialog_prompt
+    from toolkiln.policy.render import CallStyle, call_openings
+
+    gen = HFGenerator(tiny_checkpoint, batch_size=2, max_new_tokens=6, rank_tools=True, dtype="float32")
+    prompts = [dialog_prompt(r) for r in dialogs.to_dicts()]
+    ids = [gen.tok(gen.render(p), add_special_tokens=False)["input_ids"] for p in prompts]
+    multi = [i for i, p in enumerate(prompts) if len(p["tools"] or []) >= 2]
+    assert multi and len(multi) < len(prompts)  # the fixture has both kinds
+    # every row answers with a call list no opening starts, but one: a text answer stays as it is
+    out = ["[zz(a=1)]"] * len(prompts)
+    out[multi[0]] = "Which hotel do you mean?"
+    counts = {"new_tokens": 0, "truncated": 0}
+    stats = gen._rank_first_calls(prompts, ids, list(range(len(prompts))), out, counts)
+    assert stats == {"ranked": len(multi) - 1, "changed": len(multi) - 1} and counts["new_tokens"] > 0
+    assert out[multi[0]] == "Which hotel do you mean?"
+    for i in range(len(prompts)):
+        if i not in multi:
+            assert out[i] == "[zz(a=1)]"  # one offered tool: nothing to choose
+    for i in multi[1:]:
+        ops = call_openings(prompts[i]["tools"], CallStyle())
+        # the winner by an uncached forward over prompt + opening, summed over the opening's tokens
+        best, best_lp = None, -math.inf
+        for _, text in ops:
+            cont = gen.tok(text, add_special_tokens=False)["input_ids"]
+            with torch.no_grad():
+                logp = gen.model(input_ids=torch.tensor([ids[i] + cont])).logits.float().log_softmax(-1)[0]
+            lp = sum(float(logp[len(ids[i]) + j - 1, t]) for j, t in enumerate(cont))
+            if lp > best_lp:
+                best, best_lp = text, lp
+        assert out[i].startswith(best[:-1]) and out[i] != "[zz(a=1)]"
 
 
 def test_ngram_drafts_continue_the_latest_earlier_occurrence():

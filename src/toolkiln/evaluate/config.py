@@ -31,6 +31,11 @@ class EvaluateConfig(Section):
                                "(after the latest earlier occurrence of its last 1-3 tokens) and keeps those greedy "
                                "decoding agrees with. Same outputs up to float rounding, fewer passes. 0 = off; not "
                                "with constrain_names.")
+    rank_tools: bool = Field(False, description="Tool choice by likelihood: when the greedy answer is a call list "
+                             "and the prompt offers two or more tools, the first call's tool is the one whose whole "
+                             "call opening (comment line, name) the model finds likeliest; a row whose greedy "
+                             "opening loses is written again from the winner. Whether to call and the arguments stay "
+                             "greedy decoding's.")
     max_samples: int = Field(0, ge=0, description="Evaluate at most this many synthetic test dialogs (0 = all).")
     samples_per_type: int = Field(0, ge=0, description="A seeded sample of this many test dialogs per dialog type "
                                   "(0 = every dialog); applied before max_samples.")

@@ -249,7 +249,7 @@ def evaluate_bfcl(categories: Sequence[str], generate_fn: GenerateFn, cfg: Evalu
                           "gold_calls": None if relevance else gold_calls,
                           "gold": format_calls(gold_calls) if gold_calls else ""})
             prompts.append({"messages": bfcl.prompt_messages(e), "tools": None,
-                            "call_names": [f["name"] for f in e["function"]]})
+                            "call_names": [f["name"] for f in e["function"]], "call_docs": e["function"]})
     outputs = _generate(prompts, generate_fn, "BFCL")
     _attach_skips(items, generate_fn)
     df = _frame(_score_rows(items, outputs, cfg.bfcl_strict_parse))
@@ -447,6 +447,33 @@ def prompt_tool_names(prompt: Mapping) -> list[str]:
     return names
 
 
+def score_continuations(model, head: Sequence[int], conts: Sequence[Sequence[int]], pad: int, device: str,
+                        cache=None) -> list[list[float]]:
+    """The log-prob of every token of each continuation in ``conts`` after ``head``, in one right-padded forward
+    pass (raw log-probs, no temperature). ``cache``: the KV cache of whatever precedes ``head`` (copied and
+    repeated per continuation here); ``head`` must hold at least one token."""
+    import copy
+
+    import torch
+
+    if not conts:
+        return []
+    width = len(head) + max(len(c) for c in conts)
+    x = torch.full((len(conts), width), pad, dtype=torch.long)
+    for r, c in enumerate(conts):
+        x[r, : len(head) + len(c)] = torch.tensor([*head, *c], dtype=torch.long)
+    kwargs = {}
+    if cache is not None:
+        cache = copy.deepcopy(cache)
+        if len(conts) > 1:
+            cache.batch_repeat_interleave(len(conts))
+        kwargs = {"cache": cache, "use_cache": True}
+    with torch.no_grad():
+        # right padding: a row's real tokens never attend to its pad tokens (causal), so no mask is needed
+        logp = model(input_ids=x.to(device), **kwargs).logits.float().log_softmax(-1)
+    return [[float(logp[r, len(head) + j - 1, t]) for j, t in enumerate(c)] for r, c in enumerate(conts)]
+
+
 class NgramDrafts:
     """Prompt-lookup drafts for one row: the tokens that followed the latest earlier occurrence of the row's last
     ``n`` tokens (``n`` = ``max_n`` down to 1) in its own prompt and output.
@@ -508,13 +535,19 @@ class HFGenerator:
       up to the first one greedy decoding would not have written, plus greedy's own next token —
       1 to k + 1 tokens per forward pass instead of 1. Rejected positions stay in the KV cache,
       masked out; positions count only kept tokens, so each row attends to exactly its greedy
-      history. Not combined with ``constrain_names`` (its logits processor works token by token).
+      history. Not combined with ``constrain_names`` (its logits processor works token by token);
+    * ``rank_tools``: when a row's greedy answer is a call list and its prompt offers two or more
+      tools, the first call's tool is chosen by the likelihood of each offered tool's call opening
+      (``[``, the comment line when the checkpoint writes them, ``name(``; ``call_style``) as a
+      whole, not token by token; a row whose greedy opening loses is written again, greedily, from
+      the winning opening (up to the name). Whether to call, the arguments and any further calls stay
+      greedy decoding's.
     """
 
     def __init__(self, checkpoint: str | Path, *, batch_size: int = 8, max_new_tokens: int = 128, device: str = "cpu",
                  dtype: str = "float32", max_prompt_tokens: int = 0, prefix_cache: bool = True,
                  stop_at_call_end: bool = True, min_prefix: int = 16, constrain_names: bool = False, model=None,
-                 tokenizer=None, prompt_lookup: int = 0) -> None:
+                 tokenizer=None, prompt_lookup: int = 0, rank_tools: bool = False, call_style=None) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -548,6 +581,7 @@ class HFGenerator:
             raise ValueError("prompt_lookup > 0 cannot be combined with constrain_names (the name constraint works "
                              "one token at a time); set one of them off")
         self.prompt_lookup = prompt_lookup
+        self.rank_tools, self.call_style = rank_tools, call_style
 
     def render(self, prompt: Mapping) -> str:
         return self.tok.apply_chat_template(list(prompt["messages"]), tools=prompt.get("tools") or None,
@@ -593,9 +627,6 @@ class HFGenerator:
     def __call__(self, prompts: list[dict]) -> list[str | None]:
         import time
 
-        import torch
-        from transformers import LogitsProcessorList, StoppingCriteriaList
-
         t0 = time.perf_counter()
         self.skipped = {}
         ids = [self.tok(self.render(p), add_special_tokens=False)["input_ids"] for p in prompts]
@@ -606,28 +637,53 @@ class HFGenerator:
                                    f"minus max_new_tokens={self.max_new_tokens})")
             else:
                 fits.append(i)
-        fits.sort(key=lambda i: len(ids[i]))  # similar lengths per batch: less padding
-        p, cache = self._prefix([ids[i] for i in fits])
         if self.stop_at_call_end and self._stopper is None:
             self._stopper = CallListEnd(self.tok)
         if self.constrain_names and self._namer is None:
             self._namer = ToolNameConstraint(self.tok)
+        counts = {"new_tokens": 0, "truncated": 0, "forward_passes": 0, "drafted": 0, "accepted": 0}
         out: list[str | None] = [None] * len(prompts)
+        texts, p = self._generate_ids([ids[i] for i in fits], [prompts[i] for i in fits], counts)
+        for i, text in zip(fits, texts):
+            out[i] = text
+        ranked = self._rank_first_calls(prompts, ids, fits, out, counts) if self.rank_tools else None
+        self.stats = {"prompts": len(fits), "seconds": time.perf_counter() - t0, "shared_prefix_tokens": p,
+                      "prompt_tokens": sum(len(ids[i]) for i in fits), "new_tokens": counts["new_tokens"],
+                      "truncated": counts["truncated"]}
+        if self.prompt_lookup:
+            self.stats["prompt_lookup"] = {k: counts[k] for k in ("forward_passes", "drafted", "accepted")}
+        if ranked is not None:
+            self.stats["rank_tools"] = ranked
+        return out
+
+    def _generate_ids(self, seqs: list[list[int]], prompts: list[dict], counts: dict[str, int],
+                      heads: list[str] | None = None) -> tuple[list[str], int]:
+        """Greedy continuations of token sequences (length-sorted into batches here); ``heads``: text each
+        sequence already holds of its answer (the stop rule reads it). Returns (texts in input order, the shared
+        prefix length)."""
+        import torch
+        from transformers import LogitsProcessorList, StoppingCriteriaList
+
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))  # similar lengths per batch: less padding
+        p, cache = self._prefix([seqs[i] for i in order])
+        texts = [""] * len(seqs)
         eos, pad = self.tok.eos_token_id, self.tok.pad_token_id
-        new_tokens = truncated = 0
-        lookup = {"forward_passes": 0, "drafted": 0, "accepted": 0}
-        with tqdm(total=len(fits), desc="generate", unit="prompt", disable=len(fits) < 2 * self.batch_size) as bar:
-            for s in range(0, len(fits), self.batch_size):
-                batch = fits[s:s + self.batch_size]
-                x, att, kwargs = self.batch_inputs([ids[i] for i in batch], p, cache)
+        with tqdm(total=len(seqs), desc="generate", unit="prompt", disable=len(seqs) < 2 * self.batch_size) as bar:
+            for s in range(0, len(order), self.batch_size):
+                batch = order[s:s + self.batch_size]
+                x, att, kwargs = self.batch_inputs([seqs[i] for i in batch], p, cache)
                 if self._stopper is not None:
                     self._stopper.state = None
+                    if heads is not None:  # a row continuing an opening starts the stop rule inside its call list
+                        self._stopper.state = [[None, 0, None, False, False] for _ in batch]
+                        for st, i in zip(self._stopper.state, batch):
+                            CallListEnd._feed(st, heads[i])
                     kwargs["stopping_criteria"] = StoppingCriteriaList([self._stopper])
                 if self._namer is not None:
                     self._namer.reset([prompt_tool_names(prompts[i]) for i in batch])
                     kwargs["logits_processor"] = LogitsProcessorList([self._namer])
-                if self.prompt_lookup:
-                    new = self._lookup_generate(x, att, kwargs.get("cache"), p, lookup)
+                if self.prompt_lookup and heads is None:
+                    new = self._lookup_generate(x, att, kwargs.get("cache"), p, counts)
                 else:
                     with torch.no_grad():
                         gen = self.model.generate(input_ids=x.to(self.device), attention_mask=att.to(self.device),
@@ -635,21 +691,51 @@ class HFGenerator:
                                                   pad_token_id=pad, eos_token_id=eos, temperature=None, top_p=None,
                                                   top_k=None, **kwargs)
                     new = gen[:, x.shape[1]:]
-                lengths = (new != pad).sum(dim=1)
-                new_tokens += int(lengths.sum())
+                counts["new_tokens"] += int((new != pad).sum())
                 # a row still writing when the budget ran out: an unparsable verdict there may be the budget's fault
                 if new.shape[1] >= self.max_new_tokens:
                     last = new[:, self.max_new_tokens - 1]
-                    truncated += int(((last != pad) & (last != eos)).sum())
+                    counts["truncated"] += int(((last != pad) & (last != eos)).sum())
                 for i, text in zip(batch, self.tok.batch_decode(new, skip_special_tokens=True)):
-                    out[i] = text.strip()
+                    texts[i] = text if heads is not None else text.strip()
                 bar.update(len(batch))
-        self.stats = {"prompts": len(fits), "seconds": time.perf_counter() - t0, "shared_prefix_tokens": p,
-                      "prompt_tokens": sum(len(ids[i]) for i in fits), "new_tokens": new_tokens,
-                      "truncated": truncated}
-        if self.prompt_lookup:
-            self.stats["prompt_lookup"] = lookup
-        return out
+        return texts, p
+
+    def _rank_first_calls(self, prompts: list[dict], ids: list[list[int]], fits: list[int],
+                          out: list[str | None], counts: dict[str, int]) -> dict[str, int]:
+        """``rank_tools`` (class docstring): re-choose the first call's tool of every call-list answer by the
+        likelihood of each offered tool's whole opening; rows whose greedy opening lost are written again."""
+        import torch
+
+        from toolkiln.policy.render import CallStyle, call_openings
+
+        style = self.call_style or CallStyle()
+        pad = self.tok.pad_token_id
+        stats = {"ranked": 0, "changed": 0}
+        redo: dict[int, str] = {}
+        for i in fits:
+            tools = prompts[i].get("tools") or prompts[i].get("call_docs") or []
+            if not out[i] or not out[i].startswith("[") or len(tools) < 2:
+                continue
+            ops = call_openings(tools, style)
+            if len(ops) < 2:
+                continue
+            with torch.no_grad():
+                cache = self.model(input_ids=torch.tensor([ids[i][:-1]], device=self.device), use_cache=True).cache
+            conts = [self.tok(t, add_special_tokens=False)["input_ids"] for _, t in ops]
+            scores = [sum(lp) for lp in score_continuations(self.model, ids[i][-1:], conts, pad, self.device, cache)]
+            name, best = ops[max(range(len(ops)), key=scores.__getitem__)]
+            stats["ranked"] += 1
+            if not out[i].startswith(best):
+                redo[i] = best[: len(best) - 1]  # up to the name: the model writes its own "(" and what follows
+        if redo:
+            rows = list(redo)
+            seqs = [ids[i] + self.tok(redo[i], add_special_tokens=False)["input_ids"] for i in rows]
+            texts, _ = self._generate_ids(seqs, [prompts[i] for i in rows], counts, heads=[redo[i] for i in rows])
+            for i, text in zip(rows, texts):
+                out[i] = (redo[i] + text).strip()
+            stats["changed"] = len(rows)
+        return stats
 
     def _lookup_generate(self, x, att, cache, p: int, counts: dict[str, int]):
         """Greedy decoding of one batch with prompt-lookup drafts (see the class docstring). Returns the new
@@ -744,7 +830,8 @@ def run_evaluation(checkpoint: str | Path, dialogs_df: pl.DataFrame | None, cfg:
         style = CallStyle.load(checkpoint)  # how this checkpoint was trained to write calls
         generate_fn = HFGenerator(checkpoint, batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens,
                                   device=cfg.device, dtype=cfg.dtype, max_prompt_tokens=cfg.max_prompt_tokens,
-                                  constrain_names=cfg.constrain_names, prompt_lookup=cfg.prompt_lookup)
+                                  constrain_names=cfg.constrain_names, prompt_lookup=cfg.prompt_lookup,
+                                  rank_tools=cfg.rank_tools, call_style=style)
     metrics: dict[str, Any] = {}
     dialogs = bfcl_df = None
     if dialogs_df is not None:

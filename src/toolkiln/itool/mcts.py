@@ -420,7 +420,8 @@ class HFStepPolicy:
     def force(self, prompt: str, prefix: Sequence[Piece], texts: Sequence[str]) -> list[list[Piece]]:
         """Tokenise each text after ``prompt`` + ``prefix`` and score it in one right-padded forward pass from the
         prompt's KV cache (raw log-probs, as :meth:`sample` reports them)."""
-        import torch
+
+        from toolkiln.evaluate.harness import score_continuations
 
         if not texts:
             return []
@@ -429,31 +430,13 @@ class HFStepPolicy:
         # what the prompt's cache (pids[:-1]) has not seen yet
         head = (pids[-1:] if cached else pids) + [int(p.token) for p in prefix]
         toks = [self.tok(t, add_special_tokens=False)["input_ids"] for t in texts]
-        width = len(head) + max(len(t) for t in toks)
-        x = torch.full((len(texts), width), self.pad, dtype=torch.long)
-        for r, t in enumerate(toks):
-            x[r, : len(head) + len(t)] = torch.tensor(head + t, dtype=torch.long)
         self._active = True
         try:
-            with torch.no_grad():
-                kwargs = {}
-                if cached:
-                    cache = copy.deepcopy(self._prompt_cache(prompt, pids))
-                    if len(texts) > 1:
-                        cache.batch_repeat_interleave(len(texts))
-                    kwargs = {"cache": cache, "use_cache": True}
-                # right padding: a row's real tokens never attend to its pad tokens (causal), so no mask is needed
-                logits = self.model(input_ids=x.to(self.device), **kwargs).logits
+            cache = self._prompt_cache(prompt, pids) if cached else None
+            logps = score_continuations(self.model, head, toks, self.pad, self.device, cache)
         finally:
             self._active = False
-        logp = logits.float().log_softmax(-1)
-        out = []
-        for r, t in enumerate(toks):
-            row = []
-            for j, tid in enumerate(t):
-                row.append(Piece(self._text(tid), tid, float(logp[r, len(head) + j - 1, tid])))
-            out.append(row)
-        return out
+        return [[Piece(self._text(t), t, lp) for t, lp in zip(ts, lps)] for ts, lps in zip(toks, logps)]
 
     def _generate(self, prompt: str, prefix: list[Piece], prefix_text: str, n: int) -> list[list[Piece]]:
         import torch
