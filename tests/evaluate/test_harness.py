@@ -301,14 +301,17 @@ def test_rank_tools_rewrites_a_call_list_from_the_likeliest_opening(tiny_checkpo
     # every row answers with a call list no opening starts, but one: a text answer stays as it is
     out = ["[zz(a=1)]"] * len(prompts)
     out[multi[0]] = "Which hotel do you mean?"
+    if len(multi) > 2:
+        out[multi[-1]] = "[# nothing to call here\n]"  # a list without a call is the decision not to call
+    kept = {multi[0], *([multi[-1]] if len(multi) > 2 else [])}
     counts = {"new_tokens": 0, "truncated": 0}
     stats = gen._rank_first_calls(prompts, ids, list(range(len(prompts))), out, counts)
-    assert stats == {"ranked": len(multi) - 1, "changed": len(multi) - 1} and counts["new_tokens"] > 0
+    assert stats == {"ranked": len(multi) - len(kept), "changed": len(multi) - len(kept)} and counts["new_tokens"] > 0
     assert out[multi[0]] == "Which hotel do you mean?"
     for i in range(len(prompts)):
         if i not in multi:
             assert out[i] == "[zz(a=1)]"  # one offered tool: nothing to choose
-    for i in multi[1:]:
+    for i in (i for i in multi if i not in kept):
         ops = call_openings(prompts[i]["tools"], CallStyle())
         # the winner by an uncached forward over prompt + opening, summed over the opening's tokens
         best, best_lp = None, -math.inf

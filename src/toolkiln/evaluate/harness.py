@@ -536,7 +536,7 @@ class HFGenerator:
       1 to k + 1 tokens per forward pass instead of 1. Rejected positions stay in the KV cache,
       masked out; positions count only kept tokens, so each row attends to exactly its greedy
       history. Not combined with ``constrain_names`` (its logits processor works token by token);
-    * ``rank_tools``: when a row's greedy answer is a call list and its prompt offers two or more
+    * ``rank_tools``: when a row's greedy answer is a call list with a call in it and its prompt offers two or more
       tools, the first call's tool is chosen by the likelihood of each offered tool's call opening
       (``[``, the comment line when the checkpoint writes them, ``name(``; ``call_style``) as a
       whole, not token by token; a row whose greedy opening loses is written again, greedily, from
@@ -715,7 +715,8 @@ class HFGenerator:
         redo: dict[int, str] = {}
         for i in fits:
             tools = prompts[i].get("tools") or prompts[i].get("call_docs") or []
-            if not out[i] or not out[i].startswith("[") or len(tools) < 2:
+            # only a call list that calls something: "[]" or a comment-only list is the decision not to call
+            if not out[i] or not out[i].startswith("[") or len(tools) < 2 or not parse_calls(out[i]).calls:
                 continue
             ops = call_openings(tools, style)
             if len(ops) < 2:
