@@ -260,6 +260,8 @@ def evaluate_arm(setup: Setup, checkpoint: Path) -> dict:
         **{t: syn["by_group"].get(t, {}).get("accuracy") for t in TYPES},
         "n_test": syn["n"],
         "error_types": syn.get("error_types", {}),
+        # no-call items scored right although the output was a broken call list (BFCL's rule), not an abstention
+        "correct_unparsable": syn.get("correct_unparsable"),
     }
     if "bfcl" in rep.metrics:
         out["bfcl_mean"] = rep.metrics["bfcl"]["category_mean_accuracy"]

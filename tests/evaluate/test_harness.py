@@ -77,6 +77,22 @@ def test_a_text_reply_on_a_call_target_is_no_call_and_a_broken_call_list_unparsa
     assert m["error_types"] == {"no_call": 1, "unparsable": 2}
 
 
+def test_a_broken_call_on_a_no_call_item_is_correct_but_counted_apart(dialogs):
+    u = users(dialogs)
+    by_id = {
+        "d0": '[weather.get_forecast(city="Paris", days=2)]',
+        "d1": "Which city?",
+        "d2": "Which hotel?",
+        "d3": "[fx.convert(amount=",  # BFCL: undecodable on a no-call item = no call = correct
+        "d4": "Which hotel do you mean?",  # a real abstention
+    }
+    df, m = evaluate_dialogs(dialogs, scripted({u[k]: v for k, v in by_id.items()}), CFG)
+    row = df.filter(pl.col("id") == "d3")
+    assert row["correct"][0] and row["detail"][0].startswith("counted as no call")
+    assert m["correct_unparsable"] == 1 and m["by_group"]["non_tool"]["correct_unparsable"] == 1
+    assert m["by_group"]["clarification"]["correct_unparsable"] == 0 and df.filter(pl.col("id") == "d4")["correct"][0]
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

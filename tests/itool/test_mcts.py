@@ -30,6 +30,10 @@ def test_reward_is_partial_credit_on_a_minus_one_to_one_scale():
     # name right, argument names right, half the values right: (1 + 1 + 0.5) / 3 -> 2 * 0.833 - 1
     assert math.isclose(call_reward(WRONG_CITY, GOLD), 2 * (2.5 / 3) - 1)
     assert call_reward("For which city?", []) == 1.0 and call_reward(RIGHT, []) == -1.0
+    assert call_reward("[]", []) == 1.0  # an explicitly empty call list is a decision not to call
+    # a broken call list is a call attempt, not an abstention: it never becomes the chosen side of a text target
+    assert call_reward('[# Get the forecast\nweather.get_forecast(city="Par', []) == -1.0
+    assert call_reward("[get(x=__import__('os'))]", []) == -1.0  # refused: still a call
 
 
 def test_search_finds_the_known_pairs_of_a_scripted_policy():

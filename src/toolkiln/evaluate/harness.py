@@ -79,6 +79,9 @@ def dialog_prompt(row: Mapping, style: Any = None) -> dict:
 
 # -- scoring ----------------------------------------------------------------------------------------------------------
 
+UNPARSABLE_NO_CALL = "counted as no call: an unparsable call attempt (BFCL's rule for no-call items)"
+
+
 def _score_rows(items: list[dict], outputs: list[str | None], strict: bool) -> list[dict]:
     """items: {id, group, category, docs, answer, gold_calls, gold} -> per-sample rows."""
     rows = []
@@ -107,6 +110,10 @@ def _score_rows(items: list[dict], outputs: list[str | None], strict: bool) -> l
         if verdict.error_type == "unparsable" and is_text_reply(out):
             # A text answer is a decision (abstain, ask), not a broken call list: keep the two apart in errors.csv.
             verdict = MatchResult(False, "no_call", "a text reply where a call was expected")
+        elif verdict.correct and parsed.calls is None and out.strip() and not is_text_reply(out):
+            # BFCL's rule: an undecodable output on a no-call item counts as no call. Kept, and counted apart
+            # (summarise: correct_unparsable), so broken call lists are not read as abstentions.
+            verdict = MatchResult(True, None, UNPARSABLE_NO_CALL)
         credit = partial_credit(parsed.calls, it["gold_calls"]) if it["gold_calls"] is not None else None
         if verdict.correct and credit is not None:
             credit = 1.0  # BFCL-equivalent values (e.g. "" optional, string normal form) earn full credit
@@ -125,6 +132,7 @@ def summarise(df: pl.DataFrame) -> dict:
         errs = Counter(e for e in d["error_type"].to_list() if e)
         pc = d["partial_credit"].drop_nulls()
         return {"n": n, "accuracy": float(d["correct"].sum()) / n if n else 0.0,
+                "correct_unparsable": int((d["correct"] & (d["detail"] == UNPARSABLE_NO_CALL)).sum()),
                 "partial_credit": float(pc.mean()) if pc.len() else None,  # None: no gold calls to grade against
                 "unparsable_rate": errs.get("unparsable", 0) / n if n else 0.0,
                 "error_types": {e: errs.get(e, 0) for e in ALL_ERROR_TYPES if errs.get(e, 0)}}

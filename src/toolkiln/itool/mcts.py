@@ -33,8 +33,10 @@ error — becomes a step the pairs can teach.
 **Reward, in [-1, 1]**: ``2 * partial_credit - 1`` where ``partial_credit``
 (:func:`toolkiln.evaluate.ast_match.partial_credit`) grades function names, argument names,
 argument values and the call count in [0, 1]; an unparsable output scores -1 when calls are
-expected. When the gold answer is text (no call), any output without a call scores 1 and any
-call -1 (BFCL's irrelevance rule). The pair filter ``pairs.min_chosen`` (-0.3) is on this scale.
+expected. When the gold answer is text (no call), a text reply (:func:`toolkiln.callparse.is_text_reply`)
+or an explicitly empty call list scores 1 and anything else -1: a call, and also a call attempt that does not
+parse. (BFCL's irrelevance rule counts an undecodable output as "no call"; as a *reward* that made broken
+call lists the chosen side of text-target pairs.) The pair filter ``pairs.min_chosen`` (-0.3) is on this scale.
 
 The policy is a small protocol (:class:`StepPolicy`), so tests drive the search with a
 scripted policy whose right and wrong fragments are known; :class:`HFStepPolicy` is the
@@ -49,7 +51,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
-from toolkiln.callparse import parse_calls
+from toolkiln.callparse import is_text_reply, parse_calls
 from toolkiln.evaluate.ast_match import partial_credit
 from toolkiln.itool.config import MCTSConfig
 
@@ -87,8 +89,8 @@ def call_reward(text: str, gold_calls: list[dict]) -> float:
     """AST partial credit of an output against the gold calls, mapped to [-1, 1] (module docstring)."""
     parsed = parse_calls(text, strict=False)
     if not gold_calls:
-        made_call = bool(parsed.calls) or parsed.refused
-        return -1.0 if made_call else 1.0
+        abstained = parsed.calls == [] or (parsed.calls is None and not parsed.refused and is_text_reply(text))
+        return 1.0 if abstained else -1.0
     if parsed.calls is None:
         return -1.0
     return 2.0 * partial_credit(parsed.calls, gold_calls) - 1.0
