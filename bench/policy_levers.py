@@ -12,7 +12,7 @@ difficulty table; a variant that changes the rendering therefore keeps the defau
 the library function of the ``warmup_sft`` stage, then is scored with ``run_evaluation`` on the
 validation sample. Each variant is an override deep-merged into params.yaml (``params``: none);
 ``--reuse-params`` scores the committed ``checkpoints/warmup`` as the ``params`` variant instead of
-training it again. A variant that overrides only ``evaluate`` (``rank_tools``) is a decoding choice: it
+training it again. A variant that overrides only ``evaluate`` (``rank_tools``, ``call_bias_*``) is a decoding choice: it
 scores the ``params`` variant's checkpoint (``checkpoints/levers/params``) without training.
 Results are written after every variant (``--resume`` skips finished ones), so the bench can run for
 hours in the background and be continued.
@@ -55,6 +55,9 @@ VARIANTS: dict[str, dict] = {
     "two_epochs": {"sft": {"epochs": 2}},
     # decoding-only variants: the params variant's checkpoint, evaluated another way
     "rank_tools": {"evaluate": {"rank_tools": True}},
+    "call_bias_1": {"evaluate": {"call_bias": 1.0}},
+    "call_bias_2": {"evaluate": {"call_bias": 2.0}},
+    "call_bias_2_rank": {"evaluate": {"call_bias": 2.0, "rank_tools": True}},
 }
 
 

@@ -341,6 +341,26 @@ def test_rank_tools_rewrites_a_call_list_from_the_likeliest_opening(tiny_checkpo
         assert out[i].startswith(best[:-1]) and out[i] != "[zz(a=1)]"
 
 
+def test_call_bias_moves_only_the_call_or_text_decision(tiny_checkpoint, dialogs):
+    from toolkiln.evaluate.harness import dialog_prompt
+
+    prompts = [dialog_prompt(r) for r in dialogs.to_dicts()]
+    plain = HFGenerator(tiny_checkpoint, batch_size=2, max_new_tokens=8, stop_at_call_end=False)
+    base = plain(prompts)
+    assert not any(o.startswith("[") for o in base)  # the random model never opens a call list by itself
+    calls = HFGenerator(tiny_checkpoint, batch_size=2, max_new_tokens=8, stop_at_call_end=False, call_bias=50.0,
+                        model=plain.model, tokenizer=plain.tok)(prompts)
+    assert all(o.startswith("[") for o in calls)
+    # only the first position is biased: what follows the "[" is what greedy decoding writes after it
+    x = torch.tensor([plain.tok(plain.render(prompts[0]) + "[", add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        rest = plain.model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False, max_new_tokens=7,
+                                    pad_token_id=plain.tok.pad_token_id, eos_token_id=plain.tok.eos_token_id)
+    assert calls[0] == ("[" + plain.tok.decode(rest[0, x.shape[1]:], skip_special_tokens=True)).strip()
+    with pytest.raises(ValueError, match="cannot be combined with call_bias"):
+        HFGenerator(tiny_checkpoint, prompt_lookup=2, call_bias=1.0, model=plain.model, tokenizer=plain.tok)
+
+
 def test_ngram_drafts_continue_the_latest_earlier_occurrence():
     from toolkiln.evaluate.harness import NgramDrafts
 

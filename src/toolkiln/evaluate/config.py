@@ -36,6 +36,10 @@ class EvaluateConfig(Section):
                              "call opening (comment line, name) the model finds likeliest; a row whose greedy "
                              "opening loses is written again from the winner. Whether to call and the arguments stay "
                              "greedy decoding's.")
+    call_bias: float = Field(0.0, ge=-20, le=20, description="Logit bias on the tokens that open a call list "
+                             "('['), at the first generated position only: > 0 shifts the call-or-text decision "
+                             "toward calling, < 0 toward a text reply; everything after it stays greedy. 0 = off; "
+                             "not with prompt_lookup.")
     max_samples: int = Field(0, ge=0, description="Evaluate at most this many synthetic test dialogs (0 = all).")
     samples_per_type: int = Field(0, ge=0, description="A seeded sample of this many test dialogs per dialog type "
                                   "(0 = every dialog); applied before max_samples.")
@@ -66,6 +70,9 @@ class EvaluateConfig(Section):
 
     @model_validator(mode="after")
     def _lookup_or_names(self) -> "EvaluateConfig":
+        if self.prompt_lookup and self.call_bias:
+            raise ValueError(f"got prompt_lookup {self.prompt_lookup} with call_bias {self.call_bias}; expected one "
+                             "of them off (the bias works one token at a time)")
         if self.prompt_lookup and self.constrain_names:
             raise ValueError(f"got prompt_lookup {self.prompt_lookup} with constrain_names true; expected one of them "
                              "off (the name constraint works one token at a time)")
