@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
     train = pl.read_parquet(args.train)
     defic = pl.read_parquet(args.deficiencies)
     model, tok, device = load_checkpoint(args.checkpoint, p.policy)
-    rows, results = [], {}
+    rows, results, payload = [], {}, {}
     for temp in args.temperatures:
         mcts = p.itool.mcts.model_copy(update={"temperature": temp, "root_openings": args.openings})
         itool = p.itool.model_copy(update={"mcts": mcts})
@@ -106,9 +106,10 @@ def main(argv: list[str] | None = None) -> dict:
         results[str(temp)] = res_row
         rows.append({**res_row, "pairs_by_type": ", ".join(f"{k} {v}" for k, v in res_row["pairs_by_type"].items())})
         print(table(rows, list(rows[0])), flush=True)
-    payload = {"checkpoint": args.checkpoint, "openings": args.openings, "seed": args.seed, "results": results}
-    path = record("pair_quality", payload)
-    print(f"wrote {path.relative_to(ROOT)}")
+        # written after every temperature: a search takes minutes, and an interrupted run keeps what it finished
+        payload = {"checkpoint": args.checkpoint, "openings": args.openings, "seed": args.seed, "results": results}
+        path = record("pair_quality", payload)
+        print(f"wrote {path.relative_to(ROOT)}", flush=True)
     return payload
 
 
