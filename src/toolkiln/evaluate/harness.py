@@ -283,6 +283,13 @@ def _string_step(st: list, ch: str) -> bool:
     return False
 
 
+def token_texts(tokenizer) -> list[str]:
+    """Each token id's own text ("" for ids without a token): the table the logits processors and the stop rule
+    read new tokens through."""
+    vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    return [tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
+
+
 class CallListEnd:
     """Per-row stopping criterion: a row is done once its output is a complete top-level call list ``[...]``.
 
@@ -295,16 +302,22 @@ class CallListEnd:
     """
 
     def __init__(self, tokenizer) -> None:
-        vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-        self.text = [tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
+        self.text = token_texts(tokenizer)
         self.state: list[list] | None = None
+
+    @staticmethod
+    def new_state(text: str = "") -> list:
+        """One row's scan state (started, depth, quote, escape, done), already fed ``text`` (an answer's start)."""
+        st: list = [None, 0, None, False, False]
+        CallListEnd._feed(st, text)
+        return st
 
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
         b = input_ids.shape[0]
         if self.state is None:
-            self.state = [[None, 0, None, False, False] for _ in range(b)]  # started, depth, quote, escape, done
+            self.state = [self.new_state() for _ in range(b)]
         new = input_ids[:, -1].tolist()
         done = []
         for r, tid in enumerate(new):
@@ -348,8 +361,7 @@ class CallBias:
     def __init__(self, tokenizer, bias: float) -> None:
         import torch
 
-        vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-        texts = [tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
+        texts = token_texts(tokenizer)
         self.ids = torch.tensor([i for i, t in enumerate(texts) if t.lstrip().startswith("[")], dtype=torch.long)
         self.bias = bias
         self.start: int | None = None
@@ -379,8 +391,7 @@ class ToolNameConstraint:
     def __init__(self, tokenizer) -> None:
         import bisect
 
-        vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-        self.text = [tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
+        self.text = token_texts(tokenizer)
         self.by_text: dict[str, list[int]] = {}
         for i, t in enumerate(self.text):
             if t:
@@ -719,9 +730,7 @@ class HFGenerator:
                 if self._stopper is not None:
                     self._stopper.state = None
                     if heads is not None:  # a row continuing an opening starts the stop rule inside its call list
-                        self._stopper.state = [[None, 0, None, False, False] for _ in batch]
-                        for st, i in zip(self._stopper.state, batch):
-                            CallListEnd._feed(st, heads[i])
+                        self._stopper.state = [CallListEnd.new_state(heads[i]) for i in batch]
                     kwargs["stopping_criteria"] = StoppingCriteriaList([self._stopper])
                 processors = []
                 if self._bias is not None and heads is None:  # a row continuing an opening has decided to call
@@ -798,7 +807,7 @@ class HFGenerator:
         eos, pad = self.tok.eos_token_id, self.tok.pad_token_id
         b = x.shape[0]
         drafts = [NgramDrafts(x[r][att[r].bool()].tolist()) for r in range(b)]
-        stops = [[None, 0, None, False, False] for _ in range(b)] if self._stopper is not None else None
+        stops = [CallListEnd.new_state() for _ in range(b)] if self._stopper is not None else None
         outs: list[list[int]] = [[] for _ in range(b)]
         done = [False] * b
 

@@ -402,9 +402,7 @@ class HFStepPolicy:
         return self._cache[prompt]
 
     def _stop_state(self, prefix_text: str) -> list:
-        st: list = [None, 0, None, False, False]
-        self.stopper._feed(st, prefix_text)
-        return st
+        return self.stopper.new_state(prefix_text)
 
     def sample(self, prompt: str, prefix: Sequence[Piece], n: int) -> list[list[Piece]]:
         prefix_text = "".join(p.text for p in prefix)
@@ -422,7 +420,6 @@ class HFStepPolicy:
     def force(self, prompt: str, prefix: Sequence[Piece], texts: Sequence[str]) -> list[list[Piece]]:
         """Tokenise each text after ``prompt`` + ``prefix`` and score it in one right-padded forward pass from the
         prompt's KV cache (raw log-probs, as :meth:`sample` reports them)."""
-
         from toolkiln.evaluate.harness import score_continuations
 
         if not texts:
