@@ -13,6 +13,19 @@ BFCL_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple",
                    "live_parallel", "live_parallel_multiple", "irrelevance", "live_irrelevance", "live_relevance")
 
 
+def decoding_conflict(prompt_lookup: int, constrain_names: bool, call_bias: float) -> str | None:
+    """Why these generator options cannot run together, or None: prompt-lookup decoding verifies several tokens
+    per forward pass, while the name constraint and the call bias are logits processors of the token-by-token
+    path. Checked by the config and by ``HFGenerator`` (which benches build directly)."""
+    if prompt_lookup and constrain_names:
+        return ("prompt_lookup > 0 cannot be combined with constrain_names (the name constraint works one token at "
+                "a time); set one of them off")
+    if prompt_lookup and call_bias:
+        return ("prompt_lookup > 0 cannot be combined with call_bias (the bias works one token at a time); set one "
+                "of them off")
+    return None
+
+
 class EvaluateConfig(Section):
     """How a checkpoint is evaluated on the synthetic test split and on BFCL."""
 
@@ -69,11 +82,9 @@ class EvaluateConfig(Section):
         return v
 
     @model_validator(mode="after")
-    def _lookup_or_names(self) -> "EvaluateConfig":
-        if self.prompt_lookup and self.call_bias:
-            raise ValueError(f"got prompt_lookup {self.prompt_lookup} with call_bias {self.call_bias}; expected one "
-                             "of them off (the bias works one token at a time)")
-        if self.prompt_lookup and self.constrain_names:
-            raise ValueError(f"got prompt_lookup {self.prompt_lookup} with constrain_names true; expected one of them "
-                             "off (the name constraint works one token at a time)")
+    def _decoding_options(self) -> "EvaluateConfig":
+        why = decoding_conflict(self.prompt_lookup, self.constrain_names, self.call_bias)
+        if why:
+            raise ValueError(f"got prompt_lookup {self.prompt_lookup}, constrain_names {self.constrain_names}, "
+                             f"call_bias {self.call_bias}: {why}")
         return self

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from toolkiln.calls import format_calls
 from toolkiln.evaluate import bfcl
 from toolkiln.evaluate.ast_match import ERROR_TYPES, MatchResult, match, partial_credit, possible_answer_from_calls
-from toolkiln.evaluate.config import EvaluateConfig
+from toolkiln.evaluate.config import EvaluateConfig, decoding_conflict
 from toolkiln.callparse import ParseResult, is_text_reply, parse_calls
 
 log = logging.getLogger(__name__)
@@ -628,14 +628,11 @@ class HFGenerator:
         self._stopper: CallListEnd | None = None
         self.constrain_names = constrain_names
         self._namer: ToolNameConstraint | None = None
-        if prompt_lookup and constrain_names:
-            raise ValueError("prompt_lookup > 0 cannot be combined with constrain_names (the name constraint works "
-                             "one token at a time); set one of them off")
+        why = decoding_conflict(prompt_lookup, constrain_names, call_bias)
+        if why:
+            raise ValueError(why)
         self.prompt_lookup = prompt_lookup
         self.rank_tools, self.call_style = rank_tools, call_style
-        if prompt_lookup and call_bias:
-            raise ValueError("prompt_lookup > 0 cannot be combined with call_bias (the bias is a logits processor of "
-                             "the token-by-token path); set one of them off")
         self._bias = CallBias(tok, call_bias) if call_bias else None
 
     def render(self, prompt: Mapping) -> str:
