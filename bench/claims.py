@@ -21,7 +21,9 @@ same BFCL sample:
   rate, 3 epochs), which asks whether the round's few LoRA steps move the greedy policy at all;
   ``round1_simpo_openings_balanced``: that update with at most half of the pairs preferring a text reply
   and an NLL term on the chosen side (:data:`BALANCED`), which asks whether it then learns calls, not
-  abstention.
+  abstention; ``round1_simpo_cool`` and ``round1_simpo_cool_strong``: the openings search sampled at
+  :data:`COOL` temperature instead of iTool's 1.5 (whose chosen fragments are text the policy itself finds
+  unlikely, ``bench/pair_quality.py``), with the default and the strong update.
   Claim: round1_simpo > warmup and > sft_control.
 * **diversity** (ToolACE ablations): the ``full`` mix vs the pool without parallel dialogs
   (``no_parallel``; claim: full wins on parallel) and without non-tool dialogs (``no_non_tool``; claim:
@@ -81,6 +83,8 @@ CLAIMS: dict[str, dict[str, Any]] = {
             "round1_simpo_openings",
             "round1_simpo_openings_strong",
             "round1_simpo_openings_balanced",
+            "round1_simpo_cool",
+            "round1_simpo_cool_strong",
         ),
         "comparisons": (("round1_simpo", "warmup", "overall"), ("round1_simpo", "sft_control", "overall")),
     },
@@ -93,6 +97,7 @@ OPENINGS = 3  # tool-choice openings at the root of the round1_simpo_openings ar
 STRONG = {"lr_factor": 10.0, "epochs": 3}  # the round1_simpo_openings_strong arm's preference update
 # the round1_simpo_openings_balanced arm: STRONG's schedule, text-preferring pairs capped at half, an SFT term
 BALANCED = {"max_text_share": 0.5, "sft_weight": 1.0}
+COOL = 0.7  # the round1_simpo_cool arms' sampling temperature (expansions and rollouts), with OPENINGS
 REFERENCE_ARMS = {"clean", "easy_to_hard", "warmup", "full"}  # all the shared easy-to-hard warm-up
 TABLE_METRICS = ("overall", *TYPES, "bfcl_mean", "heldout_nll")
 
@@ -366,9 +371,14 @@ def preference_arm(setup: Setup, arm: str, seed: int, pool_rows) -> dict:
             )
         }
     )
-    variant = "_openings" if arm.startswith("round1_simpo_openings") else ""
-    if variant:
+    variant = ""
+    if arm.startswith("round1_simpo_openings"):
+        variant = "_openings"
         itool = itool.model_copy(update={"mcts": itool.mcts.model_copy(update={"root_openings": OPENINGS})})
+    elif arm.startswith("round1_simpo_cool"):
+        variant = "_cool"
+        mcts = itool.mcts.model_copy(update={"root_openings": OPENINGS, "temperature": COOL})
+        itool = itool.model_copy(update={"mcts": mcts})
     pairs_file, search_file = cache / f"pairs{variant}.parquet", cache / f"search{variant}.json"
     if not pairs_file.exists():
         t0 = time.perf_counter()
@@ -388,6 +398,7 @@ def preference_arm(setup: Setup, arm: str, seed: int, pool_rows) -> dict:
         "prompts_with_pairs": search.get("prompts_with_pairs"),
         "search_seconds": round(search["seconds"], 1),
         "rollouts": search.get("rollouts"),
+        "temperature": itool.mcts.temperature,
         "pairs_by_type": dict(sorted(Counter(pairs["type"].to_list()).items())) if "type" in pairs.columns else {},
     }
     tag = f"preference_{arm}_seed{seed}"

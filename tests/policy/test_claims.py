@@ -125,6 +125,11 @@ def test_quick_claims_run_every_arm_with_equal_steps_and_resume(tmp_path, monkey
     assert opened["prompts_searched"] == 2 and opened["rollouts"] > pref["rollouts"]
     balanced = arms[("preference", "round1_simpo_openings_balanced")]
     assert balanced["pairs"] == opened["pairs"] and balanced["pairs_trained"] <= balanced["pairs"]  # same search
+    # the cool arms search once more, at the lower temperature, and share that search
+    cool, cool_strong = arms[("preference", "round1_simpo_cool")], arms[("preference", "round1_simpo_cool_strong")]
+    assert cool["temperature"] == C.COOL != opened["temperature"] == params.itool.mcts.temperature
+    assert cool_strong["pairs"] == cool["pairs"] and cool_strong["rollouts"] == cool["rollouts"]
+    assert (tmp_path / "ckpt" / "round1_seed0" / "pairs_cool.parquet").exists()
     assert arms[("curriculum", "random")]["heldout_nll"] > 0
     assert "-> **inconclusive**" in (out / "claims.md").read_text()
 
