@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def machine() -> dict:
@@ -31,8 +32,23 @@ def _fmt(v) -> str:
     return "" if v is None else str(v)
 
 
+def portable(value, root: Path = ROOT):
+    """``value`` with every path inside ``root`` (a string or a Path, at any depth) written relative to it.
+
+    Results are committed: an absolute checkout path would name one machine and mean nothing on another.
+    """
+    if isinstance(value, dict):
+        return {k: portable(v, root) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(v, root) for v in value]
+    if isinstance(value, (str, Path)):
+        text, prefix = str(value), str(root).rstrip("/") + "/"
+        return text[len(prefix) :] if text.startswith(prefix) else (text if isinstance(value, Path) else value)
+    return value
+
+
 def record(name: str, payload: dict) -> Path:
     RESULTS.mkdir(exist_ok=True)
     p = RESULTS / f"{name}.json"
-    p.write_text(json.dumps({"machine": machine(), **payload}, indent=2, default=str) + "\n")
+    p.write_text(json.dumps({"machine": machine(), **portable(payload)}, indent=2, default=str) + "\n")
     return p

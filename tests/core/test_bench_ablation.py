@@ -29,3 +29,17 @@ def test_combine_reports_mean_std_and_delta(tmp_path, monkeypatch, capsys):
     assert s["delta_easy_to_hard_minus_random"]["single"] == pytest.approx(0.05)
     assert len(json.loads((tmp_path / "both.json").read_text())["runs"]) == 6
     assert "easy_to_hard - random" in capsys.readouterr().out
+
+
+def test_recorded_results_name_no_checkout_path(tmp_path, monkeypatch):
+    """A committed result names files relative to the repository, never by this machine's absolute path."""
+    monkeypatch.setattr(bench.common, "RESULTS", tmp_path)
+    root = bench.common.ROOT
+    path = bench.common.record(
+        "r", {"train": str(root / "data" / "train.parquet"), "runs": [{"ckpt": root / "checkpoints" / "x"}],
+              "outside": "/elsewhere/y", "n": 3}
+    )
+    saved = json.loads(path.read_text())
+    assert saved["train"] == "data/train.parquet" and saved["runs"] == [{"ckpt": "checkpoints/x"}]
+    assert saved["outside"] == "/elsewhere/y" and saved["n"] == 3
+    assert str(root) not in path.read_text()
