@@ -612,6 +612,7 @@ def run_claims(
     checkpoints: Path,
     claims: tuple[str, ...] = tuple(CLAIMS),
     log: Callable[[str], None] = print,
+    static_encoder: Path = ROOT / "checkpoints" / "static_encoder",
 ) -> dict:
     """Every (claim, arm, seed) not on disk yet, then the claims table, markdown and plots."""
     unknown = [c for c in claims if c not in CLAIMS]
@@ -626,7 +627,11 @@ def run_claims(
         from toolkiln.verify.model import make_judge
 
         setup.judge = make_judge(
-            params.verify.model, params.llm, params.runtime.llm, trace_path=out / "verify_llm_trace.jsonl"
+            params.verify.model,
+            params.llm,
+            params.runtime.llm,
+            trace_path=out / "verify_llm_trace.jsonl",
+            static_encoder=str(static_encoder),
         )
     runs: dict[str, dict[str, dict[int, dict]]] = {}
     for seed in scale.seeds:
@@ -666,6 +671,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--quick", action="store_true", help="every arm once at a tiny scale")
     ap.add_argument("--out", default=str(ROOT / "reports" / "claims"))
     ap.add_argument("--checkpoints", default=str(ROOT / "checkpoints" / "claims"))
+    ap.add_argument(
+        "--static-encoder",
+        default=str(ROOT / "checkpoints" / "static_encoder"),
+        help="the verifier's distilled encoder (dvc repro distill_encoder), read when verify.model.encoder is static",
+    )
     args = ap.parse_args(argv)
 
     import polars as pl
@@ -685,6 +695,7 @@ def main(argv: list[str] | None = None) -> dict:
         out=out,
         checkpoints=Path(args.checkpoints),
         claims=tuple(args.claims),
+        static_encoder=Path(args.static_encoder),
     )
     print(markdown(result))
     return result

@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> None:
                     "synthesize_apis, so offered tools equal to their pool entry are not re-validated")
     ap.add_argument("--api-embeddings", help="the pool's MiniLM embeddings (data/api_embeddings.parquet): an "
                     "embedding judge reuses them instead of embedding every offered API again")
+    ap.add_argument("--static-encoder", help="the distilled static encoder (checkpoints/static_encoder, made by "
+                    "distill_encoder): the embedded judge's encoder when verify.model.encoder is static")
     ap.add_argument("--expectations", required=True, help="folder of the suites: dialogs_rules.json, dialog_turns.json, dialog_calls.json, "
                     "dialog_arg_formats.json (the rule layer), dialogs_model.json, verified_dialogs.json")
     ap.add_argument("--verified", required=True, help="output: dialogs that pass (data/verified.parquet)")
@@ -45,7 +47,8 @@ def main(argv: list[str] | None = None) -> None:
     with stage_context("verify", args.params, sections=("verify", "llm")) as ctx:
         cfg = ctx.params.verify
         atomic_write_text(args.trace, "")
-        judge = make_judge(cfg.model, ctx.params.llm, ctx.params.runtime.llm, trace_path=args.trace) if cfg.model.enabled else None
+        judge = make_judge(cfg.model, ctx.params.llm, ctx.params.runtime.llm, trace_path=args.trace,
+                           static_encoder=args.static_encoder) if cfg.model.enabled else None
         v = run_verification(pl.read_parquet(args.dialogs), cfg, judge, seed=ctx.params.seed,
                              expectations_dir=args.expectations, data_docs_dir=args.data_docs,
                              pool=pl.read_parquet(args.apis) if args.apis else None,

@@ -28,3 +28,14 @@ def toolace_sample() -> Path:
     if not p.is_file():
         pytest.skip("no ToolACE sample: set TOOLKILN_TOOLACE_SAMPLE to a JSON file of ToolACE records")
     return p
+
+
+@pytest.fixture(scope="session")
+def static_encoder(tmp_path_factory) -> Path:
+    """The verifier's static encoder, distilled from the packaged MiniLM as the distill_encoder stage does
+    (the whole vocabulary: tens of seconds, once per test session)."""
+    from toolkiln.embed import distill_static, save_static
+
+    folder = tmp_path_factory.mktemp("static_encoder")
+    save_static(folder, *distill_static())
+    return folder

@@ -26,3 +26,35 @@ def test_reduced_precision_encoders_agree_with_float32_and_stay_unit_norm(dtype,
 def test_unknown_dtype_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="float16.*float32"):
         embed_texts(TEXTS, dtype="float16")
+
+
+def test_static_encoder_is_the_weighted_mean_of_its_word_pieces(tmp_path):
+    from toolkiln.embed import StaticEncoder, save_static
+
+    rng = np.random.default_rng(0)
+    table, weights = rng.normal(size=(30522, 4)).astype(np.float32), rng.uniform(1, 3, 30522).astype(np.float32)
+    save_static(tmp_path, table, weights, {"vocab": 30522})
+    enc = StaticEncoder.load(tmp_path)
+    out = enc.encode(["weather in Lyon", ""])
+    ids = enc.tokenizer("weather in Lyon", add_special_tokens=False)["input_ids"]
+    want = weights[ids] @ table[ids] / weights[ids].sum()
+    assert np.allclose(out[0], want / np.linalg.norm(want), atol=1e-6)
+    assert not out[1].any()  # no word pieces: the zero vector, similar to nothing
+    assert enc.encode([]).shape == (0, 4)
+    with pytest.raises(ValueError, match="do not match"):
+        StaticEncoder(table, weights[:10])
+    with pytest.raises(FileNotFoundError, match="distill_encoder"):
+        StaticEncoder.load(tmp_path / "absent")
+
+
+@pytest.mark.slow
+def test_distilled_static_encoder_ranks_like_minilm(static_encoder):
+    from toolkiln.embed import load_static
+
+    z = np.load(static_encoder / "static_encoder.npz")
+    assert z["table"].shape == (30522, 384) and np.abs(z["table"].mean(axis=0)).max() < 1e-4  # centred
+    assert z["weights"][1996] < z["weights"][20000]  # "the" counts less than a rare word piece
+    vecs = load_static(str(static_encoder)).encode(TEXTS)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    sims = vecs[[0, 2]] @ vecs[1]
+    assert sims[0] > sims[1]  # the weather request is nearer the weather API than the hotel API

@@ -78,7 +78,7 @@ def test_quick_claims_run_every_arm_with_equal_steps_and_resume(tmp_path, monkey
                 "dtype": "float32",
                 "bfcl_categories": ["simple_python", "irrelevance"],
             },
-            "verify": {"model": {"judge": "embedded"}},
+            "verify": {"model": {"judge": "embedded", "encoder": "minilm", "intent_margin": 0.15}},
             "itool": {
                 "deficiency": {"max_new_tokens": 16},
                 "mcts": {"iterations": 2, "width": 2, "depth": 2, "max_new_tokens": 24},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -42,6 +43,26 @@ def test_embedded_judge_passes_clean_and_catches_model_kinds(clean, judge):
     bad, _ = inject(clean, per_kind=3, seed=1, kinds=("hallucinated_value",))
     reasons = model_checks(bad, judge)["model_reasons"].to_list()
     assert all("is not grounded" in r[0] for r in reasons)
+
+
+@pytest.mark.slow
+def test_static_encoder_judge_passes_clean_and_catches_wrong_intent(clean, static_encoder):
+    judge = EmbeddedJudge(encoder="static", static_encoder=str(static_encoder), intent_margin=0.12)
+    ok = model_checks(clean, judge)
+    assert ok["ok_model_consistency"].all(), ok.filter(~pl.col("ok_model"))["model_reasons"].to_list()
+    bad, _ = inject(clean, per_kind=8, seed=1, kinds=("wrong_intent",))
+    out = model_checks(bad, judge)
+    assert (~out["ok_model_consistency"]).sum() >= bad.height - 2, out["model_reasons"].to_list()
+    # the pool's MiniLM vectors live in another space: a static judge refuses them
+    with pytest.raises(ValueError, match="minilm embeddings into a judge whose encoder is static"):
+        judge.preload(["x"], np.zeros((1, 384), dtype=np.float32))
+
+
+def test_static_judge_needs_its_encoder_folder():
+    with pytest.raises(ValueError, match="--static-encoder"):
+        EmbeddedJudge(encoder="static")
+    with pytest.raises(ValueError, match="expected 'minilm' or 'static'"):
+        EmbeddedJudge(encoder="bert")
 
 
 def test_preloaded_pool_embeddings_leave_only_requests_to_embed(clean, monkeypatch):

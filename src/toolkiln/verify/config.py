@@ -63,6 +63,12 @@ class ModelLayerConfig(Section):
         "simulator dialogs: 0.05 -> 2% clean rejected / 96% wrong-intent caught, 0.15 -> "
         "0.3% / 86%.",
     )
+    encoder: Literal["minilm", "static"] = Field(
+        "minilm",
+        description="Embedded judge's text encoder for the intent ranking: minilm (the transformer, one pass per "
+        "text) or static (a word-piece table distilled from it by the distill_encoder stage: ~50x faster to "
+        "encode; its cosines are on another scale, so intent_margin is calibrated per encoder).",
+    )
     batch_size: int = Field(128, ge=1, description="Sentences per MiniLM batch.")
     embed_dtype: Literal["float32", "bfloat16", "int8"] = Field(
         "float32",

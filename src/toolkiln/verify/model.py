@@ -205,13 +205,25 @@ class EmbeddedJudge:
     batch_size: int = 128
     embed_dtype: str = "float32"
     name: str = "embedded"
+    encoder: str = "minilm"  # "minilm" | "static" (then static_encoder is the distilled table's folder)
+    static_encoder: str | None = None
     _emb: dict = field(default_factory=dict, repr=False)
     _returns: dict = field(default_factory=dict, repr=False)
 
-    def preload(self, texts: Sequence[str], embeddings: np.ndarray) -> int:
+    def __post_init__(self) -> None:
+        if self.encoder not in ("minilm", "static"):
+            raise ValueError(f"embedded judge: encoder {self.encoder!r}; expected 'minilm' or 'static'")
+        if self.encoder == "static" and not self.static_encoder:
+            raise ValueError("embedded judge: verify.model.encoder is 'static' but no distilled encoder folder was "
+                             "given (the verify stage's --static-encoder, made by the distill_encoder stage)")
+
+    def preload(self, texts: Sequence[str], embeddings: np.ndarray, encoder: str = "minilm") -> int:
         """Seed the by-text cache with embeddings made elsewhere (the pool's, embedded once where it is built:
         every API a dialog offers is a pool API, so the verifier then embeds only the requests). Returns how
-        many texts were added."""
+        many texts were added. ``encoder``: what made them; vectors of another encoder live in another space
+        and are refused."""
+        if encoder != self.encoder:
+            raise ValueError(f"preload: {encoder} embeddings into a judge whose encoder is {self.encoder}")
         if len(texts) != len(embeddings):
             raise ValueError(f"preload: {len(texts)} texts but {len(embeddings)} embeddings")
         before = len(self._emb)
@@ -222,9 +234,13 @@ class EmbeddedJudge:
     def _embed(self, texts: list[str]) -> None:
         todo = sorted({t for t in texts if t not in self._emb})
         if todo:
-            from toolkiln.embed import embed_texts
+            from toolkiln.embed import embed_texts, load_static
 
-            for t, v in zip(todo, embed_texts(todo, batch_size=self.batch_size, dtype=self.embed_dtype)):
+            if self.encoder == "static":
+                vectors = load_static(str(self.static_encoder)).encode(todo)
+            else:
+                vectors = embed_texts(todo, batch_size=self.batch_size, dtype=self.embed_dtype)
+            for t, v in zip(todo, vectors):
                 self._emb[t] = v
 
     def texts(self, dialogs: Sequence[DialogView]) -> list[str]:
@@ -248,7 +264,8 @@ class EmbeddedJudge:
         """A judge for a shard of prepared dialogs: the same settings and just the vectors it reads
         (what a Dask worker is sent)."""
         return EmbeddedJudge(intent_margin=self.intent_margin, batch_size=self.batch_size,
-                             embed_dtype=self.embed_dtype, name=self.name,
+                             embed_dtype=self.embed_dtype, name=self.name, encoder=self.encoder,
+                             static_encoder=self.static_encoder,
                              _emb={t: self._emb[t] for t in self.texts(dialogs) if t in self._emb})
 
     def judge(self, dialogs: Sequence[DialogView]) -> list[dict[str, Verdict]]:
@@ -410,13 +427,17 @@ class LLMJudge:
         return out
 
 
-def make_judge(cfg: Any, llm_cfg: Any, runtime: Any = None, *, trace_path: str | None = None) -> ModelJudge:
-    """The judge ``verify.model`` asks for (``auto``: the LLM unless ``llm.backend`` is the simulator)."""
+def make_judge(cfg: Any, llm_cfg: Any, runtime: Any = None, *, trace_path: str | None = None,
+               static_encoder: str | None = None) -> ModelJudge:
+    """The judge ``verify.model`` asks for (``auto``: the LLM unless ``llm.backend`` is the simulator).
+
+    ``static_encoder``: the distilled encoder's folder, needed when ``verify.model.encoder`` is ``static``."""
     kind = cfg.judge
     if kind == "auto":
         kind = "embedded" if llm_cfg.backend == "simulator" else "llm"
     if kind == "embedded":
-        return EmbeddedJudge(intent_margin=cfg.intent_margin, batch_size=cfg.batch_size, embed_dtype=cfg.embed_dtype)
+        return EmbeddedJudge(intent_margin=cfg.intent_margin, batch_size=cfg.batch_size, embed_dtype=cfg.embed_dtype,
+                             encoder=cfg.encoder, static_encoder=static_encoder if cfg.encoder == "static" else None)
     from toolkiln.llm import make_backend
 
     backend = make_backend(llm_cfg, runtime, trace_path=trace_path)

@@ -189,7 +189,9 @@ def run_verification(dialogs: pl.DataFrame, cfg: VerifyConfig, judge: ModelJudge
         if log:
             log.info("trusting definition clarity of %d pool APIs", n_trusted)
     preloaded = 0
-    if api_embeddings is not None and api_embeddings.height and hasattr(judge, "preload"):
+    # the pool's vectors are MiniLM's: a judge with the static encoder embeds the offered APIs itself (cheap)
+    if (api_embeddings is not None and api_embeddings.height and hasattr(judge, "preload")
+            and getattr(judge, "encoder", "minilm") == "minilm"):
         preloaded = judge.preload(api_embeddings["text"].to_list(), api_embeddings["embedding"].to_numpy())
         if log:
             log.info("model layer: %d API embeddings from the pool", preloaded)
