@@ -23,7 +23,9 @@ same BFCL sample:
   and an NLL term on the chosen side (:data:`BALANCED`), which asks whether it then learns calls, not
   abstention; ``round1_simpo_cool`` and ``round1_simpo_cool_strong``: the openings search sampled at
   :data:`COOL` temperature instead of iTool's 1.5 (whose chosen fragments are text the policy itself finds
-  unlikely, ``bench/pair_quality.py``), with the default and the strong update.
+  unlikely, ``bench/pair_quality.py``), with the default and the strong update; ``round1_simpo_cool_calls``:
+  the strong update on those pairs with no text-preferring pair (:data:`CALLS_ONLY`), which asks whether
+  the tool-choice pairs alone teach calls once the "answer in text" pairs cannot swamp them.
   Claim: round1_simpo > warmup and > sft_control.
 * **diversity** (ToolACE ablations): the ``full`` mix vs the pool without parallel dialogs
   (``no_parallel``; claim: full wins on parallel) and without non-tool dialogs (``no_non_tool``; claim:
@@ -85,6 +87,7 @@ CLAIMS: dict[str, dict[str, Any]] = {
             "round1_simpo_openings_balanced",
             "round1_simpo_cool",
             "round1_simpo_cool_strong",
+            "round1_simpo_cool_calls",
         ),
         "comparisons": (("round1_simpo", "warmup", "overall"), ("round1_simpo", "sft_control", "overall")),
     },
@@ -98,6 +101,7 @@ STRONG = {"lr_factor": 10.0, "epochs": 3}  # the round1_simpo_openings_strong ar
 # the round1_simpo_openings_balanced arm: STRONG's schedule, text-preferring pairs capped at half, an SFT term
 BALANCED = {"max_text_share": 0.5, "sft_weight": 1.0}
 COOL = 0.7  # the round1_simpo_cool arms' sampling temperature (expansions and rollouts), with OPENINGS
+CALLS_ONLY = {"max_text_share": 0.0, "sft_weight": 1.0}  # round1_simpo_cool_calls: STRONG, call-preferring pairs only
 REFERENCE_ARMS = {"clean", "easy_to_hard", "warmup", "full"}  # all the shared easy-to-hard warm-up
 TABLE_METRICS = ("overall", *TYPES, "bfcl_mean", "heldout_nll")
 
@@ -405,12 +409,14 @@ def preference_arm(setup: Setup, arm: str, seed: int, pool_rows) -> dict:
     if arm != "sft_control":
         algo = "dpo" if arm == "round1_dpo" else "simpo"
         cfg = itool.preference.model_copy(update={"algorithm": algo})
-        if arm.endswith(("_strong", "_balanced")):
+        if arm.endswith(("_strong", "_balanced", "_calls")):
             cfg = cfg.model_copy(
                 update={"learning_rate": cfg.learning_rate * STRONG["lr_factor"], "epochs": STRONG["epochs"]}
             )
         if arm.endswith("_balanced"):
             cfg = cfg.model_copy(update=BALANCED)
+        if arm.endswith("_calls"):
+            cfg = cfg.model_copy(update=CALLS_ONLY)
         t0 = time.perf_counter()
         res, tok = preference_round(pairs, warm, p.policy, cfg, seed=seed, round_=1, allow_empty=True)
         ckpt = setup.checkpoints / tag

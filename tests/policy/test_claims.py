@@ -78,7 +78,7 @@ def test_quick_claims_run_every_arm_with_equal_steps_and_resume(tmp_path, monkey
                 "dtype": "float32",
                 "bfcl_categories": ["simple_python", "irrelevance"],
             },
-            "verify": {"model": {"judge": "embedded", "encoder": "minilm", "intent_margin": 0.15}},
+            "verify": {"model": {"judge": "embedded", "encoder": "minilm"}},
             "itool": {
                 "deficiency": {"max_new_tokens": 16},
                 "mcts": {"iterations": 2, "width": 2, "depth": 2, "max_new_tokens": 24},
@@ -129,6 +129,8 @@ def test_quick_claims_run_every_arm_with_equal_steps_and_resume(tmp_path, monkey
     cool, cool_strong = arms[("preference", "round1_simpo_cool")], arms[("preference", "round1_simpo_cool_strong")]
     assert cool["temperature"] == C.COOL != opened["temperature"] == params.itool.mcts.temperature
     assert cool_strong["pairs"] == cool["pairs"] and cool_strong["rollouts"] == cool["rollouts"]
+    calls = arms[("preference", "round1_simpo_cool_calls")]
+    assert calls["pairs"] == cool["pairs"] and calls["pairs_trained"] <= calls["pairs"]
     assert (tmp_path / "ckpt" / "round1_seed0" / "pairs_cool.parquet").exists()
     assert arms[("curriculum", "random")]["heldout_nll"] > 0
     assert "-> **inconclusive**" in (out / "claims.md").read_text()
