@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"(MiniLM encodes {len(todo)}, the rest are the pool's); static encodes "
         f"{seconds['minilm'] / seconds['static']:.0f}x faster"
     )
-    print(table(rows, ["encoder", "margin", "clean_rejected", "wrong_intent_caught", "encode_s", "encoded"]))
+    shown = [{**r, **{k: f"{100 * r[k]:.2f}%" for k in ("clean_rejected", "wrong_intent_caught")}} for r in rows]
+    print(table(shown, ["encoder", "margin", "clean_rejected", "wrong_intent_caught", "encode_s", "encoded"]))
     payload = {
         "n_clean": n,
         "n_wrong_intent": bad.height,

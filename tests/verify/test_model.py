@@ -47,7 +47,7 @@ def test_embedded_judge_passes_clean_and_catches_model_kinds(clean, judge):
 
 @pytest.mark.slow
 def test_static_encoder_judge_passes_clean_and_catches_wrong_intent(clean, static_encoder):
-    judge = EmbeddedJudge(encoder="static", static_encoder=str(static_encoder), intent_margin=0.12)
+    judge = EmbeddedJudge(encoder="static", static_encoder=str(static_encoder), intent_margin=0.15)
     ok = model_checks(clean, judge)
     assert ok["ok_model_consistency"].all(), ok.filter(~pl.col("ok_model"))["model_reasons"].to_list()
     bad, _ = inject(clean, per_kind=8, seed=1, kinds=("wrong_intent",))

@@ -44,8 +44,6 @@ def test_verify_stage_outputs_and_tracking(tmp_path, repo_root, clean, encoder, 
     params["tracking"].update(tracking_uri=f"sqlite:///{r / 'mlflow.db'}", artifact_dir=str(r / "mlartifacts"))
     params["verify"]["injection"].update(per_kind=3)
     params["verify"]["model"].update(judge="embedded", encoder=encoder)
-    if encoder == "minilm":
-        params["verify"]["model"].update(intent_margin=0.15)
     (r / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
     stage = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]["verify"]

@@ -67,7 +67,7 @@ class ModelLayerConfig(Section):
         "minilm",
         description="Embedded judge's text encoder for the intent ranking: minilm (the transformer, one pass per "
         "text) or static (a word-piece table distilled from it by the distill_encoder stage: ~50x faster to "
-        "encode; its cosines are on another scale, so intent_margin is calibrated per encoder).",
+        "encode; bench/verify_encoders.py compares their verdicts at each intent_margin).",
     )
     batch_size: int = Field(128, ge=1, description="Sentences per MiniLM batch.")
     embed_dtype: Literal["float32", "bfloat16", "int8"] = Field(
