@@ -11,7 +11,10 @@ dialogs plus ``wrong_intent`` corruptions of them (``toolkiln.verify.inject``), 
 * seconds to encode the texts the check reads, in the same run (MiniLM reuses the pool's vectors from
   ``data/api_embeddings.parquet`` as the stage does, so it encodes only the requests).
 
-    python -m bench.verify_encoders [--n 3000] [--per-kind 400] [--margins 0.05 0.08 0.1 0.12 0.15]
+``--ablation`` adds the static table's construction choices (``toolkiln.embed.static_table``: centring, the
+top principal directions removed, rank weighting), each from the same word-piece vectors.
+
+    python -m bench.verify_encoders [--n 3000] [--per-kind 400] [--margins 0.05 0.08 0.1 0.12 0.15] [--ablation]
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--per-kind", type=int, default=400, help="wrong_intent corruptions")
     ap.add_argument("--margins", type=float, nargs="+", default=[0.05, 0.08, 0.1, 0.12, 0.15])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ablation", action="store_true", help="also the static table's construction choices")
     args = ap.parse_args(argv)
     for path in (args.dialogs, args.api_embeddings, Path(args.static_encoder) / "static_encoder.npz"):
         if not Path(path).exists():
@@ -44,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from toolkiln.config import load_params
-    from toolkiln.embed import embed_texts, load_static
+    from toolkiln.embed import StaticEncoder, embed_texts, load_static, static_table, word_piece_vectors
     from toolkiln.verify.inject import inject
     from toolkiln.verify.model import EmbeddedJudge, model_checks, parse_views
 
@@ -71,13 +75,25 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     vectors["static"] = static.encode(texts)
     seconds["static"] = time.perf_counter() - t0
+    if args.ablation:
+        raw = word_piece_vectors()
+        for name, (center, drop, weighting) in {
+            "static: plain mean of raw vectors": (False, 0, "uniform"),
+            "static: centred": (True, 0, "uniform"),
+            "static: centred, rank-weighted": (True, 0, "log_rank"),
+            "static: centred, top 8 dropped": (True, 8, "uniform"),
+            "static: centred, top 8 dropped, rank-weighted (default)": (True, 8, "log_rank"),
+        }.items():
+            table_, weights, _ = static_table(raw, center=center, drop=drop, weighting=weighting)
+            vectors[name] = StaticEncoder(table_, weights).encode(texts)
 
     rows = []
     n = clean.height
-    for encoder in ("minilm", "static"):
+    for encoder in vectors:
+        kind = "minilm" if encoder == "minilm" else "static"
         for margin in args.margins:
-            judge = EmbeddedJudge(intent_margin=margin, encoder=encoder, static_encoder=args.static_encoder)
-            judge.preload(texts, vectors[encoder], encoder=encoder)
+            judge = EmbeddedJudge(intent_margin=margin, encoder=kind, static_encoder=args.static_encoder)
+            judge.preload(texts, vectors[encoder], encoder=kind)
             ok = model_checks(frame, judge, parsed=parsed)["ok_model_consistency"].to_numpy()
             rows.append(
                 {
@@ -85,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
                     "margin": margin,
                     "clean_rejected": float(1 - ok[:n].mean()),
                     "wrong_intent_caught": float(1 - ok[n:].mean()),
-                    "encode_s": seconds[encoder],
+                    "encode_s": seconds.get(encoder),
                     "encoded": len(todo) if encoder == "minilm" else len(texts),
                 }
             )
@@ -104,7 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
         "speedup_static": seconds["minilm"] / seconds["static"],
         "rows": rows,
     }
-    print(f"-> {record('verify_encoders', payload)}")
+    print(f"-> {record('verify_encoders_ablation' if args.ablation else 'verify_encoders', payload)}")
     return payload
 
 

