@@ -50,7 +50,7 @@ class ModelLayerConfig(Section):
     enabled: bool = Field(True, description="Run the model layer after the rule layer (on rule-layer survivors only).")
     judge: Literal["auto", "embedded", "llm"] = Field(
         "auto",
-        description="embedded: offline value grounding + MiniLM request/API similarity + returns-schema check; "
+        description="embedded: offline value grounding + request/API similarity (see encoder) + returns-schema check; "
         "llm: one LLM-judge prompt per sub-question via params.llm; auto: llm unless llm.backend is 'simulator'.",
     )
     intent_margin: float = Field(

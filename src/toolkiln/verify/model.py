@@ -8,8 +8,10 @@ the API?). :class:`ModelJudge` is that interface; two implementations:
 
 * :class:`EmbeddedJudge` (offline default): value grounding against the user
   turns, system prompt, earlier tool results and the parameter's enum/default;
-  MiniLM cosine similarity between the request and every candidate API (a called
-  API must rank among the top k, k = APIs the request needed, within a margin);
+  cosine similarity between the request and every candidate API, embedded by the
+  static word-piece encoder distilled from MiniLM or by MiniLM itself
+  (``verify.model.encoder``; a called API must rank among the top k, k = APIs the
+  request needed, within a margin);
   and the tool result against the API's ``returns`` schema (compiled checker).
 * :class:`LLMJudge`: one prompt per sub-question through any
   :class:`~toolkiln.llm.base.ChatBackend`; an answer that is not a verdict is
@@ -199,7 +201,7 @@ def request_for(messages: list[dict], turn: int) -> tuple[str, int]:
 
 @dataclass
 class EmbeddedJudge:
-    """Offline model layer: grounding, MiniLM intent ranking, returns-schema check."""
+    """Offline model layer: grounding, intent ranking (static or MiniLM encoder), returns-schema check."""
 
     intent_margin: float = 0.15
     batch_size: int = 128
