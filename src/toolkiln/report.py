@@ -278,6 +278,9 @@ def _verify(b: _Builder) -> None:
             ("pass_rate.rules", "pass rate, rule layer"),
             ("pass_rate.model", "pass rate, model layer"),
             ("pass_rate.final", "pass rate, final"),
+            ("judge_encoder", "model layer's encoder (embedded judge)"),
+            ("timings.model", "seconds, model layer"),
+            ("timings.total", "seconds, whole stage"),
         ]
         b.key_values(m, keys, "Pass rates of each layer on the generated dialogs.", "verify/metrics.json")
     b.figure(

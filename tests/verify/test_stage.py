@@ -62,6 +62,7 @@ def test_verify_stage_outputs_and_tracking(tmp_path, repo_root, clean, encoder, 
     metrics = json.loads((r / "reports/verify/metrics.json").read_text())
     # the pool's MiniLM vectors serve a MiniLM judge; the static judge embeds the offered APIs itself
     assert metrics["preloaded_api_embeddings"] == (len(APIS) if encoder == "minilm" else 0)
+    assert metrics["judge_encoder"] == encoder
     assert metrics["toolace_pass_rate"] == {"rules": 0.679, "model": 0.911, "final": 0.618}
     assert metrics["injection"]["bars"]["rule_recall_ok"] and metrics["gx"]["verified_dialogs"]["success"]
     assert (r / "reports/verify/data_docs/dialogs_rules/index.html").exists()

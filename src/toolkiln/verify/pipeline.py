@@ -217,4 +217,6 @@ def run_verification(dialogs: pl.DataFrame, cfg: VerifyConfig, judge: ModelJudge
     metrics = summary_metrics(result.metrics, injection, gx)
     metrics["timings"] = timings
     metrics["preloaded_api_embeddings"] = preloaded
+    # which encoder ranked requests against APIs (None: an LLM judge or no model layer)
+    metrics["judge_encoder"] = getattr(judge, "encoder", None)
     return Verification(result=result, injection=injection, gx=gx, metrics=metrics)
