@@ -15,9 +15,10 @@ from flows.ui import free_port, start_mlflow, start_prefect
 from toolkiln.testing.smokerepo import make_smoke_repo
 from toolkiln.tracking import EXPERIMENT_KIND, VIEW_TAG
 
-pytestmark = pytest.mark.slow  # two servers and four real stages: minutes
+pytestmark = pytest.mark.slow  # two servers and five real stages: minutes
 
-STAGES = ["synthesize_apis", "generate_dialogs", "verify", "split"]
+# what `split` needs: the data stages and the verifier's distilled encoder
+STAGES = ["synthesize_apis", "generate_dialogs", "distill_encoder", "verify", "split"]
 FLOW = "import sys; from flows.run import pipeline; pipeline(sys.argv[1], ['split'])"
 
 
