@@ -266,15 +266,26 @@ def ensure_experiment(client: Any, cfg: Any, name: str | None = None) -> str:
 
 @contextlib.contextmanager
 def store_lock(uri: str) -> Iterator[None]:
-    """An exclusive file lock beside a local SQLite tracking store (no-op for a tracking server)."""
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
+    """An exclusive file lock per tracking store: beside a local SQLite file, or (a tracking server) in the
+    temp folder, keyed by the URI.
+
+    Stages with no upstream in common start at once under Prefect (``synthesize_apis`` and ``distill_encoder``):
+    without the lock both find no parent run for their pipeline and both create one. The temp-folder lock covers
+    stages on one machine, which is how the flows run them; stages spread over machines would need the store
+    itself to serialise parent creation.
+    """
     import fcntl
 
-    db = Path(uri[len("sqlite:///") :])
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + ".lock"), "a") as fh:
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///") :])
+        db.parent.mkdir(parents=True, exist_ok=True)
+        lock = db.with_name(db.name + ".lock")
+    else:
+        import hashlib
+        import tempfile
+
+        lock = Path(tempfile.gettempdir()) / f"toolkiln-mlflow-{hashlib.sha256(uri.encode()).hexdigest()[:16]}.lock"
+    with open(lock, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield

@@ -181,3 +181,26 @@ def test_log_client_run_files_a_finished_run_with_flattened_metrics_and_batched_
     assert len(run.data.params) == 150 and run.data.params["p149"] == "149"
     assert run.data.metrics == {"acc": 0.5, "by_type.single": 0.25, "errors.wrong_value__x_": 3.0}
     assert [a.path for a in client.list_artifacts(rid)] == ["note.txt"]
+
+
+def test_store_lock_serialises_a_tracking_server_too():
+    """Two stages starting at once against one tracking server must not both create the pipeline's parent run."""
+    import threading
+    import time
+
+    from toolkiln.tracking import store_lock
+
+    events: list[str] = []
+
+    def stage(name: str) -> None:
+        with store_lock("http://127.0.0.1:5000"):
+            events.append(f"{name} in")
+            time.sleep(0.2)
+            events.append(f"{name} out")
+
+    threads = [threading.Thread(target=stage, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert events[0][0] == events[1][0] and events[2][0] == events[3][0], events  # never both inside
