@@ -219,6 +219,20 @@ def build_domain(name: str, cfg, seed: int) -> Domain:
     return Domain(name, X[tr], y[tr], X[te], y[te])
 
 
+def subsample_train(domain: Domain, n: int, seed: int) -> Domain:
+    """``domain`` with a class-stratified, seeded subset of ``n`` training images (test split unchanged).
+
+    Used to study how adaptation scales with the examples per domain; ``n`` equal to the training size returns
+    the domain unchanged, so the full-data cell is exactly the benchmark.
+    """
+    if n == len(domain.y_train):
+        return domain
+    if not 10 <= n < len(domain.y_train):
+        raise ValueError(f"subsample_train: {domain.name}: asked for {n} of {len(domain.y_train)} training images")
+    idx, _ = stratified_split(domain.y_train, n, 0, seed)
+    return Domain(domain.name, domain.X_train[idx], domain.y_train[idx], domain.X_test, domain.y_test)
+
+
 def contact_sheet(domain: Domain, per_class: int = 10) -> np.ndarray:
     """A (10*S, per_class*S, 3) uint8 grid: one row per class, first training images."""
     S = domain.X_train.shape[1]
