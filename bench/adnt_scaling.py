@@ -25,7 +25,8 @@ import argparse
 import json
 import time
 
-from bench.common import RESULTS, record, table
+from bench import common
+from bench.common import record, table
 
 NAME = "adnt_scaling"
 DEFAULT_CELLS = "1x1,4x1,16x1,1x0.25,4x0.25,16x0.25"
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
     if "source_only" not in methods:
         raise ValueError("--methods: the margins are taken over source_only; include it")
     cells = parse_cells(args.cells)
-    out_path = RESULTS / f"{args.name}.json"
+    out_path = common.RESULTS / f"{args.name}.json"
     runs: list[dict] = []
     if args.resume and out_path.is_file():
         prev = json.loads(out_path.read_text())
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
         "margin = method - source_only, paired per seed"
     )
     print(table(rows, ["cell", "method", "avg_acc", "std", "margin", "margin_std"]))
-    print(f"-> {margin_plot(rows, RESULTS / f'{args.name}.png')}")
+    print(f"-> {margin_plot(rows, common.RESULTS / f'{args.name}.png')}")
     return payload
 
 

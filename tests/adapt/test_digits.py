@@ -3,7 +3,8 @@ import pytest
 
 from toolkiln.adapt.config import DigitsDataConfig
 from toolkiln.adapt.digits import (Domain, _mnist_halves, build_domain, contact_sheet, load_photo,
-                                   render_digit, stratified_split)
+                                   render_digit, render_house_number, stratified_split,
+                                   subsample_train)
 
 
 def test_stratified_split_sizes_balance_and_disjointness():
@@ -24,7 +25,7 @@ def test_mnist_and_mnistm_use_disjoint_digits():
     assert len(a) + len(b) == 5000 and not any(x.tobytes() in ha for x in b)
 
 
-@pytest.mark.parametrize("name", ["mnist", "optdigits", "syndigits", "mnistm"])
+@pytest.mark.parametrize("name", ["mnist", "optdigits", "syndigits", "mnistm", "housenum", "strokes"])
 def test_every_domain_builds_rgb_balanced_and_deterministic(name):
     cfg = DigitsDataConfig(n_train=20, n_test=20, fonts=["DejaVuSans.ttf", "cmr10.ttf"],
                            photos=["sklearn:china.jpg", "skimage:coffee"])
@@ -43,6 +44,35 @@ def test_domains_differ_in_style():
     assert np.allclose(means["mnist"][0], means["mnist"])  # grayscale
     assert means["mnistm"].mean() > means["mnist"].mean() + 20  # photo backgrounds are brighter than black
     assert means["syndigits"].mean() > means["mnist"].mean() + 20
+
+
+def test_hard_domains_shift_colour_polarity_and_clutter():
+    cfg = DigitsDataConfig(n_train=60, n_test=20, fonts=["DejaVuSans.ttf"], photos=["sklearn:china.jpg"])
+    house, strokes = build_domain("housenum", cfg, 0).X_train, build_domain("strokes", cfg, 0).X_train
+    assert np.abs(house[..., 0].astype(int) - house[..., 2]).mean() > 5  # coloured, not grey
+    assert np.array_equal(strokes[..., 0], strokes[..., 2])  # grey
+    # both polarities: the centre (the digit) is brighter than the border in some images, darker in others
+    centre = strokes[:, 10:18, 10:18, 0].mean((1, 2))
+    border = np.concatenate([strokes[:, :3, :, 0], strokes[:, -3:, :, 0]], 1).mean((1, 2))
+    assert (centre > border).sum() >= 10 and (centre < border).sum() >= 10
+    # housenum's neighbours put strokes at the left and right edges: on a flat wall, the edge columns vary
+    # far beyond the pixel noise (sigma 0.05) in most images
+    rng, flat = np.random.default_rng(0), [np.full((120, 120, 3), 0.5, np.float32)]
+    imgs = np.stack([render_house_number(d % 10, "DejaVuSans.ttf", rng, 28, flat) for d in range(40)])
+    edge_std = np.concatenate([imgs[:, 4:24, :4], imgs[:, 4:24, -4:]], 2).std((1, 2)).mean(-1)
+    assert (edge_std > 0.1).mean() > 0.5
+
+
+def test_subsample_train_keeps_test_split_and_balance():
+    d = build_domain("optdigits", DigitsDataConfig(n_train=100, n_test=20), 0)
+    s = subsample_train(d, 30, seed=1)
+    assert len(s.y_train) == 30 and np.bincount(s.y_train, minlength=10).tolist() == [3] * 10
+    assert np.array_equal(s.X_test, d.X_test)
+    rows = {x.tobytes() for x in d.X_train}
+    assert all(x.tobytes() in rows for x in s.X_train)
+    assert subsample_train(d, 100, seed=1) is d
+    with pytest.raises(ValueError, match="asked for 200 of 100"):
+        subsample_train(d, 200, seed=1)
 
 
 def test_size_32_and_bad_inputs(tmp_path):

@@ -16,6 +16,8 @@ from pydantic import Field, model_validator
 from toolkiln.configbase import Section
 
 DOMAINS = ("mnist", "optdigits", "syndigits", "mnistm")
+# harder renderings under stronger shifts (clutter, thickness, inversion); not in the default benchmark
+HARD_DOMAINS = ("housenum", "strokes")
 
 # Methods of the protocol. ``adnt_*`` are ablations of ADNT, ``skada_*`` are skada's
 # reference implementations on the same backbone and splits.
@@ -37,16 +39,17 @@ DEFAULT_PHOTOS = ["sklearn:china.jpg", "sklearn:flower.jpg", "skimage:astronaut"
 class DigitsDataConfig(Section):
     """The offline multi-domain digits benchmark (packaged data only, no downloads)."""
 
-    domains: list[Literal["mnist", "optdigits", "syndigits", "mnistm"]] = Field(
-        list(DOMAINS), description="Domains to build; leave-one-domain-out makes one task per domain.")
+    domains: list[Literal["mnist", "optdigits", "syndigits", "mnistm", "housenum", "strokes"]] = Field(
+        list(DOMAINS), description="Domains to build; leave-one-domain-out makes one task per domain. "
+        "housenum and strokes are the harder renderings (bench/adnt_hard.py).")
     image_size: Literal[28, 32] = Field(28, description="Side of the square RGB images every domain is rendered at.")
     n_train: int = Field(1200, ge=20, description="Training images per domain (labels hidden when the domain is the target).")
     n_test: int = Field(500, ge=20, description="Held-out test images per domain (target accuracy is measured here).")
     seed: int = Field(0, description="Seed of the rendering and of the fixed stratified splits.")
     fonts: list[str] = Field(DEFAULT_FONTS, min_length=1,
-                             description="matplotlib-bundled TTF files the syndigits domain renders digits with.")
+                             description="matplotlib-bundled TTF files the syndigits, housenum and strokes domains render digits with.")
     photos: list[str] = Field(DEFAULT_PHOTOS, min_length=1,
-                              description="Packaged photos blended into mnistm: 'sklearn:<file>' or 'skimage:<function>'.")
+                              description="Packaged photos behind mnistm and housenum: 'sklearn:<file>' or 'skimage:<function>'.")
     gap_steps: int = Field(300, ge=1, description="Training steps of each single-source model of the domain-gap matrix.")
 
     @model_validator(mode="after")

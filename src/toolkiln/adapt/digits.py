@@ -12,6 +12,18 @@ mnistm     the *other* half of the MNIST sample blended with crops of the sample
            photos of scikit-learn / scikit-image (MNIST-M's ``|photo - digit|``)
 =========  ==================================================================
 
+Two harder domains (not in the default four; ``adnt.data.domains`` adds them) push
+the font renderings under stronger shifts:
+
+=========  ==================================================================
+housenum   SVHN-like: the labelled digit in the middle of a rendered 3-digit
+           house number, its neighbours cut at the frame's edges (clutter
+           with the same strokes as the label), over a tinted photo crop,
+           dark-on-light or light-on-dark, blurred and noisy
+strokes    grey font digits drawn extremely heavy or as hollow outlines,
+           crossed by random lines and dots, inverted half of the time
+=========  ==================================================================
+
 mnist and mnistm use disjoint MNIST images so that no digit shape appears in two
 domains. Every domain is RGB ``uint8`` (N, S, S, 3) with a fixed, seeded,
 class-stratified train/test split.
@@ -202,6 +214,120 @@ def build_mnistm(n: int, size: int, seed: int, photos: list[str]) -> tuple[np.nd
     return (np.clip(out, 0, 1) * 255).round().astype(np.uint8), y[idx]
 
 
+def _glyph_mask(text: str, font: str, px: int, canvas: tuple[int, int], *, stroke: int = 0, hollow: bool = False,
+                centre_char: int | None = None) -> tuple[np.ndarray, float]:
+    """``text`` drawn white on black, centred, as a float mask in [0, 1]; also the x centre of character
+    ``centre_char`` (the label digit of a multi-digit string). ``stroke`` thickens the strokes by that many pixels;
+    ``hollow`` keeps only the outline of width ``stroke``."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    w, h = canvas
+    img = Image.new("L", (w, h), 0)
+    draw = ImageDraw.Draw(img)
+    fnt = ImageFont.truetype(str(font_path(font)), size=px)
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=fnt, stroke_width=stroke)
+    x0, y0 = (w - (right - left)) / 2 - left, (h - (bottom - top)) / 2 - top
+    draw.text((x0, y0), text, fill=0 if hollow else 255, font=fnt, stroke_width=stroke, stroke_fill=255)
+    centre = w / 2
+    if centre_char is not None:
+        before = draw.textlength(text[:centre_char], font=fnt)
+        centre = x0 + before + draw.textlength(text[centre_char], font=fnt) / 2
+    return np.asarray(img, np.float32) / 255.0, centre
+
+
+def _jitter(mask: np.ndarray, rng: np.random.Generator, rotate: float, shear: float, shift: float) -> np.ndarray:
+    """A random affine warp of a square mask about its centre."""
+    from skimage.transform import AffineTransform, warp
+
+    c, n = mask.shape[0] / 2, mask.shape[0]
+    tf = (
+        AffineTransform(translation=(-c, -c))
+        + AffineTransform(rotation=np.deg2rad(rng.uniform(-rotate, rotate)), shear=rng.uniform(-shear, shear),
+                          scale=rng.uniform(0.9, 1.1))
+        + AffineTransform(translation=(c + rng.uniform(-shift, shift) * n, c + rng.uniform(-shift, shift) * n))
+    )
+    return warp(mask, tf.inverse, order=1, preserve_range=True)
+
+
+def render_house_number(digit: int, font: str, rng: np.random.Generator, size: int,
+                        photos: list[np.ndarray]) -> np.ndarray:
+    """One SVHN-like RGB image in [0, 1]: ``digit`` centred between two random neighbours of the same number."""
+    from skimage.filters import gaussian
+
+    canvas = 2 * size
+    left, right = (str(int(d)) for d in rng.integers(0, 10, 2))
+    text = left + str(digit) + right
+    px = int(canvas * rng.uniform(0.65, 0.95))
+    wide, centre = _glyph_mask(text, font, px, (4 * canvas, canvas), stroke=int(rng.integers(0, 3)), centre_char=1)
+    x = int(round(centre - canvas / 2 + rng.uniform(-0.06, 0.06) * canvas))
+    x = min(max(x, 0), wide.shape[1] - canvas)
+    mask = _jitter(wide[:, x:x + canvas], rng, rotate=10, shear=0.2, shift=0.03)
+    mask = _resize(mask[None], size)[0]
+    photo = photos[rng.integers(len(photos))]
+    crop = int(rng.integers(size, 4 * size))
+    r, c = rng.integers(0, photo.shape[0] - crop), rng.integers(0, photo.shape[1] - crop)
+    bg = _resize(photo[None, r:r + crop, c:c + crop], size)[0]
+    bg = 0.5 * bg + 0.5 * rng.uniform(0, 1, 3)  # a tinted, lower-contrast texture: the wall the number hangs on
+    luma = np.array([0.299, 0.587, 0.114])
+    level = float(luma @ bg.reshape(-1, 3).mean(0))
+    dark = rng.random() < 0.5  # dark digits on a light wall or light on dark, whatever the photo
+    # move the wall's brightness towards the middle first, so that some colour is >= 0.25 away from it
+    bg = np.clip(bg + max(0.0, 0.5 - level) if dark else bg - max(0.0, level - 0.5), 0, 1)
+    level = float(luma @ bg.reshape(-1, 3).mean(0))
+    for _ in range(100):
+        fg = rng.uniform(0, 1, 3)
+        if (level - luma @ fg if dark else luma @ fg - level) >= 0.25:
+            break
+    else:
+        fg = np.full(3, 0.0 if dark else 1.0)
+    rgb = bg * (1 - mask[..., None]) + fg * mask[..., None]
+    rgb = gaussian(rgb, sigma=rng.uniform(0.3, 1.0), channel_axis=-1)
+    return np.clip(rgb + rng.normal(0, 0.05, rgb.shape), 0, 1)
+
+
+def render_stroke_digit(digit: int, font: str, rng: np.random.Generator, size: int) -> np.ndarray:
+    """One grey image in [0, 1] (RGB): a heavy or hollow glyph with crossing lines and dots, maybe inverted."""
+    from PIL import Image, ImageDraw
+
+    canvas = 2 * size
+    hollow = rng.random() < 0.5
+    # heavy: the strokes grow by 1-2 pixels per side at 2x resolution (more fills the counters of 8 and 0)
+    stroke = int(rng.integers(2, 4)) if hollow else int(rng.integers(1, 3))
+    px = int(canvas * rng.uniform(0.6, 0.85))
+    mask, _ = _glyph_mask(str(digit), font, px, (canvas, canvas), stroke=stroke, hollow=hollow)
+    clutter = Image.new("L", (canvas, canvas), 0)
+    draw = ImageDraw.Draw(clutter)
+    for _ in range(int(rng.integers(1, 4))):  # lines crossing the frame, as thick as thin strokes
+        draw.line([tuple(rng.uniform(0, canvas, 2)), tuple(rng.uniform(0, canvas, 2))], fill=255,
+                  width=int(rng.integers(1, 4)))
+    for _ in range(int(rng.integers(3, 9))):
+        x, y, rad = *rng.uniform(0, canvas, 2), rng.uniform(1, 3)
+        draw.ellipse([x - rad, y - rad, x + rad, y + rad], fill=255)
+    mask = np.maximum(_jitter(mask, rng, rotate=15, shear=0.3, shift=0.06), np.asarray(clutter, np.float32) / 255.0)
+    mask = _resize(mask[None], size)[0]
+    lo, hi = rng.uniform(0, 0.35), rng.uniform(0.65, 1)
+    grey = lo + (hi - lo) * mask
+    if rng.random() < 0.5:
+        grey = 1 - grey
+    grey = np.clip(grey + rng.normal(0, 0.04, grey.shape), 0, 1)
+    return _to_rgb(grey)
+
+
+def build_housenum(n: int, size: int, seed: int, fonts: list[str], photos: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed + 6)
+    imgs = [load_photo(p) for p in photos]
+    y = rng.permutation(np.arange(n) % N_CLASSES).astype(np.int64)
+    X = np.stack([render_house_number(int(d), fonts[rng.integers(len(fonts))], rng, size, imgs) for d in y])
+    return (X * 255).round().astype(np.uint8), y
+
+
+def build_strokes(n: int, size: int, seed: int, fonts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed + 7)
+    y = rng.permutation(np.arange(n) % N_CLASSES).astype(np.int64)
+    X = np.stack([render_stroke_digit(int(d), fonts[rng.integers(len(fonts))], rng, size) for d in y])
+    return (X * 255).round().astype(np.uint8), y
+
+
 def build_domain(name: str, cfg, seed: int) -> Domain:
     """Build one domain of ``cfg`` (a DigitsDataConfig) and split it."""
     n = cfg.n_train + cfg.n_test
@@ -213,6 +339,10 @@ def build_domain(name: str, cfg, seed: int) -> Domain:
         X, y = build_syndigits(n, cfg.image_size, seed, cfg.fonts)
     elif name == "mnistm":
         X, y = build_mnistm(n, cfg.image_size, seed, cfg.photos)
+    elif name == "housenum":
+        X, y = build_housenum(n, cfg.image_size, seed, cfg.fonts, cfg.photos)
+    elif name == "strokes":
+        X, y = build_strokes(n, cfg.image_size, seed, cfg.fonts)
     else:
         raise ValueError(f"adnt.data.domains: unknown domain {name!r}")
     tr, te = stratified_split(y, cfg.n_train, cfg.n_test, seed + 5)
