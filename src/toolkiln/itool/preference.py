@@ -138,18 +138,21 @@ def train_preference(
     seed: int,
     device: str = "cpu",
     precision: str = "float32",
+    balance: dict[str, int] | None = None,
 ) -> PreferenceResult:
     """One preference update of ``model`` on the round's pairs; returns the merged model, curves and metrics.
-    ``precision="bfloat16"``: mixed precision (TRL's forward under bf16 autocast, fp32 weights)."""
+    ``precision="bfloat16"``: mixed precision (TRL's forward under bf16 autocast, fp32 weights). ``balance``:
+    the counts of the :func:`balance_pairs` call that already made ``pairs`` (it is then not repeated here)."""
     import torch
     from datasets import Dataset
 
-    if pairs.height == 0:
+    if balance is None:
+        pairs, balance = balance_pairs(pairs, cfg.max_text_share)
+    if pairs.height == 0 and balance["pairs_dropped"] == 0:
         raise ValueError(
             "preference_opt: the round has 0 preference pairs; expected at least one (see the "
             "mcts_pairs metrics: pair filters, value gaps)"
         )
-    pairs, balance = balance_pairs(pairs, cfg.max_text_share)
     if pairs.height == 0:
         raise ValueError(
             f"preference_opt: preference.max_text_share {cfg.max_text_share} left 0 of "
@@ -265,7 +268,14 @@ def preference_round(
         )
     else:
         res = train_preference(
-            model, tok, pairs, cfg, seed=round_seed(seed, round_), device=device, precision=policy.precision
+            model,
+            tok,
+            kept,
+            cfg,
+            seed=round_seed(seed, round_),
+            device=device,
+            precision=policy.precision,
+            balance=balance,
         )
         res.metrics["updated"] = True
     res.metrics["round"] = round_
