@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import record, table  # noqa: E402
+from bench.common import portable, record, table  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> dict:
         "results": results,
     }
     path = record("eval_speed", payload)
-    print(f"wrote {path.relative_to(ROOT)}")
+    print(f"wrote {portable(path)}")
     return payload
 
 
@@ -196,126 +196,117 @@ def prefill_seconds(gen, prompts: list[dict]) -> float:
     return time.perf_counter() - t0
 
 
-def batch_sweep(args, sets: dict[str, list[dict]], sizes: list[int]) -> dict:
-    from toolkiln.callparse import parse_calls
+def _sweep(
+    args, sets: dict[str, list[dict]], settings: list, generator_kw, measure, *, name: str, key: str, **meta
+) -> dict:
+    """Every prompt set generated once per setting on one loaded model, the first setting the reference.
+
+    ``generator_kw(setting)``: the HFGenerator keywords of a setting; ``measure(setting, gen, prompts, out, st,
+    ref_out, ref_s)``: its (result dict, table row). Prints the table and records ``name`` (results under ``key``)."""
     from toolkiln.evaluate.harness import HFGenerator
 
-    base = HFGenerator(args.checkpoint, batch_size=sizes[0], max_new_tokens=args.max_new_tokens, dtype=args.dtype)
+    first = {"batch_size": args.batch_size, **generator_kw(settings[0])}
+    base = HFGenerator(args.checkpoint, max_new_tokens=args.max_new_tokens, dtype=args.dtype, **first)
     rows, results = [], {}
-    for name, prompts in sets.items():
+    for set_name, prompts in sets.items():
         ref_out, ref_s = None, None
-        for b in sizes:
+        for setting in settings:
+            kw = {"batch_size": args.batch_size, **generator_kw(setting)}
             gen = HFGenerator(
-                args.checkpoint, batch_size=b, max_new_tokens=args.max_new_tokens, model=base.model, tokenizer=base.tok
+                args.checkpoint, max_new_tokens=args.max_new_tokens, model=base.model, tokenizer=base.tok, **kw
             )
             out = gen(prompts)
             st = dict(gen.stats)
-            pre = prefill_seconds(gen, prompts)
             if ref_out is None:
                 ref_out, ref_s = out, st["seconds"]
-            agree = sum(_verdict(a, parse_calls) == _verdict(c, parse_calls) for a, c in zip(ref_out, out))
-            res = {
-                "batch_size": b,
-                "seconds": st["seconds"],
-                "prompts_per_s": len(prompts) / st["seconds"],
-                "speedup": ref_s / st["seconds"],
-                "prefill_s": pre,
-                "prefill_share": pre / st["seconds"],
-                "mean_prompt_tokens": st["prompt_tokens"] / max(1, len(prompts)),
-                "new_tokens": st["new_tokens"],
-                "same_parse": agree / len(prompts),
-            }
-            results.setdefault(name, []).append(res)
-            rows.append(
-                {
-                    "prompts": name,
-                    "batch": b,
-                    "s": res["seconds"],
-                    f"x batch {sizes[0]}": res["speedup"],
-                    "prefill share": f"{res['prefill_share']:.0%}",
-                    "prompt tok": round(res["mean_prompt_tokens"]),
-                    "new tok": res["new_tokens"],
-                    "same parse": f"{res['same_parse']:.0%}",
-                }
-            )
+            res, row = measure(setting, gen, prompts, out, st, ref_out, ref_s)
+            results.setdefault(set_name, []).append(res)
+            rows.append({"prompts": set_name, **row})
     print(f"checkpoint {args.checkpoint}; {args.dtype}; max_new_tokens {args.max_new_tokens}")
     print(table(rows, list(rows[0])))
-    payload = {
-        "checkpoint": args.checkpoint,
-        "dtype": args.dtype,
-        "max_new_tokens": args.max_new_tokens,
-        "batch_sweep": results,
-    }
-    path = record("eval_speed_batch", payload)
-    print(f"wrote {path.relative_to(ROOT)}")
+    payload = {"checkpoint": args.checkpoint, "dtype": args.dtype, "max_new_tokens": args.max_new_tokens, **meta}
+    payload[key] = results
+    path = record(name, payload)
+    print(f"wrote {portable(path)}")
     return payload
+
+
+def _same_parse(ref_out: list[str], out: list[str]) -> float:
+    from toolkiln.callparse import parse_calls
+
+    return sum(_verdict(a, parse_calls) == _verdict(c, parse_calls) for a, c in zip(ref_out, out)) / len(out)
+
+
+def batch_sweep(args, sets: dict[str, list[dict]], sizes: list[int]) -> dict:
+    """The evaluator's setting at each batch size in ``sizes`` against the first, with the prefill's share."""
+
+    def measure(b, gen, prompts, out, st, ref_out, ref_s):
+        pre = prefill_seconds(gen, prompts)
+        res = {
+            "batch_size": b,
+            "seconds": st["seconds"],
+            "prompts_per_s": len(prompts) / st["seconds"],
+            "speedup": ref_s / st["seconds"],
+            "prefill_s": pre,
+            "prefill_share": pre / st["seconds"],
+            "mean_prompt_tokens": st["prompt_tokens"] / max(1, len(prompts)),
+            "new_tokens": st["new_tokens"],
+            "same_parse": _same_parse(ref_out, out),
+        }
+        row = {
+            "batch": b,
+            "s": res["seconds"],
+            f"x batch {sizes[0]}": res["speedup"],
+            "prefill share": f"{res['prefill_share']:.0%}",
+            "prompt tok": round(res["mean_prompt_tokens"]),
+            "new tok": res["new_tokens"],
+            "same parse": f"{res['same_parse']:.0%}",
+        }
+        return res, row
+
+    return _sweep(args, sets, sizes, lambda b: {"batch_size": b}, measure, name="eval_speed_batch", key="batch_sweep")
 
 
 def lookup_sweep(args, sets: dict[str, list[dict]], ks: list[int]) -> dict:
     """The evaluator's setting with prompt-lookup drafts of each size in ``ks`` against the first (0 = off)."""
-    from toolkiln.callparse import parse_calls
-    from toolkiln.evaluate.harness import HFGenerator
 
-    base = HFGenerator(
-        args.checkpoint, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, dtype=args.dtype
+    def measure(k, gen, prompts, out, st, ref_out, ref_s):
+        look = st.get("prompt_lookup", {})
+        passes = look.get("forward_passes")
+        res = {
+            "prompt_lookup": k,
+            "seconds": st["seconds"],
+            "speedup": ref_s / st["seconds"],
+            "new_tokens": st["new_tokens"],
+            "forward_passes": passes,
+            "tokens_per_pass": st["new_tokens"] / passes if passes else None,
+            "drafted": look.get("drafted"),
+            "accepted": look.get("accepted"),
+            "identical_outputs": sum(a == c for a, c in zip(ref_out, out)) / len(prompts),
+            "same_parse": _same_parse(ref_out, out),
+        }
+        row = {
+            "k": k,
+            "s": res["seconds"],
+            f"x k={ks[0]}": res["speedup"],
+            "new tok": res["new_tokens"],
+            "tok / pass": "" if passes is None else round(res["tokens_per_pass"], 2),
+            "accepted": "" if passes is None else f"{res['accepted']}/{res['drafted']}",
+            "identical": f"{res['identical_outputs']:.0%}",
+            "same parse": f"{res['same_parse']:.0%}",
+        }
+        return res, row
+
+    return _sweep(
+        args,
+        sets,
+        ks,
+        lambda k: {"prompt_lookup": k},
+        measure,
+        name=f"eval_speed_lookup_{args.dtype}",
+        key="lookup_sweep",
+        batch_size=args.batch_size,
     )
-    rows, results = [], {}
-    for name, prompts in sets.items():
-        ref_out, ref_s = None, None
-        for k in ks:
-            gen = HFGenerator(
-                args.checkpoint,
-                batch_size=args.batch_size,
-                max_new_tokens=args.max_new_tokens,
-                model=base.model,
-                tokenizer=base.tok,
-                prompt_lookup=k,
-            )
-            out = gen(prompts)
-            st = dict(gen.stats)
-            if ref_out is None:
-                ref_out, ref_s = out, st["seconds"]
-            look = st.get("prompt_lookup", {})
-            passes = look.get("forward_passes")
-            res = {
-                "prompt_lookup": k,
-                "seconds": st["seconds"],
-                "speedup": ref_s / st["seconds"],
-                "new_tokens": st["new_tokens"],
-                "forward_passes": passes,
-                "tokens_per_pass": st["new_tokens"] / passes if passes else None,
-                "drafted": look.get("drafted"),
-                "accepted": look.get("accepted"),
-                "identical_outputs": sum(a == c for a, c in zip(ref_out, out)) / len(prompts),
-                "same_parse": sum(_verdict(a, parse_calls) == _verdict(c, parse_calls) for a, c in zip(ref_out, out))
-                / len(prompts),
-            }
-            results.setdefault(name, []).append(res)
-            rows.append(
-                {
-                    "prompts": name,
-                    "k": k,
-                    "s": res["seconds"],
-                    f"x k={ks[0]}": res["speedup"],
-                    "new tok": res["new_tokens"],
-                    "tok / pass": "" if passes is None else round(res["tokens_per_pass"], 2),
-                    "accepted": "" if passes is None else f"{res['accepted']}/{res['drafted']}",
-                    "identical": f"{res['identical_outputs']:.0%}",
-                    "same parse": f"{res['same_parse']:.0%}",
-                }
-            )
-    print(f"checkpoint {args.checkpoint}; {args.dtype}; batch {args.batch_size}; max_new_tokens {args.max_new_tokens}")
-    print(table(rows, list(rows[0])))
-    payload = {
-        "checkpoint": args.checkpoint,
-        "dtype": args.dtype,
-        "batch_size": args.batch_size,
-        "max_new_tokens": args.max_new_tokens,
-        "lookup_sweep": results,
-    }
-    path = record(f"eval_speed_lookup_{args.dtype}", payload)
-    print(f"wrote {path.relative_to(ROOT)}")
-    return payload
 
 
 def _verdict(text, parse_calls):
