@@ -64,13 +64,31 @@ def cell_config(cfg, steps_mult: int, examples_mult: float, methods: list[str], 
     )
 
 
+def pseudo_label_columns():
+    """From a run's history (ADNT's pseudo-label refreshes; empty for the baselines): the precision of the kept
+    pseudo-labels at the first and last refresh and the share of target images kept at the last."""
+    import polars as pl
+
+    def at(index: int, key: str):
+        return (
+            pl.col("history")
+            .map_elements(lambda h: (json.loads(h) or [{}])[index].get(key), return_dtype=pl.Float64)
+            .alias(f"pseudo_{key}_{'first' if index == 0 else 'last'}")
+        )
+
+    return [at(0, "precision"), at(-1, "precision"), at(-1, "coverage")]
+
+
 def margins(runs: list[dict], baseline: str = "source_only") -> list[dict]:
     """Per cell and method: target-average accuracy (mean, std over seeds) and its margin over ``baseline``,
     paired per seed (the runs of a (target, seed) share the backbone initialisation)."""
     import polars as pl
 
-    df = pl.DataFrame(runs)
-    per_seed = df.group_by("cell", "steps_mult", "examples_mult", "method", "seed").agg(pl.col("acc").mean())
+    df = pl.from_dicts(runs, infer_schema_length=None)  # cells recorded before a column existed lack it
+    extra = [c for c in ("pseudo_precision_first", "pseudo_precision_last", "pseudo_coverage_last") if c in df.columns]
+    per_seed = df.group_by("cell", "steps_mult", "examples_mult", "method", "seed").agg(
+        pl.col("acc").mean(), *(pl.col(c).mean() for c in extra)
+    )
     base = per_seed.filter(pl.col("method") == baseline).select("cell", "seed", pl.col("acc").alias("base"))
     joined = per_seed.join(base, on=["cell", "seed"], how="left").with_columns(
         (pl.col("acc") - pl.col("base")).alias("d")
@@ -80,6 +98,7 @@ def margins(runs: list[dict], baseline: str = "source_only") -> list[dict]:
         (100 * pl.col("acc").std(ddof=0)).alias("std"),
         (100 * pl.col("d").mean()).alias("margin"),
         (100 * pl.col("d").std(ddof=0)).alias("margin_std"),
+        *((100 * pl.col(c).mean()).alias(c) for c in extra),
         pl.len().alias("seeds"),
     )
     return out.sort("examples_mult", "steps_mult", "method", descending=[True, False, False]).to_dicts()
@@ -162,7 +181,8 @@ def main(argv: list[str] | None = None) -> dict:
             flush=True,
         )
         runs += (
-            res.drop("history")
+            res.with_columns(*pseudo_label_columns())
+            .drop("history")
             .with_columns(
                 pl.lit(key).alias("cell"),
                 pl.lit(steps_mult).alias("steps_mult"),
@@ -187,7 +207,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"targets {targets}, seeds {seeds}: accuracy averaged over targets, mean +- std over seeds; "
         "margin = method - source_only, paired per seed"
     )
-    print(table(rows, ["cell", "method", "avg_acc", "std", "margin", "margin_std"]))
+    cols = ["cell", "method", "avg_acc", "std", "margin", "margin_std"]
+    print(table(rows, cols + [c for c in ("pseudo_precision_first", "pseudo_precision_last") if c in rows[0]]))
     print(f"-> {margin_plot(rows, common.RESULTS / f'{args.name}.png')}")
     return payload
 

@@ -107,7 +107,10 @@ def test_scaling_runs_cells_and_resumes(tmp_path, results, monkeypatch):
     monkeypatch.setattr(experiment, "run_protocol", counting)
     again = adnt_scaling.main([*common, "--cells", "1x1,2x0.5,3x0.5", "--resume"])
     assert calls == [(18, 30)]  # only the new cell trained: 3 x 6 steps on half of the 60 images
-    assert again["runs"][:4] == out["runs"] and len(again["runs"]) == 6
+    assert json.dumps(again["runs"][:4]) == json.dumps(out["runs"]) and len(again["runs"]) == 6  # NaN-safe
+    by_method = {r["method"]: r for r in again["runs"]}
+    assert by_method["adnt"]["pseudo_coverage_last"] is not None  # ADNT's refreshes are summarised
+    assert by_method["source_only"]["pseudo_coverage_last"] is None
     saved = json.loads((results / "adnt_scaling.json").read_text())
     assert {r["cell"] for r in saved["rows"]} == {"1x1", "2x0.5", "3x0.5"}
     with pytest.raises(ValueError, match="other targets"):
