@@ -16,7 +16,7 @@ each method's margin over source-only (target-average, paired per seed) against 
 Resumable: the result file is rewritten after every cell and ``--resume`` skips the cells it already holds, so the
 study can be extended cell by cell (``--cells 16x0.25``). Target labels are used for the test accuracy only.
 
-    python -m bench.adnt_scaling [--cells 1x1,4x1,16x1,1x0.25,4x0.25,16x0.25] [--targets syndigits,mnistm] [--resume]
+    python -m bench.adnt_scaling [--cells 1x1,4x1,16x1,1x0.25,4x0.25,16x0.25] [--targets syndigits,mnistm] [--resume [--redo 1x1]]
 """
 
 from __future__ import annotations
@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--name", default=NAME, help="result file name under bench/results")
     ap.add_argument("--resume", action="store_true", help="keep the cells the result file already holds")
+    ap.add_argument("--redo", default="", help="with --resume: cells to train again although the file holds them")
     args = ap.parse_args(argv)
 
     import polars as pl
@@ -161,7 +162,8 @@ def main(argv: list[str] | None = None) -> dict:
         prev = json.loads(out_path.read_text())
         if prev.get("targets") != targets or prev.get("seeds") != seeds or prev.get("methods") != methods:
             raise ValueError(f"--resume: {out_path} was made with other targets/seeds/methods; use another --name")
-        runs = prev["runs"]
+        redo = {cell_key(*c) for c in parse_cells(args.redo)} if args.redo else set()
+        runs = [r for r in prev["runs"] if r["cell"] not in redo]
     done = {r["cell"] for r in runs}
     payload: dict = {}
     for steps_mult, ex_mult in cells:

@@ -111,6 +111,9 @@ def test_scaling_runs_cells_and_resumes(tmp_path, results, monkeypatch):
     by_method = {r["method"]: r for r in again["runs"]}
     assert by_method["adnt"]["pseudo_coverage_last"] is not None  # ADNT's refreshes are summarised
     assert by_method["source_only"]["pseudo_coverage_last"] is None
+    calls.clear()
+    redone = adnt_scaling.main([*common, "--cells", "1x1,2x0.5,3x0.5", "--resume", "--redo", "1x1"])
+    assert calls == [(6, 60)] and len(redone["runs"]) == 6  # 1x1 trained again, nothing else
     saved = json.loads((results / "adnt_scaling.json").read_text())
     assert {r["cell"] for r in saved["rows"]} == {"1x1", "2x0.5", "3x0.5"}
     with pytest.raises(ValueError, match="other targets"):
