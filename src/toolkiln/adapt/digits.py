@@ -138,25 +138,50 @@ def font_path(name: str) -> Path:
     return path
 
 
-def render_digit(digit: int, font: str, rng: np.random.Generator, size: int) -> np.ndarray:
-    """One SynDigits-like RGB image in [0, 1]: a font glyph, affine jitter, colours, blur and noise."""
+def _glyph_mask(text: str, font: str, px: int, canvas: tuple[int, int], *, stroke: int = 0, hollow: bool = False,
+                centre_char: int | None = None) -> tuple[np.ndarray, float]:
+    """``text`` drawn white on black, centred, as a float mask in [0, 1]; also the x centre of character
+    ``centre_char`` (the label digit of a multi-digit string). ``stroke`` thickens the strokes by that many pixels;
+    ``hollow`` keeps only the outline of width ``stroke``."""
     from PIL import Image, ImageDraw, ImageFont
-    from skimage.filters import gaussian
+
+    w, h = canvas
+    img = Image.new("L", (w, h), 0)
+    draw = ImageDraw.Draw(img)
+    fnt = ImageFont.truetype(str(font_path(font)), size=px)
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=fnt, stroke_width=stroke)
+    x0, y0 = (w - (right - left)) / 2 - left, (h - (bottom - top)) / 2 - top
+    draw.text((x0, y0), text, fill=0 if hollow else 255, font=fnt, stroke_width=stroke, stroke_fill=255)
+    centre = w / 2
+    if centre_char is not None:
+        before = draw.textlength(text[:centre_char], font=fnt)
+        centre = x0 + before + draw.textlength(text[centre_char], font=fnt) / 2
+    return np.asarray(img, np.float32) / 255.0, centre
+
+
+def _jitter(mask: np.ndarray, rng: np.random.Generator, rotate: float, shear: float, shift: float,
+            scale: tuple[float, float] = (0.9, 1.1)) -> np.ndarray:
+    """A random affine warp of a square mask about its centre: rotation (degrees), shear, scale, then a shift
+    (a fraction of the side), drawn from ``rng`` in that order."""
     from skimage.transform import AffineTransform, warp
 
+    c, n = mask.shape[0] / 2, mask.shape[0]
+    tf = (
+        AffineTransform(translation=(-c, -c))
+        + AffineTransform(rotation=np.deg2rad(rng.uniform(-rotate, rotate)), shear=rng.uniform(-shear, shear),
+                          scale=rng.uniform(*scale))
+        + AffineTransform(translation=(c + rng.uniform(-shift, shift) * n, c + rng.uniform(-shift, shift) * n))
+    )
+    return warp(mask, tf.inverse, order=1, preserve_range=True)
+
+
+def render_digit(digit: int, font: str, rng: np.random.Generator, size: int) -> np.ndarray:
+    """One SynDigits-like RGB image in [0, 1]: a font glyph, affine jitter, colours, blur and noise."""
+    from skimage.filters import gaussian
+
     canvas = 2 * size  # render large, then warp and downsample: smoother strokes
-    img = Image.new("L", (canvas, canvas), 0)
-    draw = ImageDraw.Draw(img)
-    fnt = ImageFont.truetype(str(font_path(font)), size=int(canvas * rng.uniform(0.7, 0.95)))
-    left, top, right, bottom = draw.textbbox((0, 0), str(digit), font=fnt)
-    draw.text(((canvas - (right - left)) / 2 - left, (canvas - (bottom - top)) / 2 - top), str(digit), fill=255, font=fnt)
-    mask = np.asarray(img, np.float32) / 255.0
-    c = canvas / 2
-    tf = (AffineTransform(translation=(-c, -c))
-          + AffineTransform(rotation=np.deg2rad(rng.uniform(-15, 15)), shear=rng.uniform(-0.25, 0.25),
-                            scale=rng.uniform(0.85, 1.1))
-          + AffineTransform(translation=(c + rng.uniform(-0.1, 0.1) * canvas, c + rng.uniform(-0.1, 0.1) * canvas)))
-    mask = warp(mask, tf.inverse, order=1, preserve_range=True)
+    mask, _ = _glyph_mask(str(digit), font, int(canvas * rng.uniform(0.7, 0.95)), (canvas, canvas))
+    mask = _jitter(mask, rng, rotate=15, shear=0.25, shift=0.1, scale=(0.85, 1.1))
     mask = _resize(mask[None], size)[0]
     fg, bg = rng.uniform(0, 1, 3), rng.uniform(0, 1, 3)
     luma = np.array([0.299, 0.587, 0.114])
@@ -212,41 +237,6 @@ def build_mnistm(n: int, size: int, seed: int, photos: list[str]) -> tuple[np.nd
         patch = _resize(img[None, r:r + crop, c:c + crop], size)[0]
         out[i] = np.abs(patch - digits[i][..., None])
     return (np.clip(out, 0, 1) * 255).round().astype(np.uint8), y[idx]
-
-
-def _glyph_mask(text: str, font: str, px: int, canvas: tuple[int, int], *, stroke: int = 0, hollow: bool = False,
-                centre_char: int | None = None) -> tuple[np.ndarray, float]:
-    """``text`` drawn white on black, centred, as a float mask in [0, 1]; also the x centre of character
-    ``centre_char`` (the label digit of a multi-digit string). ``stroke`` thickens the strokes by that many pixels;
-    ``hollow`` keeps only the outline of width ``stroke``."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    w, h = canvas
-    img = Image.new("L", (w, h), 0)
-    draw = ImageDraw.Draw(img)
-    fnt = ImageFont.truetype(str(font_path(font)), size=px)
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=fnt, stroke_width=stroke)
-    x0, y0 = (w - (right - left)) / 2 - left, (h - (bottom - top)) / 2 - top
-    draw.text((x0, y0), text, fill=0 if hollow else 255, font=fnt, stroke_width=stroke, stroke_fill=255)
-    centre = w / 2
-    if centre_char is not None:
-        before = draw.textlength(text[:centre_char], font=fnt)
-        centre = x0 + before + draw.textlength(text[centre_char], font=fnt) / 2
-    return np.asarray(img, np.float32) / 255.0, centre
-
-
-def _jitter(mask: np.ndarray, rng: np.random.Generator, rotate: float, shear: float, shift: float) -> np.ndarray:
-    """A random affine warp of a square mask about its centre."""
-    from skimage.transform import AffineTransform, warp
-
-    c, n = mask.shape[0] / 2, mask.shape[0]
-    tf = (
-        AffineTransform(translation=(-c, -c))
-        + AffineTransform(rotation=np.deg2rad(rng.uniform(-rotate, rotate)), shear=rng.uniform(-shear, shear),
-                          scale=rng.uniform(0.9, 1.1))
-        + AffineTransform(translation=(c + rng.uniform(-shift, shift) * n, c + rng.uniform(-shift, shift) * n))
-    )
-    return warp(mask, tf.inverse, order=1, preserve_range=True)
 
 
 def render_house_number(digit: int, font: str, rng: np.random.Generator, size: int,
