@@ -73,20 +73,14 @@ def main(argv: list[str] | None = None) -> dict:
     import polars as pl
 
     from toolkiln.adapt.experiment import gap_table, run_protocol, summarise
-    from toolkiln.adapt.report import summary_dict
+    from toolkiln.adapt.report import margins_one_std, summary_dict, text_rows
     from toolkiln.adapt.selection import run_selection, with_overrides
     from toolkiln.config import load_params
 
     base = load_params(args.params).adnt
     names, targets = args.domains.split(","), args.targets.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
-    cfg = base.model_copy(
-        update={
-            "data": base.data.model_copy(update={"domains": names}),
-            "protocol": base.protocol.model_copy(update={"seeds": seeds}),
-        }
-    )
-    cfg = type(cfg).model_validate(cfg.model_dump())  # re-validate the domain list
+    cfg = with_overrides(base, {"data": {"domains": names}, "protocol": {"seeds": seeds}})  # validated
     folder, domains, G = build_or_load(cfg, Path(args.cache))
     gap = gap_table(names, G)
     gap_rows = [{"trained on": s, **{t: 100 * gap[s][t] for t in names}, "gap": 100 * gap[s]["gap"]} for s in names]
@@ -107,25 +101,19 @@ def main(argv: list[str] | None = None) -> dict:
     parts = [sel.runs.select("method", "target", "seed", "acc")]
     t1 = time.perf_counter()
     for t in targets:
-        run_cfg = with_overrides(cfg, choices[("adnt", t)])
-        run_cfg = run_cfg.model_copy(
-            update={"protocol": run_cfg.protocol.model_copy(update={"methods": [*ABLATIONS, "skada_deepcoral"]})}
+        run_cfg = with_overrides(
+            cfg, {**choices[("adnt", t)], "protocol": {"methods": [*ABLATIONS, "skada_deepcoral"]}}
         )
         res = run_protocol(domains, run_cfg, workers=args.workers, targets=[t], progress=False)
         parts.append(res.select("method", "target", "seed", "acc"))
     print(f"ablations + skada: {sum(p.height for p in parts[1:])} runs in {time.perf_counter() - t1:.0f}s")
     runs = pl.concat(parts)
     s = summary_dict(summarise(runs))
-    rows = []
-    adnt_avg = s["adnt"]["avg"]
-    for m, v in s.items():
-        row = {"method": m, **{t: f"{100 * v[t]['mean']:.1f} ± {100 * v[t]['std']:.1f}" for t in targets}}
-        row["avg"] = f"{100 * v['avg']['mean']:.1f} ± {100 * v['avg']['std']:.1f}"
-        if m != "adnt":
-            margin = adnt_avg["mean"] - v["avg"]["mean"]
-            row["adnt_margin"] = 100 * margin
-            row["beyond_1_std"] = margin > max(adnt_avg["std"], v["avg"]["std"])
-        rows.append(row)
+    margins = margins_one_std(s)
+    rows = [
+        {**r, "adnt_margin": g["margin"], "beyond_1_std": g["beyond_one_std"]} if (g := margins.get(r["method"])) else r
+        for r in text_rows(s, targets)
+    ]
     print(table(rows, ["method", *targets, "avg", "adnt_margin", "beyond_1_std"]))
     payload.update(
         {

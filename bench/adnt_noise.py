@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> dict:
     import polars as pl
 
     from toolkiln.adapt.experiment import load_domains, run_protocol
+    from toolkiln.adapt.report import pseudo_label_columns
     from toolkiln.config import load_params
 
     cfg = load_params(args.params).adnt
@@ -54,13 +55,9 @@ def main(argv: list[str] | None = None) -> dict:
         parts.append(res.with_columns(pl.lit(rate).alias("noise")))
     res = pl.concat(parts)
     # the kept pseudo-labels' precision at the last refresh (after the injected noise): what the loss trained on
-    res = res.with_columns(
-        pl.col("history")
-        .map_elements(lambda h: (__import__("json").loads(h) or [{}])[-1].get("precision"), return_dtype=pl.Float64)
-        .alias("last_precision")
-    )
+    res = res.with_columns(pseudo_label_columns()[1])
     per_seed = res.group_by("noise", "method", "seed").agg(
-        pl.col("acc").mean().alias("acc"), pl.col("last_precision").mean().alias("precision")
+        pl.col("acc").mean().alias("acc"), pl.col("pseudo_precision_last").mean().alias("precision")
     )
     summary = (
         per_seed.group_by("noise", "method")

@@ -54,29 +54,17 @@ def cell_key(steps_mult: int, examples_mult: float) -> str:
 def cell_config(cfg, steps_mult: int, examples_mult: float, methods: list[str], seeds: list[int]):
     """``cfg`` (an ADNTConfig) for one cell: steps times ``steps_mult``; skada epochs so that skada sees as many
     source images as before times ``steps_mult`` (an epoch walks the now ``examples_mult`` times smaller data)."""
+    from toolkiln.adapt.selection import with_overrides
+
     epochs = max(1, round(cfg.skada.max_epochs * steps_mult / examples_mult))
-    return cfg.model_copy(
-        update={
-            "train": cfg.train.model_copy(update={"steps": cfg.train.steps * steps_mult}),
-            "skada": cfg.skada.model_copy(update={"max_epochs": epochs}),
-            "protocol": cfg.protocol.model_copy(update={"methods": methods, "seeds": seeds}),
-        }
+    return with_overrides(
+        cfg,
+        {
+            "train": {"steps": cfg.train.steps * steps_mult},
+            "skada": {"max_epochs": epochs},
+            "protocol": {"methods": methods, "seeds": seeds},
+        },
     )
-
-
-def pseudo_label_columns():
-    """From a run's history (ADNT's pseudo-label refreshes; empty for the baselines): the precision of the kept
-    pseudo-labels at the first and last refresh and the share of target images kept at the last."""
-    import polars as pl
-
-    def at(index: int, key: str):
-        return (
-            pl.col("history")
-            .map_elements(lambda h: (json.loads(h) or [{}])[index].get(key), return_dtype=pl.Float64)
-            .alias(f"pseudo_{key}_{'first' if index == 0 else 'last'}")
-        )
-
-    return [at(0, "precision"), at(-1, "precision"), at(-1, "coverage")]
 
 
 def margins(runs: list[dict], baseline: str = "source_only") -> list[dict]:
@@ -148,6 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
     from toolkiln import plots  # noqa: F401  (fail before hours of training if matplotlib is missing)
     from toolkiln.adapt.digits import subsample_train
     from toolkiln.adapt.experiment import load_domains, run_protocol
+    from toolkiln.adapt.report import pseudo_label_columns
     from toolkiln.config import load_params
 
     cfg = load_params(args.params).adnt

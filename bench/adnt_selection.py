@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
 
     from toolkiln.adapt.experiment import summarise
-    from toolkiln.adapt.report import summary_dict
+    from toolkiln.adapt.report import margins_one_std, summary_dict, text_rows
     from toolkiln.adapt.selection import DEFAULT_GRID, run_selection
     from toolkiln.config import load_params
 
@@ -52,21 +52,13 @@ def main(argv: list[str] | None = None) -> dict:
     print(table(choice_rows, ["method", "target", "chosen", "val_acc", "default_val_acc"]))
     s = summary_dict(summarise(sel.runs))
     targets = [t for t in names if t in set(sel.runs["target"])]
-    rows = []
-    for m, v in s.items():
-        row = {"method": m, **{t: f"{100 * v[t]['mean']:.1f} ± {100 * v[t]['std']:.1f}" for t in targets}}
-        row["avg"] = f"{100 * v['avg']['mean']:.1f} ± {100 * v['avg']['std']:.1f}"
-        rows.append(row)
-    print(table(rows, ["method", *targets, "avg"]))
-    margins = {}
-    if "adnt" in s:
-        for m, v in s.items():
-            if m == "adnt":
-                continue
-            gap = 100 * (s["adnt"]["avg"]["mean"] - v["avg"]["mean"])
-            std = 100 * max(s["adnt"]["avg"]["std"], v["avg"]["std"])
-            margins[m] = {"margin": gap, "seed_std": std, "beyond_one_std": gap > std}
-            print(f"ADNT - {m}: {gap:+.1f} points (one seed-std {std:.1f}): {'beyond' if gap > std else 'within'}")
+    print(table(text_rows(s, targets), ["method", *targets, "avg"]))
+    margins = margins_one_std(s)
+    for m, g in margins.items():
+        print(
+            f"ADNT - {m}: {g['margin']:+.1f} points (one seed-std {g['seed_std']:.1f}): "
+            f"{'beyond' if g['beyond_one_std'] else 'within'}"
+        )
     payload = {
         "grid": DEFAULT_GRID,
         "seconds": secs,

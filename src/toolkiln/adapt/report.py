@@ -15,10 +15,18 @@ from toolkiln.adapt.config import ABLATIONS, METHODS
 
 BASELINES = ("source_only", "dann", "m3sda", "skada_source_only", "skada_dann", "skada_mdd", "skada_deepcoral")
 LABELS = {
-    "adnt": "ADNT", "source_only": "Source-only (combined)", "dann": "DANN", "m3sda": "M3SDA (moments)",
-    "adnt_no_attention": "ADNT − attention", "adnt_ordinary_attention": "ADNT, ordinary attention",
-    "adnt_ce": "ADNT, CE instead of ARCE", "adnt_rce": "ADNT, RCE only", "adnt_fixed_weight": "ADNT, fixed weight",
-    "skada_source_only": "skada SourceOnly", "skada_dann": "skada DANN", "skada_mdd": "skada MDD",
+    "adnt": "ADNT",
+    "source_only": "Source-only (combined)",
+    "dann": "DANN",
+    "m3sda": "M3SDA (moments)",
+    "adnt_no_attention": "ADNT − attention",
+    "adnt_ordinary_attention": "ADNT, ordinary attention",
+    "adnt_ce": "ADNT, CE instead of ARCE",
+    "adnt_rce": "ADNT, RCE only",
+    "adnt_fixed_weight": "ADNT, fixed weight",
+    "skada_source_only": "skada SourceOnly",
+    "skada_dann": "skada DANN",
+    "skada_mdd": "skada MDD",
     "skada_deepcoral": "skada DeepCoral",
 }
 
@@ -35,6 +43,40 @@ def summary_dict(summary: pl.DataFrame) -> dict:
     return out
 
 
+def text_rows(s: dict, targets: list[str]) -> list[dict]:
+    """One printable row per method of a :func:`summary_dict`: ``mean ± std`` (%) per target and the average."""
+    cell = lambda v: f"{100 * v['mean']:.1f} ± {100 * v['std']:.1f}"
+    return [{"method": m, **{t: cell(v[t]) for t in targets}, "avg": cell(v["avg"])} for m, v in s.items()]
+
+
+def margins_one_std(s: dict, method: str = "adnt") -> dict:
+    """``method``'s average margin (points) over every other method of a :func:`summary_dict`, against one
+    seed-std (the larger of the two): ``{other: {"margin", "seed_std", "beyond_one_std"}}``."""
+    if method not in s:
+        return {}
+    a = s[method]["avg"]
+    out = {}
+    for m, v in s.items():
+        if m != method:
+            gap, std = 100 * (a["mean"] - v["avg"]["mean"]), 100 * max(a["std"], v["avg"]["std"])
+            out[m] = {"margin": gap, "seed_std": std, "beyond_one_std": gap > std}
+    return out
+
+
+def pseudo_label_columns() -> list[pl.Expr]:
+    """From a run's ``history`` (ADNT's pseudo-label refreshes; empty for the baselines): the precision of the kept
+    pseudo-labels at the first and last refresh and the share of target images kept at the last."""
+
+    def at(index: int, key: str) -> pl.Expr:
+        return (
+            pl.col("history")
+            .map_elements(lambda h: (json.loads(h) or [{}])[index].get(key), return_dtype=pl.Float64)
+            .alias(f"pseudo_{key}_{'first' if index == 0 else 'last'}")
+        )
+
+    return [at(0, "precision"), at(-1, "precision"), at(-1, "coverage")]
+
+
 def verdicts(summary: pl.DataFrame) -> dict:
     """ADNT's average margin over each baseline present and each ablation's cost (positive = ablation hurts)."""
     s = summary_dict(summary)
@@ -44,7 +86,7 @@ def verdicts(summary: pl.DataFrame) -> dict:
 
     def z(m):  # margin in units of the two seed-stds combined: < 1 is within seed noise
         d = a - s[m]["avg"]["mean"]
-        return d / max((sa ** 2 + (s[m]["avg"]["std"] or 0.0) ** 2) ** 0.5, 1e-9)
+        return d / max((sa**2 + (s[m]["avg"]["std"] or 0.0) ** 2) ** 0.5, 1e-9)
 
     margins = {b: a - s[b]["avg"]["mean"] for b in BASELINES if b in s}
     costs = {ab: a - s[ab]["avg"]["mean"] for ab in ABLATIONS if ab in s}
@@ -65,8 +107,10 @@ def markdown_table(summary: pl.DataFrame, targets: list[str]) -> str:
     """Methods x (targets + avg), cells ``mean ± std`` in % accuracy on the held-out target test split."""
     s = summary_dict(summary)
     cols = list(targets) + ["avg"]
-    lines = ["| method | " + " | ".join(f"→ {t}" if t != "avg" else "**avg**" for t in cols) + " |",
-             "|---|" + "---:|" * len(cols)]
+    lines = [
+        "| method | " + " | ".join(f"→ {t}" if t != "avg" else "**avg**" for t in cols) + " |",
+        "|---|" + "---:|" * len(cols),
+    ]
     best = {c: max(s[m][c]["mean"] for m in s if c in s[m]) for c in cols}
     for m in _ordered(s):
         cells = []
@@ -98,8 +142,16 @@ def bar_plot(summary: pl.DataFrame, targets: list[str], path: str | Path) -> Pat
     for i, m in enumerate(methods):
         means = [100 * s[m].get(c, {"mean": np.nan})["mean"] for c in cols]
         stds = [100 * (s[m].get(c, {"std": 0})["std"] or 0) for c in cols]
-        ax.bar(x + (i - (len(methods) - 1) / 2) * width, means, width, yerr=stds, capsize=1.5,
-               label=LABELS.get(m, m), color=cmap(i), edgecolor="black" if m == "adnt" else None)
+        ax.bar(
+            x + (i - (len(methods) - 1) / 2) * width,
+            means,
+            width,
+            yerr=stds,
+            capsize=1.5,
+            label=LABELS.get(m, m),
+            color=cmap(i),
+            edgecolor="black" if m == "adnt" else None,
+        )
     ax.set_xticks(x, [f"→ {c}" if c != "avg" else "average" for c in cols])
     ax.set_ylabel("target test accuracy (%)")
     ax.set_ylim(0, 100)
