@@ -140,8 +140,11 @@ def run_arm(name: str, params, train, test, cache: dict, workdir: Path):
     from toolkiln.policy.warmup import warmup_sft
 
     # the difficulty table depends on the scoring model, the rendering and the difficulty params only
-    key = json.dumps([params.policy.base_model, params.policy.render.model_dump(), params.difficulty.model_dump()],
-                     sort_keys=True, default=str)
+    key = json.dumps(
+        [params.policy.base_model, params.policy.render.model_dump(), params.difficulty.model_dump()],
+        sort_keys=True,
+        default=str,
+    )
     score: dict = {}
     if key not in cache:
         res = score_difficulty(train, params.policy, params.difficulty, seed=params.seed)
@@ -157,9 +160,11 @@ def run_arm(name: str, params, train, test, cache: dict, workdir: Path):
     rep = run_evaluation(out, test, params.evaluate, seed=params.seed)
     eval_s = time.perf_counter() - t1
     outputs = [
-        df.select([c for c in ("id", "group", "output", "correct", "error_type") if c in df.columns])
-        .with_columns(pl.lit(name).alias("arm"), pl.lit(part).alias("part"))
-        for part, df in (("synthetic", rep.dialogs), ("bfcl", rep.bfcl)) if df is not None
+        df.select([c for c in ("id", "group", "output", "correct", "error_type") if c in df.columns]).with_columns(
+            pl.lit(name).alias("arm"), pl.lit(part).alias("part")
+        )
+        for part, df in (("synthetic", rep.dialogs), ("bfcl", rep.bfcl))
+        if df is not None
     ]
     return arm_row(name, params, warm.metrics, rep, score, train_s, eval_s), outputs
 
@@ -171,7 +176,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=sorted(ARMS))
     ap.add_argument("--set", nargs="*", default=[], dest="sets", metavar="KEY=VALUE")
     ap.add_argument("--base", default=None, help="base model folder (default: params.yaml's policy.base_model)")
-    ap.add_argument("--gguf", default=None, help="convert this GGUF file first (as prepare_base does) and use it as --base")
+    ap.add_argument(
+        "--gguf", default=None, help="convert this GGUF file first (as prepare_base does) and use it as --base"
+    )
     ap.add_argument("--train", default=str(ROOT / "data" / "train.parquet"))
     ap.add_argument("--test", default=str(ROOT / "data" / "test.parquet"))
     ap.add_argument("--budget-s", type=float, default=0.0, help="0 = no limit")
@@ -213,7 +220,9 @@ def main(argv: list[str] | None = None) -> None:
             scoring = not any(params.difficulty.max_samples == r.get("max_samples") for r in rows)
             need = pred.seconds(n, params.sft.epochs, params.policy.train_layers or 30, scoring)
             if left is not None and need is not None and need > left:
-                rows.append({"arm": name, "override": ARMS[name], "skipped": f"predicted {need:.0f} s > {left:.0f} s left"})
+                rows.append(
+                    {"arm": name, "override": ARMS[name], "skipped": f"predicted {need:.0f} s > {left:.0f} s left"}
+                )
                 print(f"== {name}: skipped (predicted {need:.0f} s, {left:.0f} s left)", flush=True)
                 continue
             print(f"== {name}: {ARMS[name]} (predicted {need or 0:.0f} s)", flush=True)
@@ -225,10 +234,28 @@ def main(argv: list[str] | None = None) -> None:
             results.write_text(json.dumps(portable({**info, "table": rows}), indent=2, default=str) + "\n")
             pl.concat(outputs, how="diagonal_relaxed").write_parquet(results.with_suffix(".outputs.parquet"))
             done = [r for r in rows if "skipped" not in r]
-            print(table(done, ["arm", "dialogs", "train_steps", "train_s", "val_loss", "overall", *TYPES,
-                               "unseen_targets", "bfcl_mean", "eval_s"]), flush=True)
-    results.write_text(json.dumps(portable({**info, "table": rows, "seconds": time.perf_counter() - t_start}),
-                                  indent=2, default=str) + "\n")
+            print(
+                table(
+                    done,
+                    [
+                        "arm",
+                        "dialogs",
+                        "train_steps",
+                        "train_s",
+                        "val_loss",
+                        "overall",
+                        *TYPES,
+                        "unseen_targets",
+                        "bfcl_mean",
+                        "eval_s",
+                    ],
+                ),
+                flush=True,
+            )
+    results.write_text(
+        json.dumps(portable({**info, "table": rows, "seconds": time.perf_counter() - t_start}), indent=2, default=str)
+        + "\n"
+    )
 
 
 if __name__ == "__main__":
