@@ -589,15 +589,19 @@ def _track(setup: Setup, claim: str, arm: str, seed: int, result: dict) -> None:
         )
 
 
-def runs_on_disk(out: Path, seeds: tuple[int, ...]) -> dict[str, dict[str, dict[int, dict]]]:
-    """runs[claim][arm][seed] for every finished run under ``out/runs`` (claims and arms in their table order)."""
+def runs_on_disk(out: Path) -> dict[str, dict[str, dict[int, dict]]]:
+    """runs[claim][arm][seed] for every finished run under ``out/runs``, every seed on disk (claims and arms in
+    their table order, seeds ascending): a run of some seeds or claims must not drop the others from the table."""
     runs: dict[str, dict[str, dict[int, dict]]] = {}
     for claim, spec in CLAIMS.items():
         for arm in spec["arms"]:
-            for seed in seeds:
-                path = Path(out) / "runs" / claim / arm / f"seed{seed}.json"
-                if path.exists():
-                    runs.setdefault(claim, {}).setdefault(arm, {})[seed] = json.loads(path.read_text())
+            found = {}
+            for path in (Path(out) / "runs" / claim / arm).glob("seed*.json"):
+                tail = path.stem[len("seed") :]
+                if tail.isdigit():
+                    found[int(tail)] = json.loads(path.read_text())
+            for seed in sorted(found):
+                runs.setdefault(claim, {}).setdefault(arm, {})[seed] = found[seed]
     return runs
 
 
@@ -647,10 +651,9 @@ def run_claims(
                     _write(path, result)
                     _track(setup, claim, arm, seed, result)
                 runs.setdefault(claim, {}).setdefault(arm, {})[seed] = result
-        # The table covers every claim with runs on disk, not only those asked for now: a run of one claim
-        # must not drop the others from claims.json.
+        # The table covers every claim and seed with runs on disk, not only those asked for now.
         result = {
-            **aggregate(runs_on_disk(out, scale.seeds)),
+            **aggregate(runs_on_disk(out)),
             "scale": asdict(scale),
             "pool": {"dialogs": pool.height, "types": dict(Counter(pool["type"].to_list()))},
         }

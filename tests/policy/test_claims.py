@@ -32,6 +32,25 @@ def test_every_preference_arm_names_a_search_and_valid_overrides():
     assert C.PREFERENCE_ARMS["round1_simpo_cool_calls"][2]["max_text_share"] == 0.0
 
 
+def test_the_table_reads_every_seed_on_disk_not_only_the_seeds_run_now(tmp_path):
+    def put(claim, arm, seed, overall):
+        path = tmp_path / "runs" / claim / arm / f"seed{seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"overall": overall}))
+
+    put("curriculum", "easy_to_hard", 0, 0.2)
+    put("curriculum", "easy_to_hard", 1, 0.4)
+    put("curriculum", "random", 1, 0.1)
+    put("preference", "warmup", 0, 0.3)  # a claim not run now keeps its table
+    (tmp_path / "runs" / "curriculum" / "random" / "seed1.json.tmp").write_text("{}")
+    runs = C.runs_on_disk(tmp_path)
+    assert list(runs) == ["curriculum", "preference"]
+    assert runs["curriculum"]["easy_to_hard"] == {0: {"overall": 0.2}, 1: {"overall": 0.4}}
+    assert list(runs["curriculum"]["random"]) == [1]
+    table = C.aggregate(runs)["claims"]["curriculum"]["arms"]["easy_to_hard"]
+    assert table["seed_ids"] == [0, 1] and table["mean"]["overall"] == pytest.approx(0.3)
+
+
 def test_type_buckets_keep_the_type_mix_in_every_bucket():
     ids = [f"d{i}" for i in range(60)]
     diff = pl.DataFrame(
