@@ -110,6 +110,26 @@ def name_stats(scored, val) -> dict:
     }
 
 
+def reply_kinds(scored) -> dict[str, dict[str, int]]:
+    """Per dialog type, what the model wrote: a call list (parsed, non-empty), a text reply that asks something
+    (a clarifying question), another text reply (e.g. a summary of the last tool result), or neither (broken)."""
+    from toolkiln.callparse import is_text_reply
+
+    out: dict[str, dict[str, int]] = {}
+    for r in scored.select("group", "output", "calls").to_dicts():
+        text = r["output"] or ""
+        kind = (
+            "calls"
+            if json.loads(r["calls"] or "[]")
+            else ("question" if "?" in text else "text")
+            if is_text_reply(text)
+            else "other"
+        )
+        counts = out.setdefault(r["group"], {"calls": 0, "question": 0, "text": 0, "other": 0})
+        counts[kind] += 1
+    return {g: out[g] for g in TYPES if g in out}
+
+
 def nearest_distractor(val) -> dict[str, float]:
     """Per call-target dialog: the highest cosine (MiniLM API vectors of ``data/api_embeddings.parquet``)
     between a gold API and any distractor offered beside it. High values would mean the request cannot
@@ -195,6 +215,7 @@ def run_variant(name: str, override: dict, train, difficulty, val, args) -> dict
         "eval_s": round(time.perf_counter() - t1, 1),
         **name_stats(rep.dialogs, val),
         **similarity_stats(rep.dialogs, args.sims),
+        "replies": reply_kinds(rep.dialogs),
         "errors": dict(zip(errors["error_type"].to_list(), errors["count"].to_list())),
     }
 
@@ -238,12 +259,14 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     path = RESULTS / f"{args.out}.json"
-    rows = json.loads(path.read_text())["table"] if args.resume and path.exists() else []
+    rows = json.loads(path.read_text())["table"] if (args.resume or args.analyse_only) and path.exists() else []
+    if args.analyse_only and not rows:
+        raise SystemExit(f"--analyse-only: no finished variants in {path}; run some variants first")
     done = {r["variant"] for r in rows}
     if args.analyse_only:
         for r in rows:
             scored = pl.read_parquet(ROOT / "checkpoints" / "levers" / f"{r['variant']}_validation.parquet")
-            r.update(name_stats(scored, val), **similarity_stats(scored, args.sims))
+            r.update(name_stats(scored, val), **similarity_stats(scored, args.sims), replies=reply_kinds(scored))
         record(args.out, {"per_type": args.per_type, "seed": args.seed, "validation": info, "table": rows})
         print(json.dumps(info, indent=1))
         print(
@@ -259,6 +282,8 @@ def main(argv: list[str] | None = None) -> None:
                 ],
             )
         )
+        kinds = [{"variant": r["variant"], "type": g, **c} for r in rows for g, c in r.get("replies", {}).items()]
+        print(table(kinds, ["variant", "type", "calls", "question", "text", "other"]))
         return
     for name in args.variants:
         if name in done:

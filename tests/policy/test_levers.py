@@ -63,3 +63,26 @@ def test_name_stats_separates_offered_names_from_gold_names():
     assert stats["calling_predictions"] == 3
     assert abs(stats["names_in_tools"] - 2 / 3) < 1e-9
     assert abs(stats["names_gold"] - 1 / 3) < 1e-9
+
+
+def test_reply_kinds_tell_calls_questions_summaries_and_broken_output_apart():
+    from bench.policy_levers import reply_kinds
+
+    scored = pl.DataFrame(
+        {
+            "group": ["single", "single", "dependent", "dependent", "non_tool"],
+            "output": [
+                '[get_weather(city="Paris")]',
+                "Which city do you mean?",
+                "Done. The result: ID 7, name Paris.",
+                "[get_weather(city=",
+                "Sure.",
+            ],
+            "calls": [json.dumps([{"name": "get_weather", "arguments": {"city": "Paris"}}]), None, None, None, "[]"],
+        }
+    )
+    got = reply_kinds(scored)
+    assert list(got) == ["single", "dependent", "non_tool"]  # the TYPES order
+    assert got["single"] == {"calls": 1, "question": 1, "text": 0, "other": 0}
+    assert got["dependent"] == {"calls": 0, "question": 0, "text": 1, "other": 1}
+    assert got["non_tool"] == {"calls": 0, "question": 0, "text": 1, "other": 0}
