@@ -617,8 +617,10 @@ def run_claims(
     claims: tuple[str, ...] = tuple(CLAIMS),
     log: Callable[[str], None] = print,
     static_encoder: Path = ROOT / "checkpoints" / "static_encoder",
+    table_only: bool = False,
 ) -> dict:
-    """Every (claim, arm, seed) not on disk yet, then the claims table, markdown and plots."""
+    """Every (claim, arm, seed) not on disk yet, then the claims table, markdown and plots (``table_only``: only
+    the table, from the runs on disk - e.g. after a run stopped part-way through a seed)."""
     unknown = [c for c in claims if c not in CLAIMS]
     if unknown:
         raise ValueError(f"unknown claims {unknown}; expected some of {sorted(CLAIMS)}")
@@ -627,7 +629,7 @@ def run_claims(
     checkpoints.mkdir(parents=True, exist_ok=True)
     pool = type_buckets(difficulty, scale.n_train, params.seed)
     setup = Setup(params, train, test, pool, scale, out, checkpoints, log)
-    if "verification" in claims and params.verify.model.enabled:
+    if "verification" in claims and params.verify.model.enabled and not table_only:
         from toolkiln.verify.model import make_judge
 
         setup.judge = make_judge(
@@ -637,30 +639,32 @@ def run_claims(
             trace_path=out / "verify_llm_trace.jsonl",
             static_encoder=str(static_encoder),
         )
-    runs: dict[str, dict[str, dict[int, dict]]] = {}
-    for seed in scale.seeds:
+
+    def write_table() -> dict:
+        # every claim and seed with runs on disk, not only those asked for now
+        table = {
+            **aggregate(runs_on_disk(out)),
+            "scale": asdict(scale),
+            "pool": {"dialogs": pool.height, "types": dict(Counter(pool["type"].to_list()))},
+        }
+        _write(out / "claims.json", table)
+        (out / "claims.md").write_text(markdown(table))
+        plot(table, out)
+        return table
+
+    table = None
+    for seed in () if table_only else scale.seeds:
         for claim in claims:
             for arm in CLAIMS[claim]["arms"]:
                 path = out / "runs" / claim / arm / f"seed{seed}.json"
-                if path.exists():
-                    result = json.loads(path.read_text())
-                else:
+                if not path.exists():
                     log(f"== {claim} / {arm} / seed {seed}")
                     t0 = time.perf_counter()
                     result = {**run_arm(setup, claim, arm, seed), "seconds": round(time.perf_counter() - t0, 1)}
                     _write(path, result)
                     _track(setup, claim, arm, seed, result)
-                runs.setdefault(claim, {}).setdefault(arm, {})[seed] = result
-        # The table covers every claim and seed with runs on disk, not only those asked for now.
-        result = {
-            **aggregate(runs_on_disk(out)),
-            "scale": asdict(scale),
-            "pool": {"dialogs": pool.height, "types": dict(Counter(pool["type"].to_list()))},
-        }
-        _write(out / "claims.json", result)  # after every seed: a partial table is already readable
-        (out / "claims.md").write_text(markdown(result))
-        plot(result, out)
-    return result
+        table = write_table()  # after every seed: a partial table is already readable
+    return table if table is not None else write_table()
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -672,6 +676,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--claims", nargs="+", default=list(CLAIMS), choices=sorted(CLAIMS))
     ap.add_argument("--seeds", type=int, nargs="+", default=None)
     ap.add_argument("--quick", action="store_true", help="every arm once at a tiny scale")
+    ap.add_argument("--table-only", action="store_true", help="write claims.json/md and plots from the runs on disk")
     ap.add_argument("--out", default=str(ROOT / "reports" / "claims"))
     ap.add_argument("--checkpoints", default=str(ROOT / "checkpoints" / "claims"))
     ap.add_argument(
@@ -699,6 +704,7 @@ def main(argv: list[str] | None = None) -> dict:
         checkpoints=Path(args.checkpoints),
         claims=tuple(args.claims),
         static_encoder=Path(args.static_encoder),
+        table_only=args.table_only,
     )
     print(markdown(result))
     return result

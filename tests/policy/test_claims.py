@@ -193,3 +193,9 @@ def test_quick_claims_run_every_arm_with_equal_steps_and_resume(tmp_path, monkey
     )
     assert one["claims"] == result["claims"]
     assert set(json.loads((out / "claims.json").read_text())["claims"]) == set(C.CLAIMS)
+    # the table alone, rebuilt from the runs on disk, runs nothing and says the same
+    (out / "claims.json").unlink()
+    alone = C.run_claims(
+        params, train, test, difficulty, scale=scale, out=out, checkpoints=tmp_path / "ckpt", table_only=True
+    )
+    assert alone["claims"] == result["claims"] and (out / "claims.json").exists()
