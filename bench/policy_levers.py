@@ -130,6 +130,34 @@ def reply_kinds(scored) -> dict[str, dict[str, int]]:
     return {g: out[g] for g in TYPES if g in out}
 
 
+def tool_turn_stats(train, difficulty) -> dict:
+    """Where the training data puts a text reply after a tool result: as a target (per type: how many targets follow
+    a tool message, and how many of those are calls) or only in the context before the target; and the type mix of
+    the warm-up pool (the scored dialogs)."""
+    import polars as pl
+
+    targets: dict[str, dict[str, int]] = {}
+    context_summaries = 0
+    for r in train.select("type", "messages", "target_turn").to_dicts():
+        msgs = json.loads(r["messages"]) if isinstance(r["messages"], str) else r["messages"]
+        turn = r["target_turn"]
+        t = targets.setdefault(r["type"], {"targets": 0, "after_tool": 0, "after_tool_calls": 0})
+        t["targets"] += 1
+        if turn > 0 and msgs[turn - 1]["role"] == "tool":
+            t["after_tool"] += 1
+            t["after_tool_calls"] += bool(msgs[turn].get("tool_calls"))
+        context_summaries += any(
+            a["role"] == "tool" and b["role"] == "assistant" and not b.get("tool_calls") and (b.get("content") or "")
+            for a, b in zip(msgs[: turn - 1], msgs[1:turn])
+        )
+    pool = difficulty.filter(pl.col("bucket").is_not_null())["type"].value_counts()
+    return {
+        "targets": {g: targets[g] for g in TYPES if g in targets},
+        "dialogs_with_a_text_reply_after_a_tool_result_in_context": context_summaries,
+        "pool_types": dict(zip(pool["type"].to_list(), pool["count"].to_list())),
+    }
+
+
 def nearest_distractor(val) -> dict[str, float]:
     """Per call-target dialog: the highest cosine (MiniLM API vectors of ``data/api_embeddings.parquet``)
     between a gold API and any distractor offered beside it. High values would mean the request cannot
@@ -267,6 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         for r in rows:
             scored = pl.read_parquet(ROOT / "checkpoints" / "levers" / f"{r['variant']}_validation.parquet")
             r.update(name_stats(scored, val), **similarity_stats(scored, args.sims), replies=reply_kinds(scored))
+        info["tool_turns"] = tool_turn_stats(train, difficulty)
         record(args.out, {"per_type": args.per_type, "seed": args.seed, "validation": info, "table": rows})
         print(json.dumps(info, indent=1))
         print(
