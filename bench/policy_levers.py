@@ -51,6 +51,9 @@ VARIANTS: dict[str, dict] = {
     "call_comments_full": {"policy": {"render": COMMENTS}, "sft": {"context": "full"}},
     "system_dialog": {"policy": {"render": {"system_prompt": "dialog"}}},
     "lr_6e-4": {"sft": {"learning_rate": 0.0006}},
+    # a warm-up pool drawn with dependent dialogs three times as often as the data holds them (its own pool,
+    # scored again): the default writes a tool-result summary where the dependent call is due
+    "dependent_x3": {"difficulty": {"type_weights": {"dependent": 3.0}}},
     "all_layers": {"policy": {"train_layers": 0}},
     "two_epochs": {"sft": {"epochs": 2}},
     # decoding-only variants: the params variant's checkpoint, evaluated another way
@@ -83,6 +86,16 @@ def validation_sample(train, difficulty, per_type: int, seed: int):
         for t in TYPES
     ]
     return pl.concat(parts), {"pool": pool.height, "pool_apis": len(seen), "eligible": rest.height}
+
+
+def pool_source(train, val):
+    """The training dialogs a variant with its own pool may draw from: none of the validation dialogs, and none
+    that calls an API a validation target calls (the validation targets stay unseen, as with the default pool)."""
+    import polars as pl
+
+    held = {a for r in val.select("calls", "target_turn").to_dicts() for a in target_apis(r)}
+    keep = [not (set(apis or []) & held) for apis in train["apis"].to_list()]
+    return train.filter(pl.Series(keep) & ~pl.col("id").is_in(val["id"].to_list()))
 
 
 def name_stats(scored, val) -> dict:
@@ -195,6 +208,7 @@ def similarity_stats(scored, sims: dict[str, float]) -> dict:
 
 
 def run_variant(name: str, override: dict, train, difficulty, val, args) -> dict:
+    import polars as pl
     import torch
 
     from toolkiln.config import Params, deep_merge, read_yaml_mapping
@@ -216,10 +230,19 @@ def run_variant(name: str, override: dict, train, difficulty, val, args) -> dict
     elif name == "params" and args.reuse_params and (ROOT / "checkpoints" / "warmup").is_dir():
         out, warm = ROOT / "checkpoints" / "warmup", json.loads((ROOT / "reports/warmup_sft/metrics.json").read_text())
     else:
+        pool_info = {}
+        if "difficulty" in override:  # its own pool: scored again, drawn away from the validation sample
+            from toolkiln.policy.difficulty import score_difficulty
+
+            train = pool_source(train, val)
+            scored = score_difficulty(train, params.policy, params.difficulty, seed=params.seed)
+            difficulty = scored.table
+            pool = difficulty.filter(pl.col("bucket").is_not_null())["type"].value_counts()
+            pool_info = {"pool_types": dict(pool.iter_rows())}
         res = warmup_sft(train, difficulty, params.policy, params.sft, seed=args.seed)
         with atomic_dir(out) as tmp:
             save_policy(res.model, res.tokenizer, tmp, params.policy)
-        warm = res.metrics
+        warm = {**res.metrics, **pool_info}
     # a reused checkpoint reports the training time its stage measured
     train_s = warm.get("seconds", 0.0) if out.name == "warmup" else 0.0 if decoding_only else time.perf_counter() - t0
     ev = params.evaluate.model_copy(
@@ -236,6 +259,7 @@ def run_variant(name: str, override: dict, train, difficulty, val, args) -> dict
         "override": override,
         "overall": syn["accuracy"],
         **{t: syn["by_group"].get(t, {}).get("accuracy") for t in TYPES},
+        "pool_types": warm.get("pool_types"),
         "train_steps": warm.get("train_steps"),
         "train_tokens": warm.get("train_tokens"),
         "val_loss": warm.get("final_eval_loss"),

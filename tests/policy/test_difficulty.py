@@ -9,8 +9,9 @@ from toolkiln.policy import difficulty as D
 from toolkiln.policy.config import DifficultyConfig, ProbeConfig
 from toolkiln.policy.examples import build_examples
 
-PROBE = ProbeConfig(hidden_size=16, n_layers=1, n_heads=2, intermediate_size=32, max_steps=3, batch_size=4,
-                    max_train_samples=12)
+PROBE = ProbeConfig(
+    hidden_size=16, n_layers=1, n_heads=2, intermediate_size=32, max_steps=3, batch_size=4, max_train_samples=12
+)
 
 
 def test_structural_features_per_type(dialogs):
@@ -39,7 +40,9 @@ def test_buckets_within_type_keep_the_type_mix():
     types = np.array(["call"] * 6 + ["refusal"] * 6)
     score = np.concatenate([np.linspace(0.0, 0.4, 6), np.linspace(0.6, 1.0, 6)])  # refusals all score higher
     overall = D.bucket_within_groups(score, None, [1 / 3, 2 / 3])
-    assert set(overall[6:]) == {"medium", "hard"} and "refusal" not in {t for t, b in zip(types, overall) if b == "easy"}
+    assert set(overall[6:]) == {"medium", "hard"} and "refusal" not in {
+        t for t, b in zip(types, overall) if b == "easy"
+    }
     within = D.bucket_within_groups(score, types, [1 / 3, 2 / 3])
     for t in ("call", "refusal"):
         mine = [b for tt, b in zip(types, within) if tt == t]
@@ -82,8 +85,9 @@ def test_crossfit_never_scores_a_sample_with_a_probe_trained_on_it(monkeypatch, 
 
     monkeypatch.setattr(D, "train_sft", spy_train)
     monkeypatch.setattr(D, "target_nll", spy_nll)
-    nll, fold, metrics = D.crossfit_nll(ex, tokenizer, policy_cfg, DifficultyConfig(folds=3, probe=PROBE), seed=0,
-                                        device="cpu")
+    nll, fold, metrics = D.crossfit_nll(
+        ex, tokenizer, policy_cfg, DifficultyConfig(folds=3, probe=PROBE), seed=0, device="cpu"
+    )
     assert len(trained_on) == len(scored_by) == 3
     for train_ids, scored_ids in zip(trained_on, scored_by):
         assert train_ids and scored_ids and not train_ids & scored_ids
@@ -112,5 +116,28 @@ def test_only_a_stratified_subset_is_scored(dialogs, policy_cfg):
     assert scored.group_by("type").len()["len"].to_list() == [4] * 5  # the type mix is kept
     assert t.filter(pl.col("bucket").is_null())["n_args"].null_count() == 0  # structure still reported for all
     with pytest.raises(ValueError, match="duplicate dialog ids"):
-        D.score_difficulty(pl.concat([dialogs.head(3), dialogs.head(1)]), policy_cfg,
-                           DifficultyConfig(perplexity="none"), seed=0)
+        D.score_difficulty(
+            pl.concat([dialogs.head(3), dialogs.head(1)]), policy_cfg, DifficultyConfig(perplexity="none"), seed=0
+        )
+
+
+def test_type_weights_scale_a_types_share_of_the_scored_subset(dialogs, policy_cfg):
+    types = ["single"] * 600 + ["dependent"] * 300 + ["parallel"] * 100
+    plain = D.stratified_subset(types, 200, 0)
+    assert np.array_equal(plain, D.stratified_subset(types, 200, 0, {}))  # no weights: the unweighted draw
+    counts = {t: sum(types[i] == t for i in D.stratified_subset(types, 200, 0, {"dependent": 2.0})) for t in set(types)}
+    # shares 600 : 2 x 300 : 100 of 200 rows
+    assert counts == {"single": 92, "dependent": 92, "parallel": 15}
+    res = D.score_difficulty(
+        dialogs,
+        policy_cfg,
+        DifficultyConfig(perplexity="none", max_samples=20, type_weights={"dependent": 3.0}),
+        seed=0,
+    )
+    scored = res.table.filter(pl.col("bucket").is_not_null())
+    by_type = dict(scored.group_by("type").len().iter_rows())
+    assert by_type["dependent"] > by_type["single"] and sum(by_type.values()) <= 20
+    with pytest.raises(ValueError, match="type_weights: got .*dependant"):
+        DifficultyConfig(type_weights={"dependant": 2.0})
+    with pytest.raises(ValueError, match="positive finite"):
+        DifficultyConfig(type_weights={"dependent": 0.0})

@@ -86,3 +86,18 @@ def test_reply_kinds_tell_calls_questions_summaries_and_broken_output_apart():
     assert got["single"] == {"calls": 1, "question": 1, "text": 0, "other": 0}
     assert got["dependent"] == {"calls": 0, "question": 0, "text": 1, "other": 1}
     assert got["non_tool"] == {"calls": 0, "question": 0, "text": 1, "other": 0}
+
+
+def test_a_variants_own_pool_keeps_the_validation_dialogs_and_their_apis_out():
+    from bench.policy_levers import pool_source
+
+    train = pl.DataFrame(
+        [
+            _row(0, "single", ["a"]),
+            _row(1, "single", ["b"]),
+            _row(2, "dependent", ["c"], other=["a"]),
+            _row(3, "single", ["d"]),
+        ]
+    )
+    val = train.filter(pl.col("id") == "d0")  # its target calls a
+    assert pool_source(train, val)["id"].to_list() == ["d1", "d3"]  # d0 is validation, d2 calls a too

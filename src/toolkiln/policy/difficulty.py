@@ -40,6 +40,7 @@ STRUCTURAL = ("n_candidates", "n_target_calls", "n_turns", "nesting", "n_args")
 
 # -- structure ---------------------------------------------------------------------------------------------------------
 
+
 def value_depth(v: Any) -> int:
     """0 for a scalar, 1 + the deepest element for a list/dict."""
     if isinstance(v, Mapping):
@@ -64,9 +65,13 @@ def structural_features(row: Mapping) -> dict[str, int]:
         msgs = row.get("messages") or "[]"
         n_turns = len(json.loads(msgs) if isinstance(msgs, str) else msgs)
     args = [c.get("arguments") or {} for c in target]
-    return {"n_candidates": int(n_cand), "n_target_calls": len(target), "n_turns": int(n_turns),
-            "nesting": max((value_depth(v) for a in args for v in a.values()), default=0),
-            "n_args": sum(len(a) for a in args)}
+    return {
+        "n_candidates": int(n_cand),
+        "n_target_calls": len(target),
+        "n_turns": int(n_turns),
+        "nesting": max((value_depth(v) for a in args for v in a.values()), default=0),
+        "n_args": sum(len(a) for a in args),
+    }
 
 
 def pct_rank(values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -109,10 +114,18 @@ def bucket_within_groups(score: np.ndarray, groups: np.ndarray | None, quantiles
 
 # -- perplexity ----------------------------------------------------------------------------------------------------------
 
+
 def probe_size(policy: PolicyConfig, cfg: DifficultyConfig) -> ScratchModelConfig:
     p = cfg.probe
-    return policy.scratch.model_copy(update={"hidden_size": p.hidden_size, "n_layers": p.n_layers, "n_heads": p.n_heads,
-                                             "n_kv_heads": p.n_heads, "intermediate_size": p.intermediate_size})
+    return policy.scratch.model_copy(
+        update={
+            "hidden_size": p.hidden_size,
+            "n_layers": p.n_layers,
+            "n_heads": p.n_heads,
+            "n_kv_heads": p.n_heads,
+            "intermediate_size": p.intermediate_size,
+        }
+    )
 
 
 def fold_of(n: int, k: int, seed: int) -> np.ndarray:
@@ -122,44 +135,81 @@ def fold_of(n: int, k: int, seed: int) -> np.ndarray:
     return fold
 
 
-def crossfit_nll(examples: Sequence[Mapping], tokenizer, policy: PolicyConfig, cfg: DifficultyConfig, *, seed: int,
-                 device: str) -> tuple[np.ndarray, np.ndarray, dict]:
+def crossfit_nll(
+    examples: Sequence[Mapping], tokenizer, policy: PolicyConfig, cfg: DifficultyConfig, *, seed: int, device: str
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """Target NLL of every example from the probe that did not train on its fold: (nll, fold, metrics)."""
     k = cfg.folds
     n = len(examples)
     if n < k:
-        raise ValueError(f"difficulty.folds: got {k} folds for {n} scorable samples; expected at least one sample per fold")
+        raise ValueError(
+            f"difficulty.folds: got {k} folds for {n} scorable samples; expected at least one sample per fold"
+        )
     fold = fold_of(n, k, seed)
     nll = np.full(n, np.nan)
     p = cfg.probe
-    probe_sft = SFTConfig(order="random", epochs=1, batch_size=p.batch_size, learning_rate=p.learning_rate,
-                          warmup_ratio=0.1, logging_steps=max(1, p.max_steps // 5), eval_samples=0)
+    probe_sft = SFTConfig(
+        order="random",
+        epochs=1,
+        batch_size=p.batch_size,
+        learning_rate=p.learning_rate,
+        warmup_ratio=0.1,
+        logging_steps=max(1, p.max_steps // 5),
+        eval_samples=0,
+    )
     size = probe_size(policy, cfg)
     rng = np.random.default_rng(seed + 1)
     per_fold = []
     for j in range(k):
         t0 = time.perf_counter()
         train_idx = np.flatnonzero(fold != j)
-        train_idx = rng.permutation(train_idx)[:p.max_train_samples]
+        train_idx = rng.permutation(train_idx)[: p.max_train_samples]
         # Repeat the sample so max_steps full batches exist; fresh order each pass.
         need = p.max_steps * p.batch_size
         reps = [rng.permutation(train_idx) for _ in range(max(1, math.ceil(need / len(train_idx))))]
         order = np.concatenate(reps)[:need]
         probe = scratch_model(size, tokenizer, seed + 100 + j)
-        probe, res = train_sft(probe, tokenizer, [examples[i] for i in order], probe_sft, seed=seed + j, device=device,
-                               max_steps=p.max_steps)
+        probe, res = train_sft(
+            probe,
+            tokenizer,
+            [examples[i] for i in order],
+            probe_sft,
+            seed=seed + j,
+            device=device,
+            max_steps=p.max_steps,
+        )
         held = np.flatnonzero(fold == j)
-        nll[held] = target_nll(probe, tokenizer, [examples[i] for i in held], batch_size=cfg.batch_size, device=device,
-                               desc=f"score fold {j + 1}/{k}")
-        per_fold.append({"fold": j, "train_loss": res.metrics["train_loss_mean"], "heldout_nll": float(np.nanmean(nll[held])),
-                         "seconds": time.perf_counter() - t0, "tokens_per_s": res.metrics["train_tokens_per_s"]})
-        log.info("probe %d/%d: train loss %.3f, held-out target NLL %.3f (%.0fs)", j + 1, k, per_fold[-1]["train_loss"],
-                 per_fold[-1]["heldout_nll"], per_fold[-1]["seconds"])
+        nll[held] = target_nll(
+            probe,
+            tokenizer,
+            [examples[i] for i in held],
+            batch_size=cfg.batch_size,
+            device=device,
+            desc=f"score fold {j + 1}/{k}",
+        )
+        per_fold.append(
+            {
+                "fold": j,
+                "train_loss": res.metrics["train_loss_mean"],
+                "heldout_nll": float(np.nanmean(nll[held])),
+                "seconds": time.perf_counter() - t0,
+                "tokens_per_s": res.metrics["train_tokens_per_s"],
+            }
+        )
+        log.info(
+            "probe %d/%d: train loss %.3f, held-out target NLL %.3f (%.0fs)",
+            j + 1,
+            k,
+            per_fold[-1]["train_loss"],
+            per_fold[-1]["heldout_nll"],
+            per_fold[-1]["seconds"],
+        )
     n_params = sum(q.numel() for q in probe.parameters())
     return nll, fold, {"probe_params": n_params, "folds": per_fold}
 
 
 # -- the stage function ---------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class DifficultyResult:
@@ -167,8 +217,13 @@ class DifficultyResult:
     metrics: dict
 
 
-def stratified_subset(types: Sequence[str], n: int, seed: int) -> np.ndarray:
-    """Sorted indices of ``n`` rows (all when ``n`` is 0 or not binding), each dialog type kept at its share."""
+def stratified_subset(
+    types: Sequence[str], n: int, seed: int, weights: Mapping[str, float] | None = None
+) -> np.ndarray:
+    """Sorted indices of ``n`` rows (all when ``n`` is 0 or not binding), each dialog type kept at its share.
+
+    ``weights`` (type -> factor, 1 when not named) scale a type's share before the quotas are cut: 2.0 draws a type
+    twice as often as the data holds it, as far as it has rows. Without weights the draw is the unweighted one."""
     total = len(types)
     if n <= 0 or n >= total:
         return np.arange(total)
@@ -176,14 +231,19 @@ def stratified_subset(types: Sequence[str], n: int, seed: int) -> np.ndarray:
     by_type: dict[str, list[int]] = {}
     for i, t in enumerate(types):
         by_type.setdefault(t, []).append(i)
+    w = {t: (weights or {}).get(t, 1.0) for t in by_type}
+    mass = sum(len(m) * w[t] for t, m in by_type.items())
     keep: list[int] = []
     for t in sorted(by_type):
         members = by_type[t]
-        keep.extend(int(i) for i in rng.permutation(members)[:max(1, round(n * len(members) / total))])
+        share = len(members) * w[t] / mass if weights else len(members) / total
+        keep.extend(int(i) for i in rng.permutation(members)[: max(1, round(n * share))])
     return np.array(sorted(keep[:n] if len(keep) > n else keep), dtype=np.int64)
 
 
-def score_difficulty(train: pl.DataFrame, policy: PolicyConfig, cfg: DifficultyConfig, *, seed: int) -> DifficultyResult:
+def score_difficulty(
+    train: pl.DataFrame, policy: PolicyConfig, cfg: DifficultyConfig, *, seed: int
+) -> DifficultyResult:
     """``data/train.parquet`` -> one row per dialog: structural features, target NLL/perplexity, score, bucket.
 
     Only a seeded, type-stratified subset of ``cfg.max_samples`` dialogs is scored and
@@ -197,12 +257,15 @@ def score_difficulty(train: pl.DataFrame, policy: PolicyConfig, cfg: DifficultyC
         raise ValueError("score_difficulty: the training table has 0 rows; expected dialogs to score")
     ids = [str(r["id"]) for r in all_rows]
     if len(set(ids)) != len(ids):
-        raise ValueError(f"score_difficulty: {len(ids) - len(set(ids))} duplicate dialog ids in the training table; "
-                         "expected unique ids (the difficulty table is joined on them)")
+        raise ValueError(
+            f"score_difficulty: {len(ids) - len(set(ids))} duplicate dialog ids in the training table; "
+            "expected unique ids (the difficulty table is joined on them)"
+        )
     feats = [structural_features(r) for r in all_rows]
-    full = pl.DataFrame({"id": ids, "type": [r.get("type", "") for r in all_rows],
-                         **{f: [x[f] for x in feats] for f in STRUCTURAL}})
-    chosen = stratified_subset(full["type"].to_list(), cfg.max_samples, seed)
+    full = pl.DataFrame(
+        {"id": ids, "type": [r.get("type", "") for r in all_rows], **{f: [x[f] for x in feats] for f in STRUCTURAL}}
+    )
+    chosen = stratified_subset(full["type"].to_list(), cfg.max_samples, seed, cfg.type_weights or None)
     rows = [all_rows[i] for i in chosen]
     table = full[chosen.tolist()].select("id")
     structural = np.mean([pct_rank(full[f].to_numpy()[chosen]) for f in STRUCTURAL], axis=0)
@@ -213,8 +276,10 @@ def score_difficulty(train: pl.DataFrame, policy: PolicyConfig, cfg: DifficultyC
         device = resolve_device(policy.device)
         if cfg.perplexity == "base_model":
             if not policy.base_model:
-                raise ValueError("difficulty.perplexity: got 'base_model' with policy.base_model ''; expected a model "
-                                 "folder, or perplexity 'crossfit'")
+                raise ValueError(
+                    "difficulty.perplexity: got 'base_model' with policy.base_model ''; expected a model "
+                    "folder, or perplexity 'crossfit'"
+                )
             model, tok = load_pretrained(policy.base_model, policy)
         else:
             tok = build_tokenizer(policy, all_rows)
@@ -223,8 +288,17 @@ def score_difficulty(train: pl.DataFrame, policy: PolicyConfig, cfg: DifficultyC
         pos = {rid: i for i, rid in enumerate(table["id"].to_list())}
         where = np.array([pos[ex["id"]] for ex in examples], dtype=np.int64)
         if cfg.perplexity == "base_model":
-            scored = np.asarray(target_nll(model, tok, examples, batch_size=cfg.batch_size, device=device, desc="score",
-                                           precision=policy.precision))
+            scored = np.asarray(
+                target_nll(
+                    model,
+                    tok,
+                    examples,
+                    batch_size=cfg.batch_size,
+                    device=device,
+                    desc="score",
+                    precision=policy.precision,
+                )
+            )
         else:
             scored, folds, probe_metrics = crossfit_nll(examples, tok, policy, cfg, seed=seed, device=device)
             fold[where] = folds
@@ -237,10 +311,15 @@ def score_difficulty(train: pl.DataFrame, policy: PolicyConfig, cfg: DifficultyC
     combined = w * ppl_rank + (1 - w) * structural
     types = full["type"].to_numpy()[chosen]
     buckets = bucket_within_groups(combined, types if cfg.bucket_within == "type" else None, cfg.bucket_quantiles)
-    table = table.with_columns(pl.Series("structural", structural), pl.Series("nll", nll).fill_nan(None),
-                               pl.Series("ppl", ppl).fill_nan(None), pl.Series("ppl_rank", ppl_rank),
-                               pl.Series("combined", combined), pl.Series("bucket", buckets, dtype=pl.Utf8),
-                               pl.Series("fold", fold))
+    table = table.with_columns(
+        pl.Series("structural", structural),
+        pl.Series("nll", nll).fill_nan(None),
+        pl.Series("ppl", ppl).fill_nan(None),
+        pl.Series("ppl_rank", ppl_rank),
+        pl.Series("combined", combined),
+        pl.Series("bucket", buckets, dtype=pl.Utf8),
+        pl.Series("fold", fold),
+    )
     table = full.join(table, on="id", how="left", maintain_order="left")
     metrics.update(summarise(table))
     metrics["seconds"] = time.perf_counter() - t0
@@ -261,8 +340,9 @@ def summarise(table: pl.DataFrame) -> dict:
         out["buckets"][b] = entry
     scored = table.filter(pl.col("nll").is_not_null())
     if scored.height > 2:
-        out["spearman_nll_structural"] = float(np.corrcoef(pct_rank(scored["nll"].to_numpy()),
-                                                           pct_rank(scored["structural"].to_numpy()))[0, 1])
+        out["spearman_nll_structural"] = float(
+            np.corrcoef(pct_rank(scored["nll"].to_numpy()), pct_rank(scored["structural"].to_numpy()))[0, 1]
+        )
         out["mean_nll"] = float(scored["nll"].mean())
         out["scored"] = scored.height
     return out
@@ -288,7 +368,9 @@ def plot_difficulty(table: pl.DataFrame, path) -> None:
         lo = max(1.0, float(scored["ppl"].min()))
         pbins = np.geomspace(lo, max(hi, lo * 1.01), 31)
         for t in sorted(scored["type"].unique().to_list()):
-            axes[1].hist(np.clip(scored.filter(pl.col("type") == t)["ppl"].to_numpy(), lo, hi), bins=pbins, alpha=0.6, label=t)
+            axes[1].hist(
+                np.clip(scored.filter(pl.col("type") == t)["ppl"].to_numpy(), lo, hi), bins=pbins, alpha=0.6, label=t
+            )
         axes[1].set_xscale("log")
         axes[1].legend(title="type", fontsize=8)
     axes[1].set_xlabel("target perplexity (held-out probe)")
