@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import polars as pl
 import pytest
 
 from bench import policy_scale as S
@@ -103,6 +104,7 @@ def test_a_run_trains_and_scores_the_first_arm_and_skips_what_the_budget_cannot_
     res = json.loads(out.read_text())
     first, second = res["table"]
     assert first["arm"] == "default" and first["train_steps"] == 2 and first["dialogs"] > 0
-    assert 0.0 <= first["overall"] <= 1.0 and first["eval_s"] > 0 and "bfcl_irrelevance" in first
+    assert 0.0 <= first["overall"] <= 1.0 and "bfcl_irrelevance" in first
     assert second["arm"] == "all" and second["skipped"].startswith("predicted")
-    assert out.with_suffix(".outputs.parquet").exists()
+    outputs = pl.read_parquet(out.with_suffix(".outputs.parquet"))
+    assert set(outputs["arm"]) == {"default"} and set(outputs["part"]) == {"synthetic", "bfcl"}
