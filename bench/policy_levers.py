@@ -143,11 +143,17 @@ def reply_kinds(scored) -> dict[str, dict[str, int]]:
     return {g: out[g] for g in TYPES if g in out}
 
 
+def pool_types(difficulty) -> dict[str, int]:
+    """Dialogs per type in a warm-up pool (the rows of a difficulty table with a bucket)."""
+    import polars as pl
+
+    return dict(difficulty.filter(pl.col("bucket").is_not_null())["type"].value_counts().iter_rows())
+
+
 def tool_turn_stats(train, difficulty) -> dict:
     """Where the training data puts a text reply after a tool result: as a target (per type: how many targets follow
     a tool message, and how many of those are calls) or only in the context before the target; and the type mix of
     the warm-up pool (the scored dialogs)."""
-    import polars as pl
 
     targets: dict[str, dict[str, int]] = {}
     context_summaries = 0
@@ -163,11 +169,10 @@ def tool_turn_stats(train, difficulty) -> dict:
             a["role"] == "tool" and b["role"] == "assistant" and not b.get("tool_calls") and (b.get("content") or "")
             for a, b in zip(msgs[: turn - 1], msgs[1:turn])
         )
-    pool = difficulty.filter(pl.col("bucket").is_not_null())["type"].value_counts()
     return {
         "targets": {g: targets[g] for g in TYPES if g in targets},
         "dialogs_with_a_text_reply_after_a_tool_result_in_context": context_summaries,
-        "pool_types": dict(zip(pool["type"].to_list(), pool["count"].to_list())),
+        "pool_types": pool_types(difficulty),
     }
 
 
@@ -208,7 +213,6 @@ def similarity_stats(scored, sims: dict[str, float]) -> dict:
 
 
 def run_variant(name: str, override: dict, train, difficulty, val, args) -> dict:
-    import polars as pl
     import torch
 
     from toolkiln.config import Params, deep_merge, read_yaml_mapping
@@ -237,8 +241,7 @@ def run_variant(name: str, override: dict, train, difficulty, val, args) -> dict
             train = pool_source(train, val)
             scored = score_difficulty(train, params.policy, params.difficulty, seed=params.seed)
             difficulty = scored.table
-            pool = difficulty.filter(pl.col("bucket").is_not_null())["type"].value_counts()
-            pool_info = {"pool_types": dict(pool.iter_rows())}
+            pool_info = {"pool_types": pool_types(difficulty)}
         res = warmup_sft(train, difficulty, params.policy, params.sft, seed=args.seed)
         with atomic_dir(out) as tmp:
             save_policy(res.model, res.tokenizer, tmp, params.policy)

@@ -119,6 +119,7 @@ def arm_row(name: str, params, warm: dict, rep, score: dict, train_s: float, eva
         "train_s": round(train_s, 1),
         "tokens_per_s": round(warm["train_tokens"] / max(train_s, 1e-9), 1),
         "val_loss": warm.get("final_eval_loss"),
+        "max_samples": params.difficulty.max_samples,
         "scored": score.get("n_scored"),
         "score_s": round(score.get("seconds", 0.0), 1),
         "eval_s": round(eval_s, 1),
@@ -131,6 +132,15 @@ def arm_row(name: str, params, warm: dict, rep, score: dict, train_s: float, eva
     }
 
 
+def difficulty_key(params) -> str:
+    """What the difficulty table depends on: the scoring model, the rendering and the difficulty params."""
+    return json.dumps(
+        [params.policy.base_model, params.policy.render.model_dump(), params.difficulty.model_dump()],
+        sort_keys=True,
+        default=str,
+    )
+
+
 def run_arm(name: str, params, train, test, cache: dict, workdir: Path):
     import polars as pl
 
@@ -139,12 +149,7 @@ def run_arm(name: str, params, train, test, cache: dict, workdir: Path):
     from toolkiln.policy.model import save_policy
     from toolkiln.policy.warmup import warmup_sft
 
-    # the difficulty table depends on the scoring model, the rendering and the difficulty params only
-    key = json.dumps(
-        [params.policy.base_model, params.policy.render.model_dump(), params.difficulty.model_dump()],
-        sort_keys=True,
-        default=str,
-    )
+    key = difficulty_key(params)
     score: dict = {}
     if key not in cache:
         res = score_difficulty(train, params.policy, params.difficulty, seed=params.seed)
@@ -217,8 +222,9 @@ def main(argv: list[str] | None = None) -> None:
             params = arm_params(name, sets, args.base)
             n = params.difficulty.max_samples or train.height
             left = args.budget_s - (time.perf_counter() - t_start) if args.budget_s else None
-            scoring = not any(params.difficulty.max_samples == r.get("max_samples") for r in rows)
-            need = pred.seconds(n, params.sft.epochs, params.policy.train_layers or 30, scoring)
+            need = pred.seconds(
+                n, params.sft.epochs, params.policy.train_layers or 30, difficulty_key(params) not in cache
+            )
             if left is not None and need is not None and need > left:
                 rows.append(
                     {"arm": name, "override": ARMS[name], "skipped": f"predicted {need:.0f} s > {left:.0f} s left"}
@@ -227,7 +233,6 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             print(f"== {name}: {ARMS[name]} (predicted {need or 0:.0f} s)", flush=True)
             row, outs = run_arm(name, params, train, test, cache, Path(tmp))
-            row["max_samples"] = params.difficulty.max_samples
             pred.observe(row)
             rows.append(row)
             outputs.extend(outs)
