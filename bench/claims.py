@@ -618,12 +618,19 @@ def run_claims(
     log: Callable[[str], None] = print,
     static_encoder: Path = ROOT / "checkpoints" / "static_encoder",
     table_only: bool = False,
+    arms: tuple[str, ...] | None = None,
 ) -> dict:
     """Every (claim, arm, seed) not on disk yet, then the claims table, markdown and plots (``table_only``: only
-    the table, from the runs on disk - e.g. after a run stopped part-way through a seed)."""
+    the table, from the runs on disk - e.g. after a run stopped part-way through a seed). ``arms`` limits the
+    run to those arms of the chosen claims (e.g. the issue's four preference arms, not the variants)."""
     unknown = [c for c in claims if c not in CLAIMS]
     if unknown:
         raise ValueError(f"unknown claims {unknown}; expected some of {sorted(CLAIMS)}")
+    offered = {a for c in claims for a in CLAIMS[c]["arms"]}
+    if arms is not None and not set(arms) <= offered:
+        raise ValueError(
+            f"unknown arms {sorted(set(arms) - offered)} for claims {list(claims)}; expected some of {sorted(offered)}"
+        )
     out, checkpoints = Path(out), Path(checkpoints)
     out.mkdir(parents=True, exist_ok=True)
     checkpoints.mkdir(parents=True, exist_ok=True)
@@ -656,6 +663,8 @@ def run_claims(
     for seed in () if table_only else scale.seeds:
         for claim in claims:
             for arm in CLAIMS[claim]["arms"]:
+                if arms is not None and arm not in arms:
+                    continue
                 path = out / "runs" / claim / arm / f"seed{seed}.json"
                 if not path.exists():
                     log(f"== {claim} / {arm} / seed {seed}")
@@ -675,6 +684,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--difficulty", default=str(ROOT / "data" / "difficulty.parquet"))
     ap.add_argument("--claims", nargs="+", default=list(CLAIMS), choices=sorted(CLAIMS))
     ap.add_argument("--seeds", type=int, nargs="+", default=None)
+    ap.add_argument("--arms", nargs="+", default=None, help="only these arms of the chosen claims (default: all)")
     ap.add_argument("--quick", action="store_true", help="every arm once at a tiny scale")
     ap.add_argument("--table-only", action="store_true", help="write claims.json/md and plots from the runs on disk")
     ap.add_argument("--out", default=str(ROOT / "reports" / "claims"))
@@ -705,6 +715,7 @@ def main(argv: list[str] | None = None) -> dict:
         claims=tuple(args.claims),
         static_encoder=Path(args.static_encoder),
         table_only=args.table_only,
+        arms=tuple(args.arms) if args.arms else None,
     )
     print(markdown(result))
     return result

@@ -199,3 +199,15 @@ def test_quick_claims_run_every_arm_with_equal_steps_and_resume(tmp_path, monkey
         params, train, test, difficulty, scale=scale, out=out, checkpoints=tmp_path / "ckpt", table_only=True
     )
     assert alone["claims"] == result["claims"] and (out / "claims.json").exists()
+    # --arms: only the named arms run; an arm no chosen claim has is refused before anything runs
+    done = out / "runs" / "curriculum" / "random" / "seed0.json"
+    saved = json.loads(done.read_text())
+    done.unlink()
+    (out / "runs" / "curriculum" / "easy_to_hard" / "seed0.json").unlink()
+    ran = []
+    monkeypatch.setattr(C, "run_arm", lambda setup, claim, arm, seed: ran.append(arm) or dict(saved))
+    kw = dict(scale=scale, out=out, checkpoints=tmp_path / "ckpt", claims=("curriculum",), log=lambda m: None)
+    C.run_claims(params, train, test, difficulty, arms=("random",), **kw)
+    assert ran == ["random"] and done.exists()
+    with pytest.raises(ValueError, match="round1_simpo"):
+        C.run_claims(params, train, test, difficulty, arms=("round1_simpo",), **kw)
