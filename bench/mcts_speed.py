@@ -1,11 +1,14 @@
-"""Step-level MCTS cost: batched siblings + cached prompt/prefix vs a naive search, same prompts, same run.
+"""Step-level MCTS cost: lockstep and batched siblings + cached prompt/prefix vs a naive search, same prompts, same run.
 
-Both sides run :func:`toolkiln.itool.mcts.search` with the same MCTS params (``itool.mcts``
-defaults: width 3, depth 3, 5 iterations, temperature 1.5) on the same prompts and seeds;
-only the policy differs (:class:`toolkiln.itool.mcts.HFStepPolicy`):
+Every side runs the search with the same MCTS params (``itool.mcts`` defaults: width 3,
+depth 3, 5 iterations, temperature 1.5) on the same prompts and seeds; only the batching
+differs (:class:`toolkiln.itool.mcts.HFStepPolicy`):
 
-* ``batched+cache`` — the prompt's KV cache is computed once per prompt; an expansion
-  extends a copy by the node's prefix and samples the ``width`` siblings in one ``generate``;
+* ``lockstep`` (the stage's mode) — :func:`toolkiln.itool.mcts.search_many` over groups of
+  ``--lockstep`` prompts: every tree's expansion of one iteration in ONE ``generate``, each
+  row from its own prompt's KV cache;
+* ``batched+cache`` — one prompt at a time: the prompt's KV cache is computed once; an
+  expansion extends a copy by the node's prefix and samples the ``width`` siblings in one ``generate``;
 * ``naive`` — one sequence per ``generate``, the whole prompt + prefix run again each time.
 
 Reported per side: seconds, model forward calls, rollouts, kept pairs (the default pair
@@ -91,6 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     ap.add_argument("--iterations", type=int, default=0, help="override itool.mcts.iterations (0 = default)")
     ap.add_argument("--max-new-tokens", type=int, default=0, help="override itool.mcts.max_new_tokens (0 = default)")
+    ap.add_argument("--lockstep", type=int, default=0, help="prompts per lockstep group (0 = itool.mcts.lockstep)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="mcts_speed", help="name of the JSON record in bench/results/")
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from toolkiln.itool.config import MCTSConfig, PairsConfig
     from toolkiln.itool.deficiency import render_prompts
-    from toolkiln.itool.mcts import HFStepPolicy, search
+    from toolkiln.itool.mcts import HFStepPolicy, SearchJob, search, search_many
     from toolkiln.itool.pairs import sibling_pairs
     from toolkiln.policy.config import PolicyConfig
     from toolkiln.policy.model import load_pretrained
@@ -127,11 +131,19 @@ def main(argv: list[str] | None = None) -> dict:
     prompts, _ = render_prompts(rows, tok, cfg.render)
     tool = [p for p in prompts if p.gold_calls]
     prompts = (tool + [p for p in prompts if not p.gold_calls])[: args.n]  # call targets first: they make the pairs
-    over = {k: v for k, v in (("iterations", args.iterations), ("max_new_tokens", args.max_new_tokens)) if v}
+    over = {
+        k: v
+        for k, v in (
+            ("iterations", args.iterations),
+            ("max_new_tokens", args.max_new_tokens),
+            ("lockstep", args.lockstep),
+        )
+        if v
+    }
     mcfg = MCTSConfig(**over)
     pcfg = PairsConfig()
     results = []
-    for name, batched in (("batched+cache", True), ("naive", False)):
+    for name, batched in (("lockstep", True), ("batched+cache", True), ("naive", False)):
         policy = HFStepPolicy(
             model,
             tok,
@@ -143,9 +155,18 @@ def main(argv: list[str] | None = None) -> dict:
         )
         pairs = rollouts = 0
         t = time.perf_counter()
-        for i, p in enumerate(prompts):
-            torch.manual_seed(args.seed + i)
-            res = search(policy, p.text, p.gold_calls, mcfg)
+        if name == "lockstep":
+            k = mcfg.lockstep
+            found = []
+            for i in range(0, len(prompts), k):
+                torch.manual_seed(args.seed + i)
+                found += search_many(policy, [SearchJob(p.text, p.gold_calls) for p in prompts[i : i + k]], mcfg)
+        else:
+            found = []
+            for i, p in enumerate(prompts):
+                torch.manual_seed(args.seed + i)
+                found.append(search(policy, p.text, p.gold_calls, mcfg))
+        for res in found:
             pairs += len(sibling_pairs(res.root, pcfg))
             rollouts += res.rollouts
         secs = time.perf_counter() - t
@@ -164,14 +185,17 @@ def main(argv: list[str] | None = None) -> dict:
                 "fwd_per_rollout": policy.forward_passes / rollouts,
             }
         )
-    fast, slow = results
-    speedup = {
-        "seconds_per_rollout": slow["s_per_rollout"] / fast["s_per_rollout"],
-        "forwards_per_rollout": slow["fwd_per_rollout"] / fast["fwd_per_rollout"],
-    }
-    if fast["s_per_pair"] and slow["s_per_pair"]:
-        speedup["seconds_per_pair"] = slow["s_per_pair"] / fast["s_per_pair"]
-        speedup["forwards_per_pair"] = slow["fwd_per_pair"] / fast["fwd_per_pair"]
+    slow = results[-1]
+    speedups = {}
+    for fast in results[:-1]:  # each faster side over naive
+        speedup = {
+            "seconds_per_rollout": slow["s_per_rollout"] / fast["s_per_rollout"],
+            "forwards_per_rollout": slow["fwd_per_rollout"] / fast["fwd_per_rollout"],
+        }
+        if fast["s_per_pair"] and slow["s_per_pair"]:
+            speedup["seconds_per_pair"] = slow["s_per_pair"] / fast["s_per_pair"]
+            speedup["forwards_per_pair"] = slow["fwd_per_pair"] / fast["fwd_per_pair"]
+        speedups[fast["search"]] = speedup
     cols = [
         "search",
         "prompts",
@@ -185,13 +209,15 @@ def main(argv: list[str] | None = None) -> dict:
         "fwd_per_rollout",
     ]
     print(table(results, cols))
-    print("speed-up of batched+cache over naive: " + ", ".join(f"{k} {v:.2f}x" for k, v in speedup.items()))
+    for side, speedup in speedups.items():
+        print(f"speed-up of {side} over naive: " + ", ".join(f"{k} {v:.2f}x" for k, v in speedup.items()))
     payload = {
         "policy": policy_info,
         "setup_seconds": setup_s,
         "mcts": mcfg.model_dump(),
         "results": results,
-        "speedup": speedup,
+        "speedup": speedups["lockstep"],  # the stage's mode over naive
+        "speedups": speedups,
         "command": "python bench/mcts_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     print(f"written {record(args.out, payload)}")

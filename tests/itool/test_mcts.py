@@ -5,7 +5,16 @@ import math
 import pytest
 
 from toolkiln.itool.config import MCTSConfig, PairsConfig
-from toolkiln.itool.mcts import Piece, ScriptedPolicy, call_reward, first_fragment, search, split_fragments
+from toolkiln.itool.mcts import (
+    Piece,
+    ScriptedPolicy,
+    SearchJob,
+    call_reward,
+    first_fragment,
+    search,
+    search_many,
+    split_fragments,
+)
 from toolkiln.itool.pairs import overlap, sibling_pairs
 
 GOLD = [{"name": "weather.get_forecast", "arguments": {"city": "Paris", "days": 3}}]
@@ -57,6 +66,28 @@ def test_search_finds_the_known_pairs_of_a_scripted_policy():
     # the city step's gap is 1 - 0.667: a stricter gap filter drops it and keeps the wrong-tool pair
     strict = sibling_pairs(res.root, PairsConfig(min_gap=0.5))
     assert [(p["chosen"], p["rejected"]) for p in strict] == [("[weather.get_forecast(", "[hotel.search(")]
+
+
+def test_lockstep_trees_are_the_single_prompt_trees():
+    """Searching prompts in step changes how samples are batched, never a tree: with a deterministic policy each
+    lockstep tree has exactly the visits, values and pairs of its prompt searched alone."""
+    answers = {
+        "p": [(RIGHT, 0.4), (WRONG_CITY, 0.35), (WRONG_TOOL, 0.25)],
+        "q": [(RIGHT, 0.9), (WRONG_TOOL, 0.1)],
+        "r": [("Which city?", 0.5), (RIGHT, 0.5)],  # a text target: the question is the right answer
+    }
+    golds = {"p": GOLD, "q": GOLD, "r": []}
+    cfg = MCTSConfig(width=3, depth=3, iterations=5)
+    together = search_many(ScriptedPolicy(answers), [SearchJob(k, golds[k]) for k in answers], cfg)
+    alone = [search(ScriptedPolicy(answers), k, golds[k], cfg) for k in answers]
+
+    def shape(node):
+        return (node.text, node.visits, round(node.value, 6), [shape(c) for c in node.children])
+
+    for a, b in zip(together, alone):
+        assert shape(a.root) == shape(b.root) and a.rollouts == b.rollouts
+        assert sibling_pairs(a.root, PairsConfig()) == sibling_pairs(b.root, PairsConfig())
+    assert sibling_pairs(together[2].root, PairsConfig())  # each tree keeps its own gold: r prefers the question
 
 
 def test_priors_guide_selection_and_filters_drop_weak_pairs():

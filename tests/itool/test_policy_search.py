@@ -5,7 +5,7 @@ import pytest
 
 from toolkiln.itool.config import DeficiencyConfig, IToolConfig, MCTSConfig
 from toolkiln.itool.deficiency import budget, find_deficiencies, render_prompts
-from toolkiln.itool.mcts import HFStepPolicy, Piece, search
+from toolkiln.itool.mcts import HFStepPolicy, Piece, SearchJob, search, search_many
 from toolkiln.itool.rounds import load_checkpoint, mcts_pairs
 
 
@@ -40,6 +40,60 @@ def test_cached_batched_siblings_equal_naive_generation_and_cost_fewer_forwards(
     finally:
         fast.close()
         slow.close()
+
+
+def test_one_batch_over_several_prompts_equals_each_prompt_alone(loaded, train_dialogs):
+    """Rows of prompts of different lengths, each from its own left-padded cache, with prefixes of different
+    lengths (and one that already closed the call list) decode as each request alone does."""
+    import torch
+
+    model, tok, cfg = loaded
+    prompts, _ = render_prompts(train_dialogs.head(4).to_dicts(), tok, cfg.render)
+    assert len({len(tok(p.text)["input_ids"]) for p in prompts}) > 1  # the padding is exercised
+    policy = HFStepPolicy(model, tok, temperature=1.0, top_k=1, max_new_tokens=12)  # top-1: greedy
+    try:
+        torch.manual_seed(0)
+        firsts = [policy.sample(p.text, [], 1)[0] for p in prompts]
+        closed = [Piece(t, i) for t, i in zip(["[", "]"], tok("[]", add_special_tokens=False)["input_ids"])]
+        requests = [(p.text, f[: k % 3], 1 + k % 2) for k, (p, f) in enumerate(zip(prompts, firsts))]
+        requests.append((prompts[0].text, closed, 2))
+        alone = [policy.sample(*r) for r in requests]
+        before = policy.forward_passes
+        together = policy.sample_many(requests)
+        spent = policy.forward_passes - before
+        assert [[[x.token for x in row] for row in rows] for rows in together] == [
+            [[x.token for x in row] for row in rows] for rows in alone
+        ]
+        for rows_a, rows_b in zip(together, alone):
+            for r1, r2 in zip(rows_a, rows_b):
+                assert all(abs(x.logprob - y.logprob) < 1e-4 for x, y in zip(r1, r2))
+        assert together[-1] == [[], []]  # a closed call list has nothing left to write
+        assert spent <= 13  # one generate: at most max_new_tokens + 1 forwards for every row at once
+    finally:
+        policy.close()
+
+
+def test_lockstep_search_keeps_every_tree_separate(loaded, train_dialogs):
+    import torch
+
+    model, tok, cfg = loaded
+    prompts, _ = render_prompts(train_dialogs.head(3).to_dicts(), tok, cfg.render)
+    policy = HFStepPolicy(model, tok, temperature=1.5, top_k=50, max_new_tokens=16)
+    mcfg = MCTSConfig(iterations=3, width=3, depth=2)
+    try:
+        torch.manual_seed(1)
+        results = search_many(policy, [SearchJob(p.text, p.gold_calls) for p in prompts], mcfg)
+        spent = policy.forward_passes
+        torch.manual_seed(1)
+        alone = [search(policy, p.text, p.gold_calls, mcfg) for p in prompts]
+    finally:
+        policy.close()
+    assert len(results) == 3
+    for res in results:
+        assert res.root.visits >= res.rollouts >= 3 and all(-1.0 <= n.value <= 1.0 for n in res.root.walk())
+        assert all(len(n.children) <= 3 for n in res.root.walk())
+    # the trees share their forward passes: fewer than the same searches one prompt at a time
+    assert results[0].forward_passes == spent < sum(r.forward_passes for r in alone)
 
 
 def test_search_on_a_real_policy_backs_up_every_rollout(loaded, train_dialogs):

@@ -40,7 +40,8 @@ def test_dask_prompts_give_the_local_pairs(tmp_path, tiny_policy, train_dialogs)
     ids = train_dialogs["id"].head(4).to_list()
     defs = pl.DataFrame({"id": ids, "selected": [True] * 4})
     itool = IToolConfig(
-        mcts=MCTSConfig(iterations=3, width=3, depth=2, max_new_tokens=12),
+        # two lockstep groups of two prompts: one per Dask worker
+        mcts=MCTSConfig(iterations=3, width=3, depth=2, max_new_tokens=12, lockstep=2),
         pairs=PairsConfig(min_chosen=-1.0, min_gap=0.0),
     )
     local = mcts_pairs(train_dialogs, defs, folder, cfg, itool, seed=0, round_=1)

@@ -42,6 +42,15 @@ The policy is a small protocol (:class:`StepPolicy`), so tests drive the search 
 scripted policy whose right and wrong fragments are known; :class:`HFStepPolicy` is the
 real one: sibling samples share one batched ``generate`` that starts from the prompt's
 KV cache (computed once per prompt) extended by the node's prefix.
+
+**Lockstep search of several prompts** (:func:`search_many`, ``mcts.lockstep``): the trees
+of up to ``lockstep`` prompts take their iterations together; each iteration selects one
+node per tree and every tree's expansion (``width`` siblings) or rollout goes into ONE
+``generate`` (:meth:`HFStepPolicy.sample_many`), whose rows start from their own prompt's
+KV cache, left-padded to a common length. A decode step of a 135M model on a CPU costs
+about as much for 24 rows as for 3 (it is bound by reading the weights), so the search's
+price per rollout falls with the number of trees in step. Each tree's logic — selection,
+expansion, backup — is exactly the single-prompt search's; only the draws differ.
 """
 
 from __future__ import annotations
@@ -80,6 +89,19 @@ class StepPolicy(Protocol):
         """Each of ``texts`` as pieces continuing ``prompt`` + ``prefix``, with the policy's log-probs (no sampling):
         how the search puts given steps, such as every offered tool's call opening, into the tree."""
         ...
+
+
+Request = tuple[str, Sequence[Piece], int]  # (prompt, prefix, n): n continuations of prompt + prefix
+
+
+def sample_many(policy: StepPolicy, requests: Sequence[Request]) -> list[list[list[Piece]]]:
+    """Every request's samples, in one batch where the policy can (``sample_many``), else one call each."""
+    if not requests:
+        return []
+    many = getattr(policy, "sample_many", None)
+    if many is not None:
+        return many(requests)
+    return [policy.sample(prompt, prefix, n) for prompt, prefix, n in requests]
 
 
 # -- reward -----------------------------------------------------------------------------------------------------------
@@ -225,17 +247,27 @@ def _expand_openings(
     forced = policy.force(prompt, [], openings)
     mean = [sum(p.logprob for p in f) / len(f) if f else -math.inf for f in forced]
     ranked = sorted((i for i in range(len(forced)) if forced[i]), key=lambda i: -mean[i])[:k]
-    for i in ranked:
+    rollouts = sample_many(policy, [(prompt, forced[i], 1) for i in ranked])  # one batch for the k openings
+    for i, (rest,) in zip(ranked, rollouts):
         child = next((ch for ch in root.children if ch.text == openings[i]), None)
         if child is None:
             child = Node(list(forced[i]), 1, root, mean_logprob=mean[i])
             root.children.append(child)
-        (rest,) = policy.sample(prompt, forced[i], 1)
         text = openings[i] + "".join(p.text for p in rest)
         r = reward(text, gold_calls)
         _note_rollout(child, text, r)
         _backup(child, r)
     return len(ranked)
+
+
+@dataclass(frozen=True)
+class SearchJob:
+    """One prompt to search: its rendered text, the gold calls the reward compares with, and the call openings
+    of its offered tools (used when ``mcts.root_openings`` > 0)."""
+
+    prompt: str
+    gold_calls: list[dict]
+    openings: Sequence[str] = ()
 
 
 def search(
@@ -251,45 +283,71 @@ def search(
     ``openings``: candidate first steps (the offered tools' call openings); the ``cfg.root_openings``
     the policy ranks highest become root children when the root is expanded.
     """
-    root = Node([], 0)
+    (res,) = search_many(policy, [SearchJob(prompt, gold_calls, tuple(openings))], cfg, reward)
+    return res
+
+
+def search_many(
+    policy: StepPolicy,
+    jobs: Sequence[SearchJob],
+    cfg: MCTSConfig,
+    reward: Callable[[str, list[dict]], float] = call_reward,
+) -> list[SearchResult]:
+    """MCTS for several prompts in lockstep (module docstring): iteration ``i`` of every tree samples in one
+    batch. Each result's ``forward_passes`` is the whole batch's (the trees share every forward pass)."""
+    roots = [Node([], 0) for _ in jobs]
+    rollouts = [0] * len(jobs)
     start = policy.forward_passes
-    rollouts = 0
     for _ in range(cfg.iterations):
-        node = _select(root, cfg.c)
-        if node.terminal:
-            _backup(node, node.best_reward)  # a finished answer: its score is known, nothing to sample
-            continue
-        prefix = node.prefix_pieces()
-        base = "".join(p.text for p in prefix)
-        if node.depth >= cfg.depth:
-            (sample,) = policy.sample(prompt, prefix, 1)
-            text = base + "".join(p.text for p in sample)
-            r = reward(text, gold_calls)
-            rollouts += 1
-            _note_rollout(node, text, r)
-            _backup(node, r)
-            continue
-        node.expanded = True
-        if node is root and openings and cfg.root_openings:
-            rollouts += _expand_openings(policy, prompt, root, list(openings), cfg.root_openings, gold_calls, reward)
-        for sample in policy.sample(prompt, prefix, cfg.width):
-            k = first_fragment(sample, cfg.min_fragment_chars)
-            frag, rest = list(sample[:k]), sample[k:]
-            ftext = "".join(p.text for p in frag)
-            child = next((ch for ch in node.children if ch.text == ftext), None)
-            if child is None:
-                lp = [p.logprob for p in frag]
-                child = Node(
-                    frag, node.depth + 1, node, mean_logprob=sum(lp) / len(lp) if lp else 0.0, terminal=not rest
+        wanted: list[tuple[int, Node, str, bool]] = []  # (tree, node, its prefix text, expansion?)
+        requests: list[Request] = []
+        for t, (job, root) in enumerate(zip(jobs, roots)):
+            node = _select(root, cfg.c)
+            if node.terminal:
+                _backup(node, node.best_reward)  # a finished answer: its score is known, nothing to sample
+                continue
+            prefix = node.prefix_pieces()
+            base = "".join(p.text for p in prefix)
+            if node.depth >= cfg.depth:  # at the depth limit: one more rollout from the node
+                wanted.append((t, node, base, False))
+                requests.append((job.prompt, prefix, 1))
+                continue
+            node.expanded = True
+            if node is root and job.openings and cfg.root_openings:
+                rollouts[t] += _expand_openings(
+                    policy, job.prompt, root, list(job.openings), cfg.root_openings, job.gold_calls, reward
                 )
-                node.children.append(child)
-            text = base + "".join(p.text for p in sample)
-            r = reward(text, gold_calls)
-            rollouts += 1
-            _note_rollout(child, text, r)
-            _backup(child, r)
-        _set_priors(node.children)
-    return SearchResult(root, rollouts, policy.forward_passes - start)
+            wanted.append((t, node, base, True))
+            requests.append((job.prompt, prefix, cfg.width))
+        for (t, node, base, expand), samples in zip(wanted, sample_many(policy, requests)):
+            gold = jobs[t].gold_calls
+            if not expand:
+                (sample,) = samples
+                text = base + "".join(p.text for p in sample)
+                r = reward(text, gold)
+                rollouts[t] += 1
+                _note_rollout(node, text, r)
+                _backup(node, r)
+                continue
+            for sample in samples:
+                k = first_fragment(sample, cfg.min_fragment_chars)
+                frag, rest = list(sample[:k]), sample[k:]
+                ftext = "".join(p.text for p in frag)
+                child = next((ch for ch in node.children if ch.text == ftext), None)
+                if child is None:
+                    lp = [p.logprob for p in frag]
+                    child = Node(
+                        frag, node.depth + 1, node, mean_logprob=sum(lp) / len(lp) if lp else 0.0, terminal=not rest
+                    )
+                    node.children.append(child)
+                text = base + "".join(p.text for p in sample)
+                r = reward(text, gold)
+                rollouts[t] += 1
+                _note_rollout(child, text, r)
+                _backup(child, r)
+            _set_priors(node.children)
+    spent = policy.forward_passes - start
+    return [SearchResult(root, n, spent) for root, n in zip(roots, rollouts)]
 
 
 # -- policies ---------------------------------------------------------------------------------------------------------
@@ -340,10 +398,12 @@ class HFStepPolicy:
     """A local HF causal LM as a :class:`StepPolicy`: batched sibling sampling from a cached prefix.
 
     ``batched=True, prefix_cache=True`` (the search's mode): the prompt's KV cache is
-    computed once and kept (``max_cached_prompts`` of them); a call repeats a copy of it
-    ``n`` times and samples the ``n`` siblings in one ``generate``, whose first forward feeds
-    only the node's prefix tokens. ``batched=False, prefix_cache=False`` is the naive search the benchmark
-    compares with: one ``generate`` per sequence over the whole prompt + prefix.
+    computed once and kept (``max_cached_prompts`` of them); a call copies it into every row of
+    one batch — the ``n`` siblings of one request, or the rows of several prompts' requests
+    (:meth:`sample_many`) — whose first forward feeds only each node's prefix tokens, and a
+    decode loop of its own drops a row the step it ends. ``batched=False, prefix_cache=False``
+    is the naive search the benchmark compares with: one plain ``generate`` per sequence over
+    the whole prompt + prefix.
     Generation stops at the end of the call list (:class:`toolkiln.evaluate.harness.CallListEnd`,
     primed with the prefix) or at the end-of-turn token. Log-probs are the raw model's
     (before temperature and top-k), the prior the search uses.
@@ -405,14 +465,165 @@ class HFStepPolicy:
         return self.stopper.new_state(prefix_text)
 
     def sample(self, prompt: str, prefix: Sequence[Piece], n: int) -> list[list[Piece]]:
-        prefix_text = "".join(p.text for p in prefix)
+        return self.sample_many([(prompt, prefix, n)])[0]
+
+    def sample_many(self, requests: Sequence[Request]) -> list[list[list[Piece]]]:
+        """Every request's ``n`` continuations. Batched: all rows of all requests in ONE decode loop
+        (:meth:`_rows`); naive: one plain ``generate`` per sequence over the whole prompt + prefix."""
+        out: list[list[list[Piece]]] = [[[] for _ in range(n)] for _, _, n in requests]
+        # a prefix that already closed the call list has nothing left to write: no rows for it
+        live = [i for i, (_, prefix, _) in enumerate(requests) if not self._stop_state(_joined(prefix))[4]]
         self._active = True
         try:
-            if self.batched:
-                return self._generate(prompt, list(prefix), prefix_text, n)
-            return [row for _ in range(n) for row in self._generate(prompt, list(prefix), prefix_text, 1)]
+            if self.batched and live:
+                rows = self._rows([requests[i] for i in live])
+                at = 0
+                for i in live:
+                    out[i] = rows[at : at + requests[i][2]]
+                    at += requests[i][2]
+            elif live:
+                for i in live:
+                    prompt, prefix, n = requests[i]
+                    out[i] = [row for _ in range(n) for row in self._generate(prompt, list(prefix), 1)]
         finally:
             self._active = False
+        return out
+
+    def _rows(self, requests: Sequence[Request]) -> list[list[Piece]]:
+        """Sample the rows of ``requests`` (n rows each, in order) in one batch.
+
+        Layout of a row, all rows one length: ``[pad…] prompt[:-1] | [pad…] prompt[-1] prefix``. The part left
+        of ``|`` is the prompt's cached KV (each prompt's own cache, left-padded with zeros to the longest);
+        the first forward feeds the part right of it. The attention mask hides every pad and positions count
+        only real tokens, so a row's tokens sit at the positions its cache was computed with: its logits match
+        its unpadded single-prompt run up to floating-point noise.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        prompts = list(dict.fromkeys(prompt for prompt, _, _ in requests))
+        self.max_cached_prompts = max(self.max_cached_prompts, len(prompts))  # no eviction within one batch
+        pids = {prompt: self.prompt_ids(prompt) for prompt in prompts}
+        use_cache = self.prefix_cache and all(len(ids) > 1 for ids in pids.values())
+        heads, tails, states = [], [], []
+        for prompt, prefix, n in requests:
+            ids = pids[prompt]
+            head, tail = (ids[:-1], ids[-1:]) if use_cache else ([], list(ids))
+            tail = tail + [int(piece.token) for piece in prefix]
+            for _ in range(n):
+                heads.append((prompt, len(head)))
+                tails.append(tail)
+                states.append(self._stop_state(_joined(prefix)))
+        hw, tw = max(h for _, h in heads), max(len(t) for t in tails)
+        x = torch.full((len(tails), hw + tw), self.pad, dtype=torch.long)
+        mask = torch.zeros_like(x)
+        for r, ((prompt, h), tail) in enumerate(zip(heads, tails)):
+            x[r, hw - h : hw] = torch.tensor(pids[prompt][:h])
+            x[r, hw + tw - len(tail) :] = torch.tensor(tail)
+            mask[r, hw - h : hw] = 1
+            mask[r, hw + tw - len(tail) :] = 1
+        cache = None
+        if use_cache:
+            caches = {prompt: self._prompt_cache(prompt, pids[prompt]) for prompt in prompts}
+            cache = DynamicCache(config=self.model.config)
+            for layer in range(len(caches[prompts[0]].layers)):
+                keys, values = [], []
+                for prompt, h in heads:
+                    src = caches[prompt].layers[layer]  # (1, kv heads, h, dim) each
+                    keys.append(torch.nn.functional.pad(src.keys, (0, 0, hw - h, 0)))
+                    values.append(torch.nn.functional.pad(src.values, (0, 0, hw - h, 0)))
+                cache.update(torch.cat(keys).to(self.device), torch.cat(values).to(self.device), layer)
+        return self._sample_loop(x.to(self.device), mask.to(self.device), cache, states)
+
+    def _sample_loop(self, x, mask, cache, states: list[list]) -> list[list[Piece]]:
+        """Temperature + top-k sampling of every row to the end of its call list, EOS or ``max_new_tokens``,
+        dropping each row from the batch (and from the KV cache) the step it ends.
+
+        ``generate`` keeps a finished row in the batch, padded, until the longest row ends; at 20+ rows a
+        CPU decode step costs in proportion to the rows, so carrying finished rows would cost what the
+        batching saves. Tokens and raw log-probs (before temperature and top-k, the search's prior) as
+        :meth:`_decode` reports them: a row ends before an EOS or pad token, after the token that closes its
+        call list (:class:`toolkiln.evaluate.harness.CallListEnd`).
+        """
+        import torch
+
+        from toolkiln.evaluate.harness import CallListEnd
+
+        feed = CallListEnd._feed
+        pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        past = cache.get_seq_length() if cache is not None else 0
+        inp, at = x[:, past:], pos[:, past:]
+        last = pos[:, -1]
+        rows: list[list[Piece]] = [[] for _ in range(x.shape[0])]
+        alive = list(range(x.shape[0]))
+        with torch.no_grad():
+            for _ in range(self.max_new_tokens):
+                out = self.model(input_ids=inp, attention_mask=mask, position_ids=at, cache=cache, use_cache=True)
+                cache = out.cache
+                logits = out.logits[:, -1, :].float()
+                logp = logits.log_softmax(-1)
+                scores = logits / self.temperature
+                if self.top_k:
+                    kth = scores.topk(min(self.top_k, scores.shape[-1])).values[:, -1:]
+                    scores = scores.masked_fill(scores < kth, -math.inf)
+                nxt = torch.multinomial(scores.softmax(-1), 1).squeeze(1)
+                keep = []
+                for j, r in enumerate(alive):
+                    tid = int(nxt[j])
+                    if tid == self.eos or tid == self.pad:
+                        continue
+                    text = self._text(tid)
+                    rows[r].append(Piece(text, tid, float(logp[j, tid])))
+                    feed(states[r], text)
+                    if not states[r][4]:
+                        keep.append(j)
+                if not keep:
+                    break
+                if len(keep) < len(alive):
+                    idx = torch.tensor(keep, device=nxt.device)
+                    cache.batch_select_indices(idx)
+                    mask, last, nxt = mask[idx], last[idx], nxt[idx]
+                    alive = [alive[j] for j in keep]
+                mask = torch.cat([mask, mask.new_ones((len(alive), 1))], dim=1)
+                last = last + 1
+                inp, at = nxt.unsqueeze(1), last.unsqueeze(1)
+        return rows
+
+    def _decode(self, x, mask, kwargs: dict) -> list[list[Piece]]:
+        """Sample every row of ``x`` to the end of its call list; the new tokens with their raw log-probs."""
+        import torch
+        from transformers import StoppingCriteriaList
+
+        with torch.no_grad():
+            gen = self.model.generate(
+                input_ids=x,
+                attention_mask=mask,
+                do_sample=True,
+                temperature=self.temperature,
+                top_k=self.top_k,  # 0 switches top-k off (None would fall back to the model default)
+                top_p=None,
+                max_new_tokens=self.max_new_tokens,
+                pad_token_id=self.pad,
+                eos_token_id=self.eos,
+                stopping_criteria=StoppingCriteriaList([self.stopper]),
+                output_logits=True,
+                return_dict_in_generate=True,
+                **kwargs,
+            )
+        new = gen.sequences[:, x.shape[1] :]
+        logp = torch.stack(gen.logits, dim=1).float().log_softmax(-1) if gen.logits else None
+        out = []
+        for r in range(x.shape[0]):
+            row: list[Piece] = []
+            for t in range(new.shape[1]):
+                tid = int(new[r, t])
+                if tid == self.eos or tid == self.pad:
+                    break
+                text = self._text(tid)
+                # a row the stopper finished is padded from then on, so the loop ends there
+                row.append(Piece(text, tid, float(logp[r, t, tid])))
+            out.append(row)
+        return out
 
     def _text(self, tid: int) -> str:
         return self.stopper.text[tid] if tid < len(self.stopper.text) else ""
@@ -437,51 +648,23 @@ class HFStepPolicy:
             self._active = False
         return [[Piece(self._text(t), t, lp) for t, lp in zip(ts, lps)] for ts, lps in zip(toks, logps)]
 
-    def _generate(self, prompt: str, prefix: list[Piece], prefix_text: str, n: int) -> list[list[Piece]]:
+    def _generate(self, prompt: str, prefix: list[Piece], n: int) -> list[list[Piece]]:
+        """The naive side: a plain ``generate`` over prompt + prefix (with ``prefix_cache``, from a copy of the
+        prompt's cache)."""
         import torch
-        from transformers import StoppingCriteriaList
 
         pids = self.prompt_ids(prompt)
         ids = pids + [int(p.token) for p in prefix]
         kwargs = {}
         if self.prefix_cache and len(pids) > 1:
-            # a copy of the prompt's cache (pids[:-1]) per row; generate's first forward feeds the rest (the last
-            # prompt token + the node's prefix) for all rows at once
             cache = copy.deepcopy(self._prompt_cache(prompt, pids))
             if n > 1:
                 cache.batch_repeat_interleave(n)
             kwargs["cache"] = cache
         x = torch.tensor([ids] * n, device=self.device)
-        if self._stop_state(prefix_text)[4]:  # the prefix already closed the call list: nothing left to write
-            return [[] for _ in range(n)]
-        self.stopper.state = [self._stop_state(prefix_text) for _ in range(n)]
-        with torch.no_grad():
-            gen = self.model.generate(
-                input_ids=x,
-                attention_mask=torch.ones_like(x),
-                do_sample=True,
-                temperature=self.temperature,
-                top_k=self.top_k,  # 0 switches top-k off (None would fall back to the model default)
-                top_p=None,
-                max_new_tokens=self.max_new_tokens,
-                pad_token_id=self.pad,
-                eos_token_id=self.eos,
-                stopping_criteria=StoppingCriteriaList([self.stopper]),
-                output_logits=True,
-                return_dict_in_generate=True,
-                **kwargs,
-            )
-        new = gen.sequences[:, x.shape[1] :]
-        logp = torch.stack(gen.logits, dim=1).float().log_softmax(-1) if gen.logits else None
-        out = []
-        for r in range(n):
-            row: list[Piece] = []
-            for t in range(new.shape[1]):
-                tid = int(new[r, t])
-                if tid == self.eos or tid == self.pad:
-                    break
-                text = self._text(tid)
-                # a row the stopper finished is padded from then on, so the loop ends there
-                row.append(Piece(text, tid, float(logp[r, t, tid])))
-            out.append(row)
-        return out
+        self.stopper.state = [self._stop_state(_joined(prefix)) for _ in range(n)]
+        return self._decode(x, torch.ones_like(x), kwargs)
+
+
+def _joined(prefix: Sequence[Piece]) -> str:
+    return "".join(p.text for p in prefix)

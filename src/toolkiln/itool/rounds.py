@@ -18,7 +18,7 @@ import polars as pl
 
 from toolkiln.itool.config import IToolConfig
 from toolkiln.itool.deficiency import DeficiencyResult, find_deficiencies, render_prompts
-from toolkiln.itool.mcts import HFStepPolicy, search
+from toolkiln.itool.mcts import HFStepPolicy, SearchJob, search_many
 from toolkiln.itool.pairs import pair_stats, pairs_frame, sibling_pairs, with_provenance
 from toolkiln.policy.config import PolicyConfig
 from toolkiln.policy.model import configure_threads, load_pretrained, resolve_device
@@ -79,22 +79,26 @@ def _loaded(checkpoint: str | Path, policy: PolicyConfig, m) -> tuple[HFStepPoli
     return _W["step"], _W["tok"]
 
 
-def _search_prompt(job: tuple) -> dict:
-    """One prompt's search (module level: a Dask worker unpickles it by name), seeded by its index alone."""
+def _search_prompts(job: tuple) -> dict:
+    """One lockstep group of prompts (module level: a Dask worker unpickles it by name), seeded by the group's
+    first prompt index alone: a prompt's draws depend on its group, never on the groups searched before."""
     import torch
 
-    checkpoint, policy, cfg, row, text, gold_calls, prompt_seed, round_, openings = job
+    checkpoint, policy, cfg, group, group_seed, round_ = job
     step, _ = _loaded(checkpoint, policy, cfg.mcts)
     before = step.forward_passes
-    torch.manual_seed(prompt_seed)  # each prompt's samples depend on its position only, not on earlier prompts
-    res = search(step, text, gold_calls, cfg.mcts, openings=openings)
-    return {
-        "pairs": with_provenance(sibling_pairs(res.root, cfg.pairs), row, text, round_, prompt_seed),
-        "rollouts": res.rollouts,
-        "forward_passes": step.forward_passes - before,
-        "best": max((n.best_reward for n in res.root.walk() if n.visits), default=-1.0),
-        "root_value": res.root.value,
-    }
+    torch.manual_seed(group_seed)
+    found = search_many(step, [SearchJob(text, gold, tuple(op)) for _, text, gold, _, op in group], cfg.mcts)
+    prompts = [
+        {
+            "pairs": with_provenance(sibling_pairs(res.root, cfg.pairs), row, text, round_, prompt_seed),
+            "rollouts": res.rollouts,
+            "best": max((n.best_reward for n in res.root.walk() if n.visits), default=-1.0),
+            "root_value": res.root.value,
+        }
+        for res, (row, text, _, prompt_seed, _) in zip(found, group)
+    ]
+    return {"prompts": prompts, "forward_passes": step.forward_passes - before}
 
 
 def mcts_pairs(
@@ -110,8 +114,9 @@ def mcts_pairs(
 ) -> PairsResult:
     """The ``mcts_pairs`` stage: search every selected deficient prompt and keep the sibling pairs.
 
-    Each prompt is one job seeded by (round seed, prompt index), run where ``runtime`` (the ``runtime:``
-    section) says: in this process, or as a Prefect task on Dask whose worker loads the checkpoint once
+    Prompts are searched in lockstep groups of ``mcts.lockstep`` (:func:`toolkiln.itool.mcts.search_many`);
+    each group is one job seeded by (round seed, index of its first prompt), run where ``runtime`` (the
+    ``runtime:`` section) says: in this process, or as a Prefect task on Dask whose worker loads the checkpoint once
     (:func:`toolkiln.scaleout.map_shards`); pairs are merged in prompt order, the same either way.
     """
     from toolkiln.scaleout import map_shards
@@ -138,21 +143,22 @@ def mcts_pairs(
         # the tools the rendered prompt really offers (distractors beyond the token budget are dropped)
         return [t for _, t in call_openings(json.loads(p.example["tools"]), style)] if cfg.mcts.root_openings else []
 
-    jobs = [
-        (str(checkpoint), policy, cfg, p.row, p.text, p.gold_calls, s + i, round_, openings(p))
-        for i, p in enumerate(prompts)
-    ]
-    done = map_shards(_search_prompt, jobs, runtime, name="mcts-pairs", task_name="mcts-prompt")
+    items = [(p.row, p.text, p.gold_calls, s + i, openings(p)) for i, p in enumerate(prompts)]
+    k = cfg.mcts.lockstep
+    jobs = [(str(checkpoint), policy, cfg, items[i : i + k], s + i, round_) for i in range(0, len(items), k)]
+    groups = map_shards(_search_prompts, jobs, runtime, name="mcts-pairs", task_name="mcts-prompts")
     if local and "step" in _W:
         _W["step"].close()  # the model outlives the stage only in this process's cache
         _W.clear()
+    done = [d for g in groups for d in g["prompts"]]
     pairs = pairs_frame([pair for d in done for pair in d["pairs"]])
     seconds = time.perf_counter() - t0
     metrics: dict[str, Any] = {
         "round": round_,
         **pair_stats(pairs, len(prompts)),
         "rollouts": sum(d["rollouts"] for d in done),
-        "forward_passes": sum(d["forward_passes"] for d in done),
+        "forward_passes": sum(g["forward_passes"] for g in groups),
+        "lockstep": k,
         "seconds": seconds,
         "seconds_per_pair": seconds / pairs.height if pairs.height else None,
     }
