@@ -5,10 +5,10 @@ depth 3, 5 iterations, temperature 1.5) on the same prompts and seeds; only the 
 differs (:class:`toolkiln.itool.mcts.HFStepPolicy`):
 
 * ``lockstep`` (the stage's mode) — :func:`toolkiln.itool.mcts.search_many` over groups of
-  ``--lockstep`` prompts: every tree's expansion of one iteration in ONE ``generate``, each
-  row from its own prompt's KV cache;
-* ``batched+cache`` — one prompt at a time: the prompt's KV cache is computed once; an
-  expansion extends a copy by the node's prefix and samples the ``width`` siblings in one ``generate``;
+  ``--lockstep`` prompts: every tree's expansion of one iteration in ONE batch, each row
+  from its own prompt's KV cache;
+* ``batched+cache`` — the same with groups of one prompt: the prompt's KV cache is computed
+  once; an expansion samples the ``width`` siblings from a copy of it in one batch;
 * ``naive`` — one sequence per ``generate``, the whole prompt + prefix run again each time.
 
 Reported per side: seconds, model forward calls, rollouts, kept pairs (the default pair
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from toolkiln.itool.config import MCTSConfig, PairsConfig
     from toolkiln.itool.deficiency import render_prompts
-    from toolkiln.itool.mcts import HFStepPolicy, SearchJob, search, search_many
+    from toolkiln.itool.mcts import HFStepPolicy, SearchJob, search_many
     from toolkiln.itool.pairs import sibling_pairs
     from toolkiln.policy.config import PolicyConfig
     from toolkiln.policy.model import load_pretrained
@@ -155,17 +155,11 @@ def main(argv: list[str] | None = None) -> dict:
         )
         pairs = rollouts = 0
         t = time.perf_counter()
-        if name == "lockstep":
-            k = mcfg.lockstep
-            found = []
-            for i in range(0, len(prompts), k):
-                torch.manual_seed(args.seed + i)
-                found += search_many(policy, [SearchJob(p.text, p.gold_calls) for p in prompts[i : i + k]], mcfg)
-        else:
-            found = []
-            for i, p in enumerate(prompts):
-                torch.manual_seed(args.seed + i)
-                found.append(search(policy, p.text, p.gold_calls, mcfg))
+        k = mcfg.lockstep if name == "lockstep" else 1  # a group of one is the single-prompt search
+        found = []
+        for i in range(0, len(prompts), k):
+            torch.manual_seed(args.seed + i)
+            found += search_many(policy, [SearchJob(p.text, p.gold_calls) for p in prompts[i : i + k]], mcfg)
         for res in found:
             pairs += len(sibling_pairs(res.root, pcfg))
             rollouts += res.rollouts

@@ -71,8 +71,8 @@ class MCTSConfig(Section):
         8,
         ge=1,
         description="Prompts searched together: their trees take each iteration in step and every tree's "
-        "expansion goes into one batched generate (1 = one prompt at a time). A CPU decodes 24 rows for "
-        "about the price of 3, so this sets the search's cost per rollout; the draws, not the rules, change.",
+        "expansion goes into one batch (1 = one prompt at a time). A CPU decodes 24 rows for ~1.6x the "
+        "price of 3, so this sets the search's cost per rollout; the draws, not the rules, change.",
     )
     root_openings: int = Field(
         0,
