@@ -90,9 +90,7 @@ def repro_stage_streaming(
 
 
 def stage_metrics_files(stage: str, repo_dir: str | Path = ".") -> list[Path]:
-    """The metrics files ``dvc.yaml`` declares for ``stage``."""
-    import yaml
+    """The metrics files ``dvc.yaml`` declares for ``stage`` (a round's too: ``eval_round@2``)."""
+    from toolkiln.dvcfile import metrics_files, resolved_stages
 
-    st = yaml.safe_load((Path(repo_dir) / "dvc.yaml").read_text())["stages"].get(stage, {})
-    files = [m if isinstance(m, str) else next(iter(m)) for m in st.get("metrics", []) or []]
-    return [Path(repo_dir) / f for f in files]
+    return [Path(repo_dir) / f for f in metrics_files(resolved_stages(repo_dir).get(stage, {}))]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import os
 from pathlib import Path
 
@@ -33,8 +34,8 @@ class StageFailed(RuntimeError):
 
 
 def artifact_key(stage: str, what: str) -> str:
-    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
-    return f"{stage}-{what}".lower().replace("_", "-")
+    """Prefect artifact keys allow lowercase letters, digits and dashes only (``eval_round@2`` -> ``eval-round-2``)."""
+    return re.sub(r"[^a-z0-9-]", "-", f"{stage}-{what}".lower())
 
 
 def metric_rows(stage: str, repo_dir: str | Path) -> list[dict]:

@@ -16,7 +16,7 @@ id ``sweep-<sweep id>-<variant>``; one run per variant then holds the compared m
 Outputs (``--out``, default ``reports/sweep/``): ``comparison.md``, ``comparison.csv``, ``comparison.png``.
 
 "No preference rounds" is not a variant: every run evaluates the warm-up (``eval_warmup``) and round 1
-(``eval_round_1``) side by side, and the table has both columns; ``dpo`` swaps round 1's SimPO loss for DPO.
+(``eval_round@1``) side by side, and the table has both columns; ``dpo`` swaps round 1's SimPO loss for DPO.
 """
 
 from __future__ import annotations
@@ -76,10 +76,10 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("non-tool", "eval_warmup", "synthetic.by_group.non_tool.accuracy"),
     ("clarification", "eval_warmup", "synthetic.by_group.clarification.accuracy"),
     ("BFCL mean", "eval_warmup", "bfcl.category_mean_accuracy"),
-    ("round 1 accuracy", "eval_round_1", "synthetic.accuracy"),
-    ("round 1 parallel", "eval_round_1", "synthetic.by_group.parallel.accuracy"),
-    ("round 1 dependent", "eval_round_1", "synthetic.by_group.dependent.accuracy"),
-    ("round 1 BFCL mean", "eval_round_1", "bfcl.category_mean_accuracy"),
+    ("round 1 accuracy", "eval_round@1", "synthetic.accuracy"),
+    ("round 1 parallel", "eval_round@1", "synthetic.by_group.parallel.accuracy"),
+    ("round 1 dependent", "eval_round@1", "synthetic.by_group.dependent.accuracy"),
+    ("round 1 BFCL mean", "eval_round@1", "bfcl.category_mean_accuracy"),
     ("ADNT digits avg", "adnt_report", "summary.adnt.avg.mean"),
     ("ADNT dialogs avg", "adnt_dialogs", "summary.adnt.avg.mean"),
 )
@@ -204,11 +204,12 @@ def run_experiment(variant: Variant, exp_name: str, repo_dir: Path, targets: lis
 
 def metrics_at(repo_dir: Path, rev: str, stages: list[str]) -> dict[str, dict]:
     """``{stage: metrics}`` as the experiment's commit holds them (DVC commits uncached metrics files)."""
-    dvc = yaml.safe_load((repo_dir / "dvc.yaml").read_text())["stages"]
+    from toolkiln.dvcfile import metrics_files, resolved_stages
+
+    dvc = resolved_stages(repo_dir)
     out: dict[str, dict] = {}
     for stage in stages:
-        for m in dvc.get(stage, {}).get("metrics", []) or []:
-            path = m if isinstance(m, str) else next(iter(m))
+        for path in metrics_files(dvc.get(stage, {})):
             shown = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=repo_dir, capture_output=True, text=True)
             if shown.returncode == 0:
                 try:

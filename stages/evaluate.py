@@ -3,7 +3,7 @@
 Thin wrapper: paths from argv, params from ``params.yaml`` (section ``evaluate``),
 one call to :func:`toolkiln.evaluate.harness.run_evaluation`, atomic writes.
 The same script serves every checkpoint (warm-up, each preference round):
-``--tag`` names the evaluation: ``eval_<tag>``, the DVC stage name, is its MLflow run's stage tag.
+``--tag`` names the evaluation; ``--stage`` (default ``eval_<tag>``; a round's is ``eval_round@<k>``), the DVC stage name, is its MLflow run's stage tag.
 
 Writes into ``--out-dir``: ``dialogs.parquet`` / ``bfcl.parquet`` (one row per
 sample: output, parsed calls, verdict, error type, partial credit),
@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out-dir", required=True, help="folder for per-sample tables, errors.csv and the plot")
     ap.add_argument("--metrics", required=True, help="metrics JSON (a DVC metrics file)")
     ap.add_argument("--tag", required=True, help="name of this evaluation, e.g. warmup or round_1")
+    ap.add_argument(
+        "--stage", default=None, help="the DVC stage's name (default eval_<tag>; a round's is eval_round@<k>)"
+    )
     args = ap.parse_args(argv)
 
     from pathlib import Path
@@ -35,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     from toolkiln.io import atomic_write_json, atomic_write_parquet, atomic_write_text
     from toolkiln.stage import stage_context
 
-    with stage_context(f"eval_{args.tag}", args.params, sections=("evaluate",)) as ctx:
+    with stage_context(args.stage or f"eval_{args.tag}", args.params, sections=("evaluate",)) as ctx:
         ctx.run.set_tags({"toolkiln.eval_tag": args.tag, "toolkiln.checkpoint": args.checkpoint})
         dialogs = pl.read_parquet(args.dialogs) if args.dialogs else None
         report = run_evaluation(args.checkpoint, dialogs, ctx.params.evaluate, seed=ctx.params.seed)

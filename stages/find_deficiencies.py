@@ -1,4 +1,4 @@
-"""DVC stage find_deficiencies_round_<k>: the training prompts the round's input policy is deficient on (iTool arXiv 2501.09766 §3.2)."""
+"""DVC stage find_deficiencies_round@<k>: the training prompts the round's input policy is deficient on (iTool arXiv 2501.09766 §3.2)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", required=True, help="per-sample table (data/round_<k>/deficiencies.parquet)")
     ap.add_argument("--metrics", required=True, help="metrics JSON (DVC metrics)")
     args = ap.parse_args(argv)
-    with stage_context(f"find_deficiencies_round_{args.round}", args.params, sections=("policy", "itool")) as ctx:
+    with stage_context(f"find_deficiencies_round@{args.round}", args.params, sections=("policy", "itool")) as ctx:
         ctx.run.set_tags({"toolkiln.round": args.round, "toolkiln.checkpoint": args.checkpoint})
         res = deficiencies_round(
             pl.read_parquet(args.train),

@@ -1,4 +1,4 @@
-"""DVC stage mcts_pairs_round_<k>: step-level MCTS on the deficient prompts -> preference pairs (iTool arXiv 2501.09766 §3.2)."""
+"""DVC stage mcts_pairs_round@<k>: step-level MCTS on the deficient prompts -> preference pairs (iTool arXiv 2501.09766 §3.2)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", required=True, help="pairs table (data/round_<k>/pairs.parquet)")
     ap.add_argument("--metrics", required=True, help="metrics JSON (DVC metrics: pair statistics, search cost)")
     args = ap.parse_args(argv)
-    with stage_context(f"mcts_pairs_round_{args.round}", args.params, sections=("policy", "itool")) as ctx:
+    with stage_context(f"mcts_pairs_round@{args.round}", args.params, sections=("policy", "itool")) as ctx:
         ctx.run.set_tags({"toolkiln.round": args.round, "toolkiln.checkpoint": args.checkpoint})
         res = mcts_pairs(
             pl.read_parquet(args.train),

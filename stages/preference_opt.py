@@ -1,4 +1,4 @@
-"""DVC stage preference_opt_round_<k>: SimPO/DPO on the round's pairs, LoRA merged into checkpoints/round_<k> (iTool arXiv 2501.09766 §3.3)."""
+"""DVC stage preference_opt_round@<k>: SimPO/DPO on the round's pairs, LoRA merged into checkpoints/round_<k> (iTool arXiv 2501.09766 §3.3)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--metrics", required=True, help="metrics JSON (DVC metrics)")
     ap.add_argument("--curves", required=True, help="loss / reward-margin curves CSV (DVC plots)")
     args = ap.parse_args(argv)
-    with stage_context(f"preference_opt_round_{args.round}", args.params, sections=("policy", "itool")) as ctx:
+    with stage_context(f"preference_opt_round@{args.round}", args.params, sections=("policy", "itool")) as ctx:
         ctx.run.set_tags({"toolkiln.round": args.round, "toolkiln.checkpoint": args.checkpoint})
         res, tok = preference_round(
             pl.read_parquet(args.pairs),

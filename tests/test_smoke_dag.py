@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flows.run import artifact_key
 from toolkiln.config import deep_merge, load_params, read_yaml_mapping
+from toolkiln.dvcfile import resolved_stages
 
 pytestmark = pytest.mark.slow  # the whole DAG: minutes; `make test` runs it, `make test-fast` does not
 
@@ -93,7 +95,7 @@ def smoke_repo(tmp_path_factory, request):
 def test_smoke_dag_runs_every_stage(smoke_repo):
     r, env, proc, first = smoke_repo
     assert proc.returncode == 0 and first, proc.stdout[-6000:] + proc.stderr[-6000:]
-    stages = yaml.safe_load((r / "dvc.yaml").read_text())["stages"]
+    stages = resolved_stages(r)  # the round stages by DVC's names (mcts_pairs_round@1)
     ran = {x["stage"]: x["ran"] for x in first["results"]}
     assert ran == {name: True for name in stages}, ran
     lock = yaml.safe_load((r / "dvc.lock").read_text())["stages"]
@@ -108,12 +110,11 @@ def test_smoke_dag_runs_every_stage(smoke_repo):
 def test_smoke_dag_publishes_prefect_artifacts_and_streams_logs(smoke_repo):
     r, env, proc, first = smoke_repo
     assert first
-    stages = yaml.safe_load((r / "dvc.yaml").read_text())["stages"]
+    stages = resolved_stages(r)
     for name, st in stages.items():
-        key = name.replace("_", "-")
-        assert f"{key}-mlflow" in first["artifacts"], f"{name}: no MLflow link artifact"
+        assert artifact_key(name, "mlflow") in first["artifacts"], f"{name}: no MLflow link artifact"
         if st.get("metrics"):
-            assert f"{key}-metrics" in first["artifacts"], f"{name}: no metrics table artifact"
+            assert artifact_key(name, "metrics") in first["artifacts"], f"{name}: no metrics table artifact"
     logs = "\n".join(first["logs"])
     for name in stages:  # DVC's line and the stage's own log lines, not only an excerpt
         assert f"Running stage '{name}'" in logs

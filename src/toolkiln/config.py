@@ -24,7 +24,7 @@ from toolkiln.adapt.config import ADNTConfig
 from toolkiln.configbase import Section
 from toolkiln.dialogs.config import DialogsConfig, SplitConfig
 from toolkiln.evaluate.config import EvaluateConfig
-from toolkiln.itool.config import IToolConfig
+from toolkiln.itool.config import IToolConfig, RoundsConfig
 from toolkiln.llm.config import LLMConfig, LLMRuntime
 from toolkiln.policy.config import DifficultyConfig, PolicyConfig, SFTConfig
 from toolkiln.synth.config import SynthConfig
@@ -104,6 +104,7 @@ class Params(Section):
     sft: SFTConfig = SFTConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     itool: IToolConfig = IToolConfig()
+    rounds: RoundsConfig = RoundsConfig()
     adnt: ADNTConfig = ADNTConfig()
 
 

@@ -33,7 +33,6 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 # params.yaml roots no stage needs to list, and why
 EXEMPT_PARAMS: dict[str, str] = {
@@ -515,8 +514,10 @@ def check_stage(repo: Path, name: str, stage: dict, index: ModuleIndex | None = 
 
 
 def check_dvc_yaml(repo: str | Path = ".", dvc_yaml: str = "dvc.yaml") -> dict[str, StageCheck]:
+    from toolkiln.dvcfile import resolved_stages
+
     repo = Path(repo).resolve()
-    stages = yaml.safe_load((repo / dvc_yaml).read_text())["stages"]
+    stages = resolved_stages(repo, dvc_yaml)  # the round stages are foreach templates in the raw file
     index = ModuleIndex(repo)
     out = {}
     for name, st in stages.items():

@@ -82,7 +82,8 @@ def headline(stage: str, metrics: dict[str, float]) -> dict[str, float]:
         for key, value in metrics.items():
             km = re.fullmatch(key_pat, key)
             if km is not None:
-                groups = {**sm.groupdict(), **km.groupdict()}
+                # a round's stage is DVC's foreach name (eval_round@2); MLflow names allow no '@': round_2.acc
+                groups = {k: (v or "").replace("@", "_") for k, v in {**sm.groupdict(), **km.groupdict()}.items()}
                 out[re.sub(r"\\g<(\w+)>", lambda m, g=groups: g[m.group(1)], name)] = value
     return out
 

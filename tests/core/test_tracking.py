@@ -204,3 +204,12 @@ def test_store_lock_serialises_a_tracking_server_too():
     for t in threads:
         t.join()
     assert events[0][0] == events[1][0] and events[2][0] == events[3][0], events  # never both inside
+
+
+def test_a_rounds_headline_metrics_get_mlflow_safe_names():
+    from toolkiln.tracking import headline
+
+    # DVC names a round's evaluation eval_round@2 (foreach over rounds.chain); MLflow refuses '@' in metric names
+    got = headline("eval_round@2", {"synthetic.accuracy": 0.3, "synthetic.by_group.parallel.accuracy": 0.1})
+    assert got == {"round_2.acc": 0.3, "round_2.acc.parallel": 0.1}
+    assert headline("eval_warmup", {"synthetic.accuracy": 0.2}) == {"warmup.acc": 0.2}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from toolkiln.configbase import Section
 
@@ -159,11 +159,53 @@ class PreferenceConfig(Section):
 class IToolConfig(Section):
     """iTool's iterative reinforced fine-tuning: deficiencies -> MCTS pairs -> preference update, per round.
 
-    The rounds themselves are stage groups in ``dvc.yaml`` (``*_round_1`` ...), each reading the
-    previous round's checkpoint; every round uses this section, seeded by its round number.
+    The rounds themselves are ``foreach`` stage groups in ``dvc.yaml`` over ``rounds.chain``
+    (:class:`RoundsConfig`), each reading the previous round's checkpoint; every round uses this section,
+    seeded by its round number.
     """
 
     deficiency: DeficiencyConfig = DeficiencyConfig()
     mcts: MCTSConfig = MCTSConfig()
     pairs: PairsConfig = PairsConfig()
     preference: PreferenceConfig = PreferenceConfig()
+
+
+def round_chain(count: int) -> dict[str, str]:
+    """The ``rounds.chain`` of ``count`` rounds: round k (a quoted key) -> the checkpoint it starts from."""
+    return {str(k): "checkpoints/warmup" if k == 1 else f"checkpoints/round_{k - 1}" for k in range(1, count + 1)}
+
+
+class RoundsConfig(Section):
+    """How many preference rounds follow the warm-up (iTool §3.3: the loop is iterated), as DVC stages.
+
+    ``dvc.yaml`` runs the four round stages (``find_deficiencies_round``, ``mcts_pairs_round``,
+    ``preference_opt_round``, ``eval_round``) once per ``chain`` entry with DVC's ``foreach`` — stage
+    ``mcts_pairs_round@2`` reads ``chain["2"]`` = ``checkpoints/round_1`` — and the report stage depends on
+    round ``count``'s evaluation. DVC cannot count, so the chain is written out; it must be exactly the one
+    ``count`` implies (the error says what to write). Adding a round leaves the earlier rounds' stages
+    cached: their commands, deps and outputs do not change.
+    """
+
+    count: int = Field(1, ge=1, description="K: preference rounds after the warm-up, each followed by its evaluation.")
+    chain: dict[str, str] = Field(
+        default_factory=lambda: round_chain(1),
+        description="Round number (a quoted string: DVC's foreach silently drops integer keys) -> the checkpoint "
+        "the round starts from: round 1 the warm-up, round k round k-1's output. Exactly `count` entries.",
+    )
+
+    @field_validator("chain", mode="before")
+    @classmethod
+    def _quoted_keys(cls, v):
+        if isinstance(v, dict) and any(not isinstance(k, str) for k in v):
+            raise ValueError('quoted round numbers as keys ("1": ...): DVC\'s foreach silently skips integer keys')
+        return v
+
+    @model_validator(mode="after")
+    def _chain_matches_count(self) -> RoundsConfig:
+        want = round_chain(self.count)
+        if self.chain != want:
+            raise ValueError(
+                f"rounds.chain {self.chain!r} does not match rounds.count={self.count}; expected "
+                f"{want!r}: round 1 starts from the warm-up, round k from round k-1's checkpoint"
+            )
+        return self
