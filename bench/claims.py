@@ -140,6 +140,29 @@ class Setup:
     judge: Any = None
     timings: dict = field(default_factory=dict)
     memo: dict = field(default_factory=dict)  # seed-independent data shared by arms and seeds (the corrupted pool)
+    data: str = ""  # data_fingerprint() of train pool + test split: written into every run
+
+
+LEGACY_DATA = "legacy"  # runs written before fingerprints: the data of dvc.lock at commit 7e8aa5a (28,077 APIs)
+
+
+def data_fingerprint(train, test, pool) -> str:
+    """What an arm trains and is evaluated on, hashed: the pool dialogs (every column) and the test split's ids.
+
+    The data stages are seeded but not bit-reproducible across CPUs (the MiniLM near-duplicate filter runs in
+    bfloat16, whose kernels round differently with AMX, AVX512-BF16 or emulation, and a few pairs near the 0.95
+    threshold flip), so the same seed can mean other dialogs on another machine. Each run records this, and the
+    table flags a claim whose arms of one seed trained on different data: their comparison is not paired.
+    """
+    import hashlib
+
+    import polars as pl
+
+    h = hashlib.sha256()
+    rows = train.filter(pl.col("id").is_in(pool["id"].to_list())).sort("id")
+    h.update(json.dumps(rows.to_dicts(), sort_keys=True, default=str).encode())
+    h.update("\n".join(sorted(test["id"].to_list())).encode())
+    return h.hexdigest()[:12]
 
 
 # ------------------------------------------------------------------ data of the arms
@@ -310,7 +333,7 @@ def reference(setup: Setup, seed: int) -> tuple[Path, dict]:
         return ckpt, json.loads(path.read_text())
     rows = setup.train.filter(pl.col("id").is_in(setup.pool["id"].to_list()))
     ckpt, train = train_arm(setup, tag, rows, seed=seed)
-    result = {**train, **evaluate_arm(setup, ckpt)}
+    result = {**train, **evaluate_arm(setup, ckpt), "data": setup.data}
     _write(path, result)
     return ckpt, result
 
@@ -478,6 +501,13 @@ def aggregate(runs: dict[str, dict[str, dict[int, dict]]]) -> dict:
                 "mean": {m: v[0] for m, v in ms.items()},
                 "std": {m: v[1] for m, v in ms.items()},
             }
+        # which data each seed's arms trained on; a seed whose arms differ is not a paired comparison
+        data: dict[int, dict[str, list[str]]] = {}
+        for arm, seeds in arms.items():
+            for s_, r in seeds.items():
+                data.setdefault(s_, {}).setdefault(r.get("data", LEGACY_DATA), []).append(arm)
+        block["data"] = {str(s_): d for s_, d in sorted(data.items())}
+        block["mixed_data_seeds"] = [s_ for s_, d in sorted(data.items()) if len(d) > 1]
         words = []
         for better, other, metric in CLAIMS[claim]["comparisons"]:
             if better in arms and other in arms:
@@ -519,6 +549,19 @@ def markdown(result: dict) -> str:
         for arm, a in block["arms"].items():
             cells = [_cell(m, a["mean"][m], a["std"][m]) for m in TABLE_METRICS]
             lines.append(f"| {arm} | {len(a['seeds'])} | " + " | ".join(cells) + " |")
+        lines.append("")
+        data = block.get("data", {})
+        if len({d for per in data.values() for d in per}) > 1:
+            lines.append(
+                "Data (pool + test split fingerprint) per seed: "
+                + "; ".join(f"seed {s_}: " + ", ".join(per) for s_, per in data.items())
+            )
+        for s_ in block.get("mixed_data_seeds", []):
+            lines.append(
+                f"- **seed {s_}: arms trained on different data** "
+                + "; ".join(f"{d}: {', '.join(a)}" for d, a in data[str(s_)].items())
+                + " - not a paired comparison"
+            )
         lines.append("")
         for c in block["comparisons"]:
             margin = (
@@ -635,7 +678,7 @@ def run_claims(
     out.mkdir(parents=True, exist_ok=True)
     checkpoints.mkdir(parents=True, exist_ok=True)
     pool = type_buckets(difficulty, scale.n_train, params.seed)
-    setup = Setup(params, train, test, pool, scale, out, checkpoints, log)
+    setup = Setup(params, train, test, pool, scale, out, checkpoints, log, data=data_fingerprint(train, test, pool))
     if "verification" in claims and params.verify.model.enabled and not table_only:
         from toolkiln.verify.model import make_judge
 
@@ -669,7 +712,11 @@ def run_claims(
                 if not path.exists():
                     log(f"== {claim} / {arm} / seed {seed}")
                     t0 = time.perf_counter()
-                    result = {**run_arm(setup, claim, arm, seed), "seconds": round(time.perf_counter() - t0, 1)}
+                    result = {
+                        **run_arm(setup, claim, arm, seed),
+                        "seconds": round(time.perf_counter() - t0, 1),
+                        "data": setup.data,
+                    }
                     _write(path, result)
                     _track(setup, claim, arm, seed, result)
         table = write_table()  # after every seed: a partial table is already readable

@@ -51,6 +51,36 @@ def test_the_table_reads_every_seed_on_disk_not_only_the_seeds_run_now(tmp_path)
     assert table["seed_ids"] == [0, 1] and table["mean"]["overall"] == pytest.approx(0.3)
 
 
+def test_a_seed_whose_arms_trained_on_different_data_is_flagged(tmp_path):
+    runs = {
+        "curriculum": {
+            "easy_to_hard": {0: {"overall": 0.2}, 1: {"overall": 0.3, "data": "aaa"}},
+            "random": {0: {"overall": 0.1}, 1: {"overall": 0.2, "data": "bbb"}},
+        }
+    }
+    block = C.aggregate(runs)["claims"]["curriculum"]
+    assert block["mixed_data_seeds"] == [1]
+    assert block["data"]["0"] == {C.LEGACY_DATA: ["easy_to_hard", "random"]}
+    md = C.markdown(C.aggregate(runs))
+    assert "seed 1: arms trained on different data" in md and "not a paired comparison" in md
+    same = {"curriculum": {a: {0: {"overall": 0.1, "data": "aaa"}} for a in ("easy_to_hard", "random")}}
+    assert C.aggregate(same)["claims"]["curriculum"]["mixed_data_seeds"] == []
+    assert "different data" not in C.markdown(C.aggregate(same))
+
+
+def test_data_fingerprint_sees_the_pool_rows_and_the_test_ids():
+    d = pl.DataFrame({"id": ["a", "b", "c"], "type": ["single"] * 3, "text": ["x", "y", "z"]})
+    pool, test = d.head(2).select("id"), pl.DataFrame({"id": ["t1", "t2"]})
+    fp = C.data_fingerprint(d, test, pool)
+    assert fp == C.data_fingerprint(d.reverse(), test.reverse(), pool)  # row order does not matter
+    changed = d.with_columns(pl.when(pl.col("id") == "b").then(pl.lit("q")).otherwise(pl.col("text")).alias("text"))
+    assert C.data_fingerprint(changed, test, pool) != fp  # a pool dialog's content
+    assert C.data_fingerprint(d.with_columns(text=pl.lit("w")).head(2).vstack(d.tail(1)), test, pool) != fp
+    assert C.data_fingerprint(d, pl.DataFrame({"id": ["t1", "t3"]}), pool) != fp  # another test split
+    other = d.with_columns(pl.when(pl.col("id") == "c").then(pl.lit("q")).otherwise(pl.col("text")).alias("text"))
+    assert C.data_fingerprint(other, test, pool) == fp  # a dialog outside the pool
+
+
 def test_type_buckets_keep_the_type_mix_in_every_bucket():
     ids = [f"d{i}" for i in range(60)]
     diff = pl.DataFrame(
@@ -165,6 +195,9 @@ def test_quick_claims_run_every_arm_with_equal_steps_and_resume(tmp_path, monkey
     assert (tmp_path / "ckpt" / "round1_seed0" / "pairs_cool.parquet").exists()
     assert arms[("curriculum", "random")]["heldout_nll"] > 0
     assert "-> **inconclusive**" in (out / "claims.md").read_text()
+    # every run records the data it trained on; one data set here, so no seed is flagged
+    assert {r["data"] for r in arms.values()} == {C.data_fingerprint(train, test, C.type_buckets(difficulty, 30, 0))}
+    assert all(not saved["claims"][c]["mixed_data_seeds"] for c in C.CLAIMS)
 
     from mlflow.tracking import MlflowClient
 
