@@ -211,7 +211,12 @@ def checkpoint_tags(root: Path) -> list[str]:
     """Evaluated checkpoints (``reports/eval_<tag>/``) in reading order: scratch, base, warm-up, then the rest."""
     tags = [p.name.removeprefix("eval_") for p in root.glob("eval_*") if p.is_dir()]
     known = [t for t in CHECKPOINT_ORDER if t in tags]
-    return known + sorted(t for t in tags if t not in CHECKPOINT_ORDER)
+
+    def key(t: str) -> tuple:  # round_2 before round_10
+        head, _, num = t.rpartition("_")
+        return (head, int(num), "") if num.isdigit() else (t, -1, t)
+
+    return known + sorted((t for t in tags if t not in CHECKPOINT_ORDER), key=key)
 
 
 def _accuracy_rows(root: Path, tags: list[str]) -> tuple[list[str], list[list]]:

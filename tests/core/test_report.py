@@ -163,3 +163,9 @@ def test_stage_writes_the_page_and_logs_it_to_mlflow(tmp_path, repo_root):
     run = client.search_runs([exp.experiment_id], filter_string="tags.`toolkiln.stage` = 'report'")[0]
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["index.html"]
     assert run.data.metrics["figures"] == 7
+
+
+def test_rounds_come_after_the_warmup_in_numeric_order(tmp_path):
+    for tag in ("round_10", "warmup", "round_2", "lora", "round_1", "base"):
+        (tmp_path / f"eval_{tag}").mkdir()
+    assert checkpoint_tags(tmp_path) == ["base", "warmup", "lora", "round_1", "round_2", "round_10"]
