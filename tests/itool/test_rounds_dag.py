@@ -11,6 +11,7 @@ import yaml
 
 from flows.run import artifact_key
 from toolkiln.config import ParamsError, deep_merge, load_params, read_yaml_mapping
+from toolkiln.dagcheck import listed_deps
 from toolkiln.dvcfile import resolved_stages
 from toolkiln.itool.config import round_chain
 
@@ -27,10 +28,6 @@ def _resolve(tmp_path, repo_root, *profiles):
     return resolved_stages(tmp_path)
 
 
-def _deps(stage):
-    return [d if isinstance(d, str) else next(iter(d)) for d in stage.get("deps", [])]
-
-
 def _outs(stage):
     return [o if isinstance(o, str) else next(iter(o)) for o in stage.get("outs", [])]
 
@@ -38,10 +35,10 @@ def _outs(stage):
 def test_default_runs_one_round_from_the_warmup(tmp_path, repo_root):
     st = _resolve(tmp_path, repo_root)
     assert {n for n in st if "round" in n} == {f"{k}@1" for k in KINDS}
-    assert "checkpoints/warmup" in _deps(st["mcts_pairs_round@1"])
+    assert "checkpoints/warmup" in listed_deps(st["mcts_pairs_round@1"])
     assert "--checkpoint checkpoints/warmup" in st["preference_opt_round@1"]["cmd"]
     assert _outs(st["preference_opt_round@1"]) == ["checkpoints/round_1"]
-    assert "reports/eval_round_1/metrics.json" in _deps(st["report"])
+    assert "reports/eval_round_1/metrics.json" in listed_deps(st["report"])
 
 
 def test_two_round_profile_chains_round_2_on_round_1(tmp_path, repo_root):
@@ -52,13 +49,13 @@ def test_two_round_profile_chains_round_2_on_round_1(tmp_path, repo_root):
     assert {n for n in two if "round" in n} == {f"{k}@{r}" for k in KINDS for r in (1, 2)}
     # round 2 reads round 1's checkpoint and writes its own folders
     for kind in ("find_deficiencies_round", "mcts_pairs_round", "preference_opt_round"):
-        assert "checkpoints/round_1" in _deps(two[f"{kind}@2"]), kind
+        assert "checkpoints/round_1" in listed_deps(two[f"{kind}@2"]), kind
         assert "--round 2" in two[f"{kind}@2"]["cmd"]
     assert "data/round_2/pairs.parquet" in _outs(two["mcts_pairs_round@2"])
     assert _outs(two["preference_opt_round@2"]) == ["checkpoints/round_2"]
     assert "--stage eval_round@2" in two["eval_round@2"]["cmd"]
     # the report waits for the last round's evaluation
-    assert "reports/eval_round_2/metrics.json" in _deps(two["report"])
+    assert "reports/eval_round_2/metrics.json" in listed_deps(two["report"])
     # adding a round leaves round 1's stages exactly as they were, so DVC keeps them cached
     for kind in KINDS:
         assert two[f"{kind}@1"] == one[f"{kind}@1"], kind
