@@ -55,6 +55,12 @@ VARIANTS: dict[str, dict] = {
     # scored again): the default writes a tool-result summary where the dependent call is due
     "dependent_x3": {"difficulty": {"type_weights": {"dependent": 3.0}}},
     "all_layers": {"policy": {"train_layers": 0}},
+    # a data-scaling curve: a quarter and a half of the default's pool (nested: ``sft.max_samples`` keeps each
+    # bucket's share and draws prefixes of one seeded permutation), and a pool twice the default's (its own pool,
+    # scored again)
+    "sft_340": {"sft": {"max_samples": 340}},
+    "sft_680": {"sft": {"max_samples": 680}},
+    "pool_3000": {"difficulty": {"max_samples": 3000}},
     "two_epochs": {"sft": {"epochs": 2}},
     # decoding-only variants: the params variant's checkpoint, evaluated another way
     "rank_tools": {"evaluate": {"rank_tools": True}},

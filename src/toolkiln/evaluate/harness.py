@@ -309,7 +309,7 @@ class CallListEnd:
     def new_state(text: str = "") -> list:
         """One row's scan state (started, depth, quote, escape, done), already fed ``text`` (an answer's start)."""
         st: list = [None, 0, None, False, False]
-        CallListEnd._feed(st, text)
+        CallListEnd.feed(st, text)
         return st
 
     def __call__(self, input_ids, scores, **kwargs):
@@ -323,12 +323,12 @@ class CallListEnd:
         for r, tid in enumerate(new):
             st = self.state[r]
             if not st[4]:
-                self._feed(st, self.text[tid] if tid < len(self.text) else "")
+                self.feed(st, self.text[tid] if tid < len(self.text) else "")
             done.append(st[4])
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
     @staticmethod
-    def _feed(st: list, text: str) -> None:
+    def feed(st: list, text: str) -> None:
         for ch in text:
             if st[0] is None:
                 if ch.isspace():
@@ -817,7 +817,7 @@ class HFGenerator:
                     done[r] = True
                     return
                 if stops is not None:
-                    CallListEnd._feed(stops[r], self._stopper.text[t] if t < len(self._stopper.text) else "")
+                    CallListEnd.feed(stops[r], self._stopper.text[t] if t < len(self._stopper.text) else "")
                     if stops[r][4]:
                         done[r] = True
                         return

@@ -145,7 +145,7 @@ def split_fragments(text: str, min_chars: int = 2) -> list[str]:
     out = []
     while pieces:
         k = first_fragment(pieces, min_chars)
-        out.append("".join(p.text for p in pieces[:k]))
+        out.append(_joined(pieces[:k]))
         pieces = pieces[k:]
     return out
 
@@ -170,7 +170,7 @@ class Node:
 
     @property
     def text(self) -> str:
-        return "".join(p.text for p in self.pieces)
+        return _joined(self.pieces)
 
     @property
     def value(self) -> float:
@@ -187,7 +187,7 @@ class Node:
         return [p for n in self.path() for p in n.pieces]
 
     def prefix_text(self) -> str:
-        return "".join(p.text for p in self.prefix_pieces())
+        return _joined(self.prefix_pieces())
 
     def walk(self):
         yield self
@@ -253,10 +253,7 @@ def _expand_openings(
         if child is None:
             child = Node(list(forced[i]), 1, root, mean_logprob=mean[i])
             root.children.append(child)
-        text = openings[i] + "".join(p.text for p in rest)
-        r = reward(text, gold_calls)
-        _note_rollout(child, text, r)
-        _backup(child, r)
+        _score_rollout(child, openings[i] + _joined(rest), gold_calls, reward)
     return len(ranked)
 
 
@@ -307,7 +304,7 @@ def search_many(
                 _backup(node, node.best_reward)  # a finished answer: its score is known, nothing to sample
                 continue
             prefix = node.prefix_pieces()
-            base = "".join(p.text for p in prefix)
+            base = _joined(prefix)
             if node.depth >= cfg.depth:  # at the depth limit: one more rollout from the node
                 wanted.append((t, node, base, False))
                 requests.append((job.prompt, prefix, 1))
@@ -323,16 +320,12 @@ def search_many(
             gold = jobs[t].gold_calls
             if not expand:
                 (sample,) = samples
-                text = base + "".join(p.text for p in sample)
-                r = reward(text, gold)
-                rollouts[t] += 1
-                _note_rollout(node, text, r)
-                _backup(node, r)
+                rollouts[t] += _score_rollout(node, base + _joined(sample), gold, reward)
                 continue
             for sample in samples:
                 k = first_fragment(sample, cfg.min_fragment_chars)
                 frag, rest = list(sample[:k]), sample[k:]
-                ftext = "".join(p.text for p in frag)
+                ftext = _joined(frag)
                 child = next((ch for ch in node.children if ch.text == ftext), None)
                 if child is None:
                     lp = [p.logprob for p in frag]
@@ -340,11 +333,7 @@ def search_many(
                         frag, node.depth + 1, node, mean_logprob=sum(lp) / len(lp) if lp else 0.0, terminal=not rest
                     )
                     node.children.append(child)
-                text = base + "".join(p.text for p in sample)
-                r = reward(text, gold)
-                rollouts[t] += 1
-                _note_rollout(child, text, r)
-                _backup(child, r)
+                rollouts[t] += _score_rollout(child, base + _joined(sample), gold, reward)
             _set_priors(node.children)
     spent = policy.forward_passes - start
     return [SearchResult(root, n, spent) for root, n in zip(roots, rollouts)]
@@ -369,7 +358,7 @@ class ScriptedPolicy:
 
     def sample(self, prompt: str, prefix: Sequence[Piece], n: int) -> list[list[Piece]]:
         self.forward_passes += 1
-        done = "".join(p.text for p in prefix)
+        done = _joined(prefix)
         self.calls.append((prompt, done, n))
         options = [(a, p) for a, p in self.answers[prompt] if a.startswith(done)]
         if not options:
@@ -385,7 +374,7 @@ class ScriptedPolicy:
     def force(self, prompt: str, prefix: Sequence[Piece], texts: Sequence[str]) -> list[list[Piece]]:
         """Each text as character pieces; its log-prob is that of the answers it starts (a floor when none)."""
         self.forward_passes += 1
-        done = "".join(p.text for p in prefix)
+        done = _joined(prefix)
         out = []
         for t in texts:
             mass = sum(p for a, p in self.answers[prompt] if a.startswith(done + t))
@@ -549,7 +538,7 @@ class HFStepPolicy:
 
         from toolkiln.evaluate.harness import CallListEnd
 
-        feed = CallListEnd._feed
+        feed = CallListEnd.feed
         pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
         past = cache.get_seq_length() if cache is not None else 0
         inp, at = x[:, past:], pos[:, past:]
@@ -664,6 +653,14 @@ class HFStepPolicy:
         x = torch.tensor([ids] * n, device=self.device)
         self.stopper.state = [self._stop_state(_joined(prefix)) for _ in range(n)]
         return self._decode(x, torch.ones_like(x), kwargs)
+
+
+def _score_rollout(node: Node, text: str, gold: list[dict], reward: Callable[[str, list[dict]], float]) -> int:
+    """Score one finished rollout through ``node`` and back its reward up the tree; returns 1 (a rollout)."""
+    r = reward(text, gold)
+    _note_rollout(node, text, r)
+    _backup(node, r)
+    return 1
 
 
 def _joined(prefix: Sequence[Piece]) -> str:
