@@ -382,3 +382,12 @@ def test_outage_above_the_threshold_exits_nonzero():
         check_outage(Fake(), 0.04, "s")
     assert exc.value.code == 3 and "5 of 100 LLM requests failed" in str(exc.value)
     assert check_outage(None, 0.0, "s")["failure_rate"] == 0.0  # the simulator sends nothing
+
+
+def test_json_mode_is_sent_as_openai_response_format():
+    req = ChatRequest(messages=({"role": "user", "content": "JSON please"},), response_format="json_object")
+    assert req.payload()["response_format"] == {"type": "json_object"}
+    assert "response_format" not in ChatRequest(messages=req.messages).payload()
+    assert req.key() != ChatRequest(messages=req.messages).key()
+    with pytest.raises(ValueError, match="response_format"):
+        ChatRequest(messages=req.messages, response_format="json_schema")

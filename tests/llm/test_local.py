@@ -171,3 +171,63 @@ def test_cuda_device_path(model_dir):
     assert all(r.ok for r in gpu), [r.error for r in gpu]
     assert [r.texts for r in gpu[:-1]] == [r.texts for r in cpu]  # fp32 greedy agrees across devices
     assert len(gpu[-1].texts) == 2
+
+
+def test_json_mode_prefills_the_brace_and_batches_apart(model_dir, monkeypatch):
+    backend = TransformersBackend(model_dir, batch_size=4)
+    backend._load()
+    rows = []
+    real = backend._model.generate
+    monkeypatch.setattr(
+        backend._model, "generate", lambda **kw: rows.append((kw["input_ids"].shape[0], "stopping_criteria" in kw))
+        or real(**kw)
+    )
+    plain, js = backend.chat_many([_req("the tool", max_tokens=4), _req("the tool", max_tokens=4,
+                                                                         response_format="json_object")])
+    assert plain.ok and js.ok and plain.key != js.key
+    # one generate call per mode: JSON mode carries the stop rule, the plain request does not
+    assert sorted(rows) == [(1, False), (1, True)]
+    # the tiny vocabulary has no "}", so the object never closes: the reply is the prefilled "{" and what followed
+    assert js.texts[0].startswith("{") and not plain.texts[0].startswith("{")
+
+
+def test_json_reply_end_stops_each_row_at_its_closing_brace():
+    from toolkiln.llm.local import JSONReplyEnd
+
+    table = ["{", '"a"', ": ", "1", "}", '"}"', "}\n", "x"]
+    stop = JSONReplyEnd(table, rows=2, prefill="{")
+    ids = torch.zeros((2, 1), dtype=torch.long)
+    seq = [[1, 1], [2, 2], [3, 5], [4, 3], [7, 6]]  # row 0: {"a": 1}  row 1: {"a": "}"1}\n
+    done = []
+    for a, b in seq:
+        ids = torch.cat([ids, torch.tensor([[a], [b]])], dim=1)
+        done.append(stop(ids, None).tolist())
+    # row 0 closes at step 4 ("}"); a brace inside a string does not close row 1, its "}\n" at step 5 does
+    assert done == [[False, False], [False, False], [False, False], [True, False], [True, True]]
+
+
+def test_sampled_requests_batch_across_seeds_and_keep_their_samples(model_dir, monkeypatch):
+    backend = TransformersBackend(model_dir, batch_size=4)
+    backend._load()
+    rows = []
+    real = backend._model.generate
+    monkeypatch.setattr(backend._model, "generate", lambda **kw: rows.append(kw["input_ids"].shape[0]) or real(**kw))
+    reqs = [_req(p, temperature=1.0, n=2, seed=s, max_tokens=6) for p, s in zip(PROMPTS, (1, 2, 3, 4))]
+    together = backend.chat_many(reqs)
+    assert rows == [8]  # four seeds, n = 2: one generate call of 8 rows
+    alone = [backend.chat_many([r])[0] for r in reqs]
+    # each request's samples depend on its seed only, not on the batch it shared
+    assert [r.texts for r in together] == [r.texts for r in alone]
+    assert all(r.texts[0] != r.texts[1] for r in together)  # the n samples of a request differ
+
+
+def test_gumbel_sampler_draws_from_the_softmax():
+    from toolkiln.llm.local import GumbelSampler
+
+    logits = torch.log(torch.tensor([[0.7, 0.2, 0.1]]))
+    sampler = GumbelSampler([0], temperature=1.0)
+    picks = [int(sampler(None, logits.clone()).argmax()) for _ in range(4000)]
+    freq = [picks.count(k) / len(picks) for k in range(3)]
+    assert abs(freq[0] - 0.7) < 0.03 and abs(freq[1] - 0.2) < 0.03 and abs(freq[2] - 0.1) < 0.03
+    with pytest.raises(ValueError, match="temperature"):
+        GumbelSampler([0], temperature=0.0)

@@ -72,3 +72,16 @@ def test_many_braces_stay_bounded():
 def test_a_broken_value_is_refused_not_replaced_by_an_object_nested_in_it(text):
     obj, err = extract_json(text, expect="object")
     assert obj is None and "invalid JSON starting at char" in err, obj
+
+
+def test_bracket_scanner_is_incremental_and_json_prefix_cuts_after_the_close():
+    from toolkiln.llm.parse import BracketScanner, json_prefix
+
+    text = '{"a": "}{", "b": [1, {"c": "\\""}]} trailing'
+    whole = BracketScanner().feed(text)
+    assert text[:whole] == '{"a": "}{", "b": [1, {"c": "\\""}]}'
+    sc = BracketScanner()
+    ends = [sc.feed(ch) for ch in text]
+    assert ends.index(1) == whole - 1 and sc.closed and sc.feed("}") == 0
+    assert json_prefix('{"x": 1}}\n') == '{"x": 1}'
+    assert json_prefix("{unclosed") == "{unclosed" and json_prefix("no json") == "no json"

@@ -243,3 +243,28 @@ def test_candidate_shards_split_domains_and_quota_and_one_shard_is_the_unsharded
     one, _, _ = generate_candidate_shards(tiny_tree, small_cfg(shards=1), SimulatorSynthesizer(), 3, 100, progress=False)
     ref, _, _ = generate_candidates(tiny_tree, small_cfg(), SimulatorSynthesizer(), 3, 100, progress=False)
     assert one == ref
+
+
+def test_simulator_seeds_cost_no_requests_and_show_an_example(tiny_tree):
+    """seed_source: simulator fills the example buffer without asking the LLM; JSON mode goes on the wire."""
+    from toolkiln.llm.http import OpenAIBackend
+    from toolkiln.testing.chatserver import ChatTestServer
+
+    bodies = []
+
+    def responder(body):
+        bodies.append(body)
+        return "{}"  # every candidate is a recorded rejection; what matters here is what was asked
+
+    for source, extra in (("synthesizer", 2 * len(tiny_tree.domains)), ("simulator", 0)):
+        bodies.clear()
+        cfg = small_cfg().model_copy(update={"n_apis": 6, "oversample": 1.0, "seed_examples": 2,
+                                             "seed_source": source})
+        with ChatTestServer(responder=responder) as srv:
+            backend = OpenAIBackend(base_url=srv.base_url, model="m", api_key_env="TOOLKILN_TEST_KEY",
+                                    concurrency=2, timeout_s=5, max_retries=0, cache_dir=None)
+            res = synthesize_pool(tiny_tree, cfg, LLMSynthesizer(backend, model="m"), seed=0, progress=False)
+        assert len(bodies) == 6 + extra and res.rejects.height == 6
+        assert all(b["response_format"] == {"type": "json_object"} for b in bodies)
+        if source == "simulator":  # every request shows a well-formed API of its domain as the example
+            assert all("as an example of the expected style" in b["messages"][-1]["content"] for b in bodies)

@@ -5,6 +5,9 @@ model through the :class:`~toolkiln.llm.base.ChatBackend` protocol. Each agent
 asks for one JSON object and checks what comes back; anything unusable becomes
 a rejection with its reason (never an exception, never a silent drop):
 
+Every request that expects an object asks for it in JSON mode (``response_format``: OpenAI's
+``json_object``; a local model's reply is started with ``{`` and cut at its closing brace).
+
 * **user** — told the task(s) and the values to say (and which to leave out for
   a clarification); replies ``{"utterance": ...}``. Rejected when a value it had
   to give is not in the text (checked with the verifier's grounding rules, so a
@@ -87,12 +90,14 @@ class _LLMBase:
         self.temperature = temperature
         self.max_tokens = max_tokens
 
-    def _req(self, st, system: str, payload: dict, tag: str, n: int = 1, temperature: float | None = None) -> ChatRequest:
+    def _req(self, st, system: str, payload: dict, tag: str, n: int = 1, temperature: float | None = None,
+             json_object: bool = True) -> ChatRequest:
         return ChatRequest(messages=({"role": "system", "content": system},
                                      {"role": "user", "content": json.dumps(payload, ensure_ascii=False, default=str)}),
                            model=self.model, temperature=self.temperature if temperature is None else temperature,
                            max_tokens=self.max_tokens, n=n, seed=(st.plan.seed + 7919 * st.pos) % (2 ** 31),
-                           tag=f"{tag}:slot{st.slot}:a{st.plan.attempt}:p{st.pos}")
+                           tag=f"{tag}:slot{st.slot}:a{st.plan.attempt}:p{st.pos}",
+                           response_format="json_object" if json_object else None)
 
 
 class LLMUser(_LLMBase):
@@ -244,7 +249,11 @@ class LLMTool(_LLMBase):
             doc = {"name": call["name"], "description": api.api.get("description", "") if api else "",
                    "returns": api.api.get("returns", {}) if api else {}}
             must = {path: v for path, v in st.links_for(ph, i)}
-            reqs.append(self._req(st, TOOL_SYSTEM, {"api": doc, "call": call, "must_include": must}, f"tool{i}"))
+            # JSON mode only where the result must be an object: a scalar or array result stays free text
+            returns = doc["returns"] if isinstance(doc["returns"], dict) else {}
+            obj = returns.get("type", "object") == "object"
+            reqs.append(self._req(st, TOOL_SYSTEM, {"api": doc, "call": call, "must_include": must}, f"tool{i}",
+                                  json_object=obj))
         return reqs
 
     def respond(self, st, ph, results: Sequence[ChatResult]) -> Outcome:

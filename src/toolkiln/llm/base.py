@@ -15,6 +15,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, Sequence
 
 
+RESPONSE_FORMATS = (None, "json_object")
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     messages: tuple[dict, ...]  # OpenAI chat messages: {"role": ..., "content": ...}
@@ -24,6 +27,15 @@ class ChatRequest:
     n: int = 1
     seed: int | None = None
     tag: str = ""  # free-form label (agent name, sample id) kept for tracing; not part of the cache key
+    # "json_object": the reply must be one JSON object (OpenAI's JSON mode, sent as
+    # ``response_format: {"type": "json_object"}``); a local backend starts the reply with "{" and stops at
+    # the brace that closes it. None: free text.
+    response_format: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.response_format not in RESPONSE_FORMATS:
+            raise ValueError(f"ChatRequest.response_format: got {self.response_format!r}; expected one of "
+                             f"{RESPONSE_FORMATS}")
 
     def payload(self) -> dict[str, Any]:
         """The JSON body sent to a chat-completions endpoint."""
@@ -33,6 +45,8 @@ class ChatRequest:
             body["max_tokens"] = self.max_tokens
         if self.seed is not None:
             body["seed"] = self.seed
+        if self.response_format is not None:
+            body["response_format"] = {"type": self.response_format}
         return body
 
     def key(self) -> str:

@@ -6,8 +6,12 @@ small open model play the ToolACE agents (arXiv 2409.00920 §2). Nothing is ever
 downloaded (``local_files_only=True``). Messages are rendered with the
 tokenizer's chat template, or a plain role-tagged fallback when it has none.
 Prompts are generated in left-padded batches: greedy when ``temperature == 0``,
-otherwise sampled under the request's seed, ``n`` samples per request. Answers
-go through the same on-disk cache and trace as the HTTP backend.
+otherwise sampled under the request's seed, ``n`` samples per request. A request
+in JSON mode (``response_format="json_object"``, what every agent asks for) gets
+its reply started with ``{`` and each row stops at the brace that closes it: a
+small model then writes the object instead of prose or code around it, and no
+tokens are spent after it. Answers go through the same on-disk cache and trace
+as the HTTP backend.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from tqdm.auto import tqdm
 
 from toolkiln.llm.base import ChatRequest, ChatResult
 from toolkiln.llm.cache import ResponseCache, TraceWriter
+from toolkiln.llm.parse import BracketScanner, json_prefix
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,7 @@ class TransformersBackend:
         self.trace = TraceWriter(trace_path, append=trace_append) if trace_path is not None else None
         self._model: Any = None
         self._tok: Any = None
+        self._texts: list[str] | None = None  # token id -> text, for the JSON-mode stop rule
 
     def __repr__(self) -> str:
         return f"TransformersBackend(model_path={self.model_name!r}, device={self.device!r}, batch_size={self.batch_size})"
@@ -116,7 +122,8 @@ class TransformersBackend:
         rendered: dict[int, tuple[str, bool]] = {}
         fits: list[int] = []
         for i in todo:
-            rendered[i] = self.render(effective[i].messages)
+            text, add_special = self.render(effective[i].messages)
+            rendered[i] = (text + _prefill(effective[i]), add_special)
             reason = self._context_problem(rendered[i], effective[i])
             if reason is None:
                 fits.append(i)
@@ -147,17 +154,19 @@ class TransformersBackend:
     def _batches(self, todo: list[int], reqs: list[ChatRequest]) -> list[list[int]]:
         """Group requests that can share one ``generate`` call, then cut groups to ``batch_size``.
 
-        Greedy requests share a call whatever their seed; sampled ones share it only
-        with the same temperature, seed and n, since the seed governs the whole call.
+        Greedy requests share a call whatever their seed; sampled ones share it with the
+        same temperature and n, whatever their seeds (each row samples from its own
+        generator: :class:`GumbelSampler`). A JSON-mode call stops rows at their closing
+        brace, so it holds JSON-mode requests only.
         """
         groups: dict[tuple, list[int]] = {}
         for i in todo:
             r = reqs[i]
             max_new = r.max_tokens or self.max_new_tokens
             if r.temperature == 0:
-                gkey: tuple = ("greedy", max_new)
+                gkey: tuple = ("greedy", max_new, r.response_format)
             else:
-                gkey = ("sample", max_new, r.temperature, r.seed, r.n)
+                gkey = ("sample", max_new, r.temperature, r.n, r.response_format)
             groups.setdefault(gkey, []).append(i)
         # Neighbours of similar prompt size waste less padding; message length is a cheap proxy.
         out = []
@@ -198,7 +207,7 @@ class TransformersBackend:
     def _generate_texts(self, effs: list[ChatRequest],
                         rendered: list[tuple[str, bool]]) -> tuple[list[list[str]], list[dict]]:
         import torch
-        from transformers import GenerationConfig
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
         tok, model = self._tok, self._model
         add_special = rendered[0][1]
@@ -208,29 +217,36 @@ class TransformersBackend:
         greedy = first.temperature == 0
         gen_n = 1 if greedy else first.n  # greedy samples are identical: decode once, copy
         eos = tok.eos_token_id if tok.eos_token_id is not None else model.generation_config.eos_token_id
-        gc = GenerationConfig(max_new_tokens=first.max_tokens or self.max_new_tokens, do_sample=not greedy,
-                              temperature=None if greedy else first.temperature, top_p=None, top_k=None,
-                              num_return_sequences=gen_n, pad_token_id=tok.pad_token_id, eos_token_id=eos)
+        gen_kwargs: dict[str, Any] = {}
+        if gen_n > 1:  # each request's n samples are n rows of one batch
+            enc = {k: v.repeat_interleave(gen_n, dim=0) for k, v in enc.items()}
+        if not greedy:
+            # Sampling as greedy decoding of Gumbel-perturbed logits, each row with its own generator seeded by
+            # its request's seed and sample index: a request's samples do not depend on the batch it shares
+            # (so requests with different seeds batch together) and the global RNG is never touched.
+            seeds = [_row_seed(e.seed if e.seed is not None else self.default_seed, j)
+                     for e in effs for j in range(gen_n)]
+            gen_kwargs["logits_processor"] = LogitsProcessorList([GumbelSampler(seeds, first.temperature, self.device)])
+        gc = GenerationConfig(max_new_tokens=first.max_tokens or self.max_new_tokens, do_sample=False,
+                              temperature=None, top_p=None, top_k=None, pad_token_id=tok.pad_token_id,
+                              eos_token_id=eos)
+        prefill = _prefill(first)
+        if prefill:
+            stop = JSONReplyEnd(self._token_texts(), enc["input_ids"].shape[0], prefill)
+            gen_kwargs["stopping_criteria"] = StoppingCriteriaList([stop])
         with torch.no_grad():
-            if greedy:
-                out = model.generate(**enc, generation_config=gc)
-            else:
-                seed = first.seed if first.seed is not None else self.default_seed
-                devices = [torch.device(self.device)] if torch.device(self.device).type == "cuda" else []
-                # fork_rng: seeding must not disturb the caller's global RNG stream.
-                with torch.random.fork_rng(devices=devices):
-                    torch.manual_seed(seed)
-                    out = model.generate(**enc, generation_config=gc)
+            out = model.generate(**enc, generation_config=gc, **gen_kwargs)
         prompt_len = enc["input_ids"].shape[1]
         new = out[:, prompt_len:]  # left padding: every prompt ends at prompt_len
         decoded = tok.batch_decode(new, skip_special_tokens=True)
         eos_ids = set([eos] if isinstance(eos, int) else (eos or []))
         texts: list[list[str]] = []
         usages: list[dict] = []
-        prompt_tokens = enc["attention_mask"].sum(dim=1).tolist()
+        prompt_tokens = enc["attention_mask"][::gen_n].sum(dim=1).tolist()
         for b in range(len(effs)):
             rows = range(b * gen_n, (b + 1) * gen_n)
-            seqs = [decoded[j].strip() for j in rows]
+            # JSON mode: the reply is the prefilled "{" and what follows, cut at the brace that closes it
+            seqs = [json_prefix(prefill + decoded[j]).strip() if prefill else decoded[j].strip() for j in rows]
             completion = sum(_generated_length(new[j].tolist(), eos_ids, tok.pad_token_id) for j in rows)
             if greedy and effs[b].n > 1:  # greedy batches mix values of n
                 seqs = seqs * effs[b].n
@@ -239,6 +255,13 @@ class TransformersBackend:
             usages.append({"prompt_tokens": int(prompt_tokens[b]), "completion_tokens": int(completion),
                            "total_tokens": int(prompt_tokens[b] + completion)})
         return texts, usages
+
+    def _token_texts(self) -> list[str]:
+        if self._texts is None:
+            from toolkiln.evaluate.harness import token_texts
+
+            self._texts = token_texts(self._tok)
+        return self._texts
 
     def _trace(self, req: ChatRequest, eff: ChatRequest, result: ChatResult, response: Any) -> None:
         if self.trace is None:
@@ -253,6 +276,62 @@ class TransformersBackend:
             self.trace.write(row)
         except OSError as exc:
             log.warning("could not append to LLM trace %s: %s", self.trace.path, exc)
+
+
+def _row_seed(seed: int, sample: int) -> int:
+    """The generator seed of a request's ``sample``-th sample (sample 0 uses the request's seed itself)."""
+    return (seed + 1_000_003 * sample) % (2**63 - 1)
+
+
+class GumbelSampler:
+    """A logits processor that turns greedy decoding into sampling at ``temperature``: the argmax of
+    ``logits / T + Gumbel noise`` is a draw from ``softmax(logits / T)`` (the Gumbel-max trick). The noise of
+    row ``r`` comes from a generator seeded with ``seeds[r]``, one draw of the vocabulary per step, so a row's
+    sample depends on its seed and its own tokens only."""
+
+    def __init__(self, seeds: list[int], temperature: float, device: str = "cpu") -> None:
+        import torch
+
+        if temperature <= 0:
+            raise ValueError(f"GumbelSampler.temperature: got {temperature}; expected > 0 (0 is greedy decoding)")
+        self.temperature = temperature
+        self.gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        scores = scores.float() / self.temperature
+        tiny = torch.finfo(scores.dtype).tiny
+        noise = torch.stack([torch.rand(scores.shape[1], generator=g, device=scores.device) for g in self.gens])
+        return scores - torch.log(-torch.log(noise.clamp_min(tiny)))
+
+
+def _prefill(req: ChatRequest) -> str:
+    """What the reply is started with: ``{`` in JSON mode (the model continues an object), else nothing."""
+    return "{" if req.response_format == "json_object" else ""
+
+
+class JSONReplyEnd:
+    """Per-row stopping criterion for JSON mode: a row is done once its reply (prefill included) has closed its
+    first object, strings respected (:class:`toolkiln.llm.parse.BracketScanner`)."""
+
+    def __init__(self, token_texts: list[str], rows: int, prefill: str) -> None:
+        self.text = token_texts
+        self.scan = [BracketScanner() for _ in range(rows)]
+        for sc in self.scan:
+            sc.feed(prefill)
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        # transformers calls a stopping criterion after each new token, never on the prompt alone
+        done = []
+        for r, tid in enumerate(input_ids[:, -1].tolist()):
+            sc = self.scan[r]
+            if not sc.closed:
+                sc.feed(self.text[tid] if tid < len(self.text) else "")
+            done.append(sc.closed)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 def _generated_length(ids: list[int], eos_ids: set[int], pad_id: int | None) -> int:

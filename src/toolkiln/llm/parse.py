@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any, Literal
 
-__all__ = ["extract_json"]
+__all__ = ["BracketScanner", "extract_json", "json_prefix"]
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\r?\n(.*?)```", re.DOTALL)
 _DECODER = json.JSONDecoder()
@@ -32,27 +32,43 @@ def _wanted(obj: Any, expect: Expect) -> bool:
     return isinstance(obj, (dict, list))
 
 
+class BracketScanner:
+    """Incremental bracket depth of JSON text, strings respected: :meth:`feed` returns the index just past the
+    bracket that closes the first one opened, or None while it is still open. The same scan serves
+    :func:`extract_json` (a whole reply) and a local backend's stop rule (one token's text at a time)."""
+
+    __slots__ = ("depth", "in_str", "esc", "closed")
+
+    def __init__(self) -> None:
+        self.depth, self.in_str, self.esc, self.closed = 0, False, False, False
+
+    def feed(self, text: str) -> int | None:
+        if self.closed:
+            return 0
+        for k, ch in enumerate(text):
+            if self.in_str:
+                if self.esc:
+                    self.esc = False
+                elif ch == "\\":
+                    self.esc = True
+                elif ch == '"':
+                    self.in_str = False
+            elif ch == '"':
+                self.in_str = True
+            elif ch in "{[":
+                self.depth += 1
+            elif ch in "}]":
+                self.depth -= 1
+                if self.depth <= 0:
+                    self.closed = True
+                    return k + 1
+        return None
+
+
 def _span_end(text: str, i: int) -> int | None:
     """Index just past the bracket that closes ``text[i]`` (JSON strings respected), or None if it never closes."""
-    depth, in_str, esc = 0, False, False
-    for k in range(i, len(text)):
-        ch = text[k]
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch in "{[":
-            depth += 1
-        elif ch in "}]":
-            depth -= 1
-            if depth == 0:
-                return k + 1
-    return None
+    end = BracketScanner().feed(text[i:])
+    return None if end is None else i + end
 
 
 def _scan(text: str, expect: Expect) -> tuple[Any, str | None, bool]:
@@ -127,3 +143,13 @@ def extract_json(text: str | None, *, expect: Expect = "any") -> tuple[Any | Non
     what = {"any": "JSON object or array", "object": "JSON object", "array": "JSON array"}[expect]
     snippet = text.strip()[:60]
     return None, f"no {what} found in text starting {snippet!r}"
+
+
+def json_prefix(text: str) -> str:
+    """``text`` up to the bracket that closes its first JSON object or array (all of it when none closes): what a
+    stop rule keeps when the closing bracket came inside a longer token (``"}\\n"``, ``"}}"``)."""
+    start = next((i for i, ch in enumerate(text) if ch in "{["), None)
+    if start is None:
+        return text
+    end = _span_end(text, start)
+    return text if end is None else text[:end]

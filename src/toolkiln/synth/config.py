@@ -75,6 +75,12 @@ class SynthConfig(Section):
     )
     buffer_size: int = Field(256, ge=1, description="Example buffer capacity (per domain) for evolution.")
     seed_examples: int = Field(4, ge=0, description="Seed APIs put into each domain's buffer before synthesis.")
+    seed_source: Literal["synthesizer", "simulator"] = Field(
+        "synthesizer",
+        description="Who writes the seed APIs: the synthesiser itself (with an LLM: seed_examples requests per "
+        "domain) or the programmatic simulator (no requests; ToolACE seeds its buffer with real APIs, and a "
+        "small model imitates a well-formed example far better than it follows a format description).",
+    )
     batch_size: int = Field(
         512, ge=1, description="APIs per synthesiser call (LLM requests are sent concurrently per batch)."
     )

@@ -24,7 +24,7 @@ from toolkiln.synth.config import SynthConfig
 from toolkiln.synth.dedup import (api_text, api_tokens, embedding_pairs, greedy_keep,
                                   minhash_pairs)
 from toolkiln.synth.evolve import ExampleBuffer, sample_spec
-from toolkiln.synth.synthesizer import APISynthesizer
+from toolkiln.synth.synthesizer import APISynthesizer, SimulatorSynthesizer
 from toolkiln.synth.tree import ContextTree
 from toolkiln.synth.validate import api_checks_frame
 
@@ -72,7 +72,8 @@ def generate_candidates(tree: ContextTree, cfg: SynthConfig, synth: APISynthesiz
     timings = {"generate_s": 0.0}
     # Seed the buffer so the first APIs of each domain already have an example (ToolACE seeds it with real APIs).
     seeds = [sample_spec(tree, cfg, rng, -1 - i, None) for i in range(cfg.seed_examples * len(tree.domains))]
-    for out in synth.realise(seeds):
+    seeder: APISynthesizer = SimulatorSynthesizer() if cfg.seed_source == "simulator" else synth
+    for out in seeder.realise(seeds):
         if out.api is not None:
             buffer.add(out.spec.domain, out.api)
     bar = tqdm(total=n, desc=f"synthesize_apis ({synth.name})", unit="api", disable=not progress, mininterval=2)
@@ -133,7 +134,6 @@ def generate_candidate_shards(tree: ContextTree, cfg: SynthConfig, synth: APISyn
     synthesiser's); an LLM synthesiser runs its shards here, one after another (its backend holds open
     connections and already sends a batch's requests concurrently). Validation and dedup stay global."""
     from toolkiln.scaleout import map_shards
-    from toolkiln.synth.synthesizer import SimulatorSynthesizer
 
     simulator = isinstance(synth, SimulatorSynthesizer)
     plan = candidate_shards(tree, cfg.shards, n, seed)
@@ -363,7 +363,7 @@ def run_synthesis(tree_dir, cfg: SynthConfig, llm_cfg, *, seed: int, suite, data
     above that share of requests raises :class:`toolkiln.llm.EndpointOutage` after synthesis.
     ``shards_runtime``: the whole ``runtime:`` section, where the candidate shards run (same output)."""
     from toolkiln.llm import check_outage, make_backend
-    from toolkiln.synth.synthesizer import LLMSynthesizer, SimulatorSynthesizer
+    from toolkiln.synth.synthesizer import LLMSynthesizer
     from toolkiln.synth.tree import load_tree
     from toolkiln.synth.validate import validate_pool_frames
 

@@ -262,7 +262,8 @@ class LLMSynthesizer:
         from toolkiln.llm.parse import extract_json
 
         reqs = [ChatRequest(messages=tuple(build_prompt(s)), model=self.model, temperature=self.temperature,
-                            max_tokens=self.max_tokens, seed=s.seed, tag=f"api:{s.uid}") for s in specs]
+                            max_tokens=self.max_tokens, seed=s.seed, tag=f"api:{s.uid}",
+                            response_format="json_object") for s in specs]
         results = self.backend.chat_many(reqs, desc="synthesize_apis (llm)")
         out = []
         for spec, req, res in zip(specs, reqs, results):

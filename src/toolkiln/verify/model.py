@@ -413,7 +413,8 @@ class LLMJudge:
         body = render_dialog(d)
         return {s: ChatRequest(messages=({"role": "system", "content": JUDGE_SYSTEM},
                                          {"role": "user", "content": f"{body}\n\n{q}"}),
-                               model=self.model, temperature=0.0, max_tokens=self.max_tokens, tag=f"judge:{s}:{d.id}")
+                               model=self.model, temperature=0.0, max_tokens=self.max_tokens, tag=f"judge:{s}:{d.id}",
+                               response_format="json_object")
                 for s, q in QUESTIONS.items()}
 
     def judge(self, dialogs: Sequence[DialogView]) -> list[dict[str, Verdict]]:

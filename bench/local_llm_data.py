@@ -1,0 +1,311 @@
+"""The package-shipped base model as every LLM-prompted agent: synthesize_apis -> generate_dialogs -> verify
+(ToolACE §3.1-3.3 with a local model instead of the simulator).
+
+Runs the three real stage scripts, through the real prompts, on ``params.yaml`` merged with
+``profiles/local-llm.yaml`` (``llm.backend: transformers`` on ``checkpoints/base``, a small scale), into a
+scratch folder: nothing under ``data/`` or ``reports/`` is touched, and MLflow tracking is off. The API
+context tree is cut to ``--domains`` domains (seeded choice) so that a few dozen APIs share domains, as
+the dialog stage's same-domain distractors need. Every agent asks in JSON mode (the local backend starts
+the reply with ``{`` and stops at its closing brace).
+
+Reports, per layer, what passed and the top rejection reasons: API synthesis (valid APIs of the candidates
+asked for), dialog generation (kept dialogs of the attempts), the rule layer and the model layer (pass
+rates next to ToolACE's 67.9 / 91.1 / 61.8 and the simulator's, read from the committed
+``reports/verify/metrics.json``), the requests each stage made and the yield per request, seconds per stage.
+Answers are cached under the scratch folder, so a rerun resumes (``--fresh`` starts over).
+
+    python bench/local_llm_data.py [--domains 3] [--threads 2] [--fresh]
+
+Writes ``bench/results/local_llm_data.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import record, table  # noqa: E402
+
+TOOLACE = {"rules": 0.679, "model": 0.911, "final": 0.618}  # ToolACE Table 1: pass rates of its LLM-made data
+
+
+def stage_commands(d: Path, params: Path) -> dict[str, list[str]]:
+    """The three stages' commands (dvc.yaml's, with every output under the scratch folder ``d``)."""
+    py = sys.executable
+    return {
+        "synthesize_apis": [
+            py,
+            "stages/synthesize_apis.py",
+            "--params",
+            str(params),
+            "--tree",
+            str(d / "tree"),
+            "--suite",
+            "expectations/api_pool.json",
+            "--pool",
+            str(d / "api_pool.parquet"),
+            "--rejects",
+            str(d / "api_rejects.parquet"),
+            "--embeddings",
+            str(d / "api_embeddings.parquet"),
+            "--trace",
+            str(d / "api_llm_trace.jsonl"),
+            "--metrics",
+            str(d / "synthesize_apis.json"),
+            "--plot",
+            str(d / "diversity.png"),
+            "--data-docs",
+            str(d / "api_docs"),
+        ],
+        "generate_dialogs": [
+            py,
+            "stages/generate_dialogs.py",
+            "--params",
+            str(params),
+            "--pool",
+            str(d / "api_pool.parquet"),
+            "--dialogs",
+            str(d / "dialogs.parquet"),
+            "--rejects",
+            str(d / "dialog_rejects.parquet"),
+            "--trace",
+            str(d / "dialogs_llm_trace.jsonl"),
+            "--metrics",
+            str(d / "generate_dialogs.json"),
+            "--types-plot",
+            str(d / "types.csv"),
+            "--plot",
+            str(d / "dialogs.png"),
+        ],
+        "verify": [
+            py,
+            "stages/verify.py",
+            "--params",
+            str(params),
+            "--dialogs",
+            str(d / "dialogs.parquet"),
+            "--apis",
+            str(d / "api_pool.parquet"),
+            "--api-embeddings",
+            str(d / "api_embeddings.parquet"),
+            "--static-encoder",
+            "checkpoints/static_encoder",
+            "--expectations",
+            "expectations",
+            "--verified",
+            str(d / "verified.parquet"),
+            "--rejects",
+            str(d / "verify_rejects.parquet"),
+            "--trace",
+            str(d / "verify_llm_trace.jsonl"),
+            "--metrics",
+            str(d / "verify.json"),
+            "--injection",
+            str(d / "injection.json"),
+            "--gx-results",
+            str(d / "gx_results.json"),
+            "--checks-plot",
+            str(d / "checks.csv"),
+            "--plot",
+            str(d / "pass_rates.png"),
+            "--recall-plot",
+            str(d / "recall.png"),
+            "--data-docs",
+            str(d / "verify_docs"),
+        ],
+    }
+
+
+def trace_counts(path: Path) -> dict:
+    """Requests in a stage's LLM trace: generated, answered from the cache, failed; completion tokens."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    tokens = sum(
+        (r.get("response") or {}).get("usage", {}).get("completion_tokens", 0) for r in rows if not r.get("cached")
+    )
+    return {
+        "requests": len(rows),
+        "cached": sum(bool(r.get("cached")) for r in rows),
+        "failed": sum("error" in r for r in rows),
+        "completion_tokens": tokens,
+    }
+
+
+def top_reasons(path: Path, k: int = 5) -> list[tuple[str, int]]:
+    """The ``k`` most frequent rejection reasons of a rejects table (a reason's variable tail cut at ':' / '(')."""
+    import polars as pl
+
+    if not path.exists():
+        return []
+    df = pl.read_parquet(path)
+    col = "reasons" if "reasons" in df.columns else "reason" if "reason" in df.columns else None
+    if col is None or df.is_empty():
+        return []
+    counts: Counter = Counter()
+    for v in df[col].to_list():
+        for reason in v if isinstance(v, list) else [v]:
+            counts[_head(str(reason))] += 1
+    return counts.most_common(k)
+
+
+def _head(reason: str) -> str:
+    """A reason without its per-row detail: 'unparsable: invalid JSON at char 12' -> 'unparsable: invalid JSON'."""
+    for sep in (" (", " at char", ": got", " starting"):
+        if sep in reason:
+            reason = reason[: reason.index(sep)]
+    return reason[:90]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--profile", default="profiles/local-llm.yaml")
+    ap.add_argument("--domains", type=int, default=3, help="domains of the API context tree used (seeded choice)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--scratch", default="checkpoints/local_llm_data", help="outputs, traces and the LLM cache")
+    ap.add_argument("--fresh", action="store_true", help="drop the scratch folder (and its LLM cache) first")
+    ap.add_argument("--out", default="local_llm_data")
+    args = ap.parse_args(argv)
+
+    from toolkiln.config import Params, deep_merge, read_yaml_mapping
+
+    d = (ROOT / args.scratch).resolve()
+    if args.fresh and d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True, exist_ok=True)
+    merged = deep_merge(read_yaml_mapping(ROOT / args.params), read_yaml_mapping(ROOT / args.profile))
+    merged = deep_merge(
+        merged, {"seed": args.seed, "tracking": {"enabled": False}, "runtime": {"llm": {"cache_dir": str(d / "cache")}}}
+    )
+    params = Params.model_validate(merged)  # fails fast, naming the key, before any model is loaded
+    import yaml
+
+    (d / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
+    tree = ROOT / "data" / "api_context_tree"
+    files = sorted(tree.glob("*.yaml"))
+    if not files:
+        raise SystemExit(f"{tree} has no domain files: run `dvc repro build_tree` (or `make run`) first")
+    chosen = sorted(random.Random(args.seed).sample(files, min(args.domains, len(files))))
+    shutil.rmtree(d / "tree", ignore_errors=True)
+    (d / "tree").mkdir()
+    for f in chosen:
+        shutil.copy(f, d / "tree" / f.name)
+    print(f"llm: {params.llm.backend} {params.llm.model}; domains: {[f.stem for f in chosen]}", flush=True)
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT / "src")}
+    stages: dict[str, dict] = {}
+    for name, cmd in stage_commands(d, d / "params.yaml").items():
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+        (d / f"{name}.log").write_text(proc.stdout + proc.stderr)
+        tail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ERROR" in ln or "require" in ln][-2:]
+        stages[name] = {"exit": proc.returncode, "seconds": round(seconds, 1), "errors": tail}
+        print(f"{name}: exit {proc.returncode} in {seconds:.0f} s", flush=True)
+        if proc.returncode != 0 and not (d / f"{name}.json").exists():
+            print((proc.stdout + proc.stderr)[-3000:])
+            break
+
+    def metrics(name: str) -> dict:
+        p = d / f"{name}.json"
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    syn, dia, ver = metrics("synthesize_apis"), metrics("generate_dialogs"), metrics("verify")
+    traces = {
+        n: trace_counts(d / f)
+        for n, f in (
+            ("synthesize_apis", "api_llm_trace.jsonl"),
+            ("generate_dialogs", "dialogs_llm_trace.jsonl"),
+            ("verify", "verify_llm_trace.jsonl"),
+        )
+    }
+    sim = json.loads((ROOT / "reports" / "verify" / "metrics.json").read_text())["pass_rate"]
+    rows = []
+    if syn:
+        rows.append(
+            {
+                "layer": "API synthesis",
+                "in": syn.get("candidates"),
+                "passed": syn.get("n_apis"),
+                "rate": syn["n_apis"] / syn["candidates"] if syn.get("candidates") else None,
+                "requests": traces["synthesize_apis"]["requests"],
+                "top_reasons": top_reasons(d / "api_rejects.parquet"),
+            }
+        )
+    if dia:
+        rows.append(
+            {
+                "layer": "dialog generation",
+                "in": dia.get("n_attempts"),
+                "passed": dia.get("n_dialogs"),
+                "rate": dia["n_dialogs"] / dia["n_attempts"] if dia.get("n_attempts") else None,
+                "requests": traces["generate_dialogs"]["requests"],
+                "top_reasons": list(dia.get("reject_reasons", {}).items())[:5],
+            }
+        )
+    if ver:
+        pr = ver.get("pass_rate", {})
+        for layer in ("rules", "model", "final"):
+            rows.append(
+                {
+                    "layer": f"verify: {layer}",
+                    "in": ver.get("n_dialogs"),
+                    "rate": pr.get(layer),
+                    "toolace": TOOLACE[layer],
+                    "simulator": sim.get(layer),
+                }
+            )
+        rows[-1].update(
+            passed=ver.get("n_verified"),
+            requests=traces["verify"]["requests"],
+            top_reasons=top_reasons(d / "verify_rejects.parquet"),
+        )
+    requests = sum(t["requests"] - t["cached"] for t in traces.values())
+    result = {
+        "llm": params.llm.model_dump(mode="json"),
+        "profile": args.profile,
+        "domains": [f.stem for f in chosen],
+        "seed": args.seed,
+        "threads": args.threads,
+        "stages": stages,
+        "traces": traces,
+        "layers": rows,
+        "yield": {
+            "apis_per_request": (
+                syn.get("n_apis", 0) / traces["synthesize_apis"]["requests"]
+                if traces["synthesize_apis"]["requests"]
+                else None
+            ),
+            "dialogs_per_request": (
+                dia.get("n_dialogs", 0) / traces["generate_dialogs"]["requests"]
+                if traces["generate_dialogs"]["requests"]
+                else None
+            ),
+            "verified_dialogs_per_request": ver.get("n_verified", 0) / requests if requests else None,
+            "generated_requests": requests,
+            "seconds": round(sum(s["seconds"] for s in stages.values()), 1),
+        },
+    }
+    record(args.out, result)
+    print(table(rows, ["layer", "in", "passed", "rate", "toolace", "simulator", "requests"]))
+    for r in rows:
+        if r.get("top_reasons"):
+            print(f"{r['layer']}: " + "; ".join(f"{reason} x {n}" for reason, n in r["top_reasons"]))
+    print(json.dumps(result["yield"], indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
