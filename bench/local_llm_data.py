@@ -3,10 +3,10 @@
 
 Runs the three real stage scripts, through the real prompts, on ``params.yaml`` merged with
 ``profiles/local-llm.yaml`` (``llm.backend: transformers`` on ``checkpoints/base``, a small scale), into a
-scratch folder: nothing under ``data/`` or ``reports/`` is touched, and MLflow tracking is off. The API
-context tree is cut to ``--domains`` domains (seeded choice) so that a few dozen APIs share domains, as
-the dialog stage's same-domain distractors need. Every agent asks in JSON mode (the local backend starts
-the reply with ``{`` and stops at its closing brace).
+scratch folder: nothing under ``data/`` or ``reports/`` is touched, and MLflow tracking is off. The
+profile cuts the API context tree to three domains (``synth.domains``) so that a few dozen APIs share
+domains, as the dialog stage's same-domain distractors need. Every agent asks in JSON mode (the local
+backend starts the reply with ``{`` and stops at its closing brace).
 
 Reports, per layer, what passed and the top rejection reasons: API synthesis (valid APIs of the candidates
 asked for), dialog generation (kept dialogs of the attempts), the rule layer and the model layer (pass
@@ -14,7 +14,7 @@ rates next to ToolACE's 67.9 / 91.1 / 61.8 and the simulator's, read from the co
 ``reports/verify/metrics.json``), the requests each stage made and the yield per request, seconds per stage.
 Answers are cached under the scratch folder, so a rerun resumes (``--fresh`` starts over).
 
-    python bench/local_llm_data.py [--domains 3] [--threads 2] [--fresh]
+    python bench/local_llm_data.py [--threads 2] [--fresh]
 
 Writes ``bench/results/local_llm_data.json``.
 """
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -51,7 +50,7 @@ def stage_commands(d: Path, params: Path) -> dict[str, list[str]]:
             "--params",
             str(params),
             "--tree",
-            str(d / "tree"),
+            "data/api_context_tree",
             "--suite",
             "expectations/api_pool.json",
             "--pool",
@@ -171,7 +170,6 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--profile", default="profiles/local-llm.yaml")
-    ap.add_argument("--domains", type=int, default=3, help="domains of the API context tree used (seeded choice)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--scratch", default="checkpoints/local_llm_data", help="outputs, traces and the LLM cache")
@@ -193,16 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
     import yaml
 
     (d / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
-    tree = ROOT / "data" / "api_context_tree"
-    files = sorted(tree.glob("*.yaml"))
-    if not files:
-        raise SystemExit(f"{tree} has no domain files: run `dvc repro build_tree` (or `make run`) first")
-    chosen = sorted(random.Random(args.seed).sample(files, min(args.domains, len(files))))
-    shutil.rmtree(d / "tree", ignore_errors=True)
-    (d / "tree").mkdir()
-    for f in chosen:
-        shutil.copy(f, d / "tree" / f.name)
-    print(f"llm: {params.llm.backend} {params.llm.model}; domains: {[f.stem for f in chosen]}", flush=True)
+    print(f"llm: {params.llm.backend} {params.llm.model}; domains: {params.synth.domains or 'all'}", flush=True)
 
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT / "src")}
     stages: dict[str, dict] = {}
@@ -276,7 +265,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "llm": params.llm.model_dump(mode="json"),
         "profile": args.profile,
-        "domains": [f.stem for f in chosen],
+        "domains": params.synth.domains,
         "seed": args.seed,
         "threads": args.threads,
         "stages": stages,

@@ -236,6 +236,26 @@ def test_packaged_gguf_converts_and_answers(tmp_path):
     answer = tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in answer
 
+    # the same folder as the agents' local LLM: JSON mode turns its prose answer into the object asked for
+    from toolkiln.llm.base import ChatRequest
+    from toolkiln.llm.local import TransformersBackend
+    from toolkiln.llm.parse import extract_json
+
+    msgs = (
+        {"role": "system", "content": "Reply with one JSON object."},
+        {"role": "user", "content": 'What is the capital of France? Answer as {"capital": "..."}'},
+    )
+    js, plain = TransformersBackend(tmp_path).chat_many(
+        [
+            ChatRequest(messages=msgs, max_tokens=48, response_format="json_object"),
+            ChatRequest(messages=msgs, max_tokens=48),
+        ]
+    )
+    obj, err = extract_json(js.texts[0], expect="object")
+    assert err is None and obj.get("capital") == "Paris", js.texts
+    assert js.texts[0].startswith("{") and js.texts[0].endswith("}") and js.usage["completion_tokens"] < 48
+    assert extract_json(plain.texts[0], expect="object")[1] is not None  # without it: prose
+
 
 def test_packaged_gguf_errors_name_the_fix(tmp_path):
     from toolkiln.policy.base import convert_gguf, packaged_gguf

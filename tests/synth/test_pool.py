@@ -27,8 +27,11 @@ def test_minhash_finds_every_pair_above_threshold():
             near.remove(next(iter(sorted(near))))
             near.add(rng.choice([v for v in vocab if v not in base]))
             sets.append(near)
-    brute = {(i, j) for i, j in itertools.combinations(range(len(sets)), 2)
-             if len(sets[i] & sets[j]) / len(sets[i] | sets[j]) >= 0.8}
+    brute = {
+        (i, j)
+        for i, j in itertools.combinations(range(len(sets)), 2)
+        if len(sets[i] & sets[j]) / len(sets[i] | sets[j]) >= 0.8
+    }
     found = {(i, j) for i, j, _ in minhash_pairs(sets, 0.8, num_perm=64)}
     assert brute and found == brute
 
@@ -60,8 +63,10 @@ def test_pool_accounts_for_every_candidate_and_is_deterministic(tiny_tree):
     m = r1.metrics
     assert m["candidates"] == r1.pool.height + r1.rejects.height
     assert r1.pool["name"].n_unique() == r1.pool.height
-    assert all(check_api({**row, "parameters": json.loads(row["parameters"]), "returns": json.loads(row["returns"])}) == []
-               for row in r1.pool.iter_rows(named=True))
+    assert all(
+        check_api({**row, "parameters": json.loads(row["parameters"]), "returns": json.loads(row["returns"])}) == []
+        for row in r1.pool.iter_rows(named=True)
+    )
     assert all(len(rs) > 0 for rs in r1.rejects["reasons"])
     assert set(m["per_domain"]) == {"weather", "finance"}
     assert r1.checks.filter("ok").height == r1.pool.height
@@ -71,8 +76,13 @@ def test_pool_accounts_for_every_candidate_and_is_deterministic(tiny_tree):
 
 def test_stricter_dedup_threshold_removes_more(tiny_tree):
     loose = synthesize_pool(tiny_tree, small_cfg(), SimulatorSynthesizer(), seed=0, progress=False)
-    strict = synthesize_pool(tiny_tree, small_cfg().model_copy(update={"dedup": small_cfg().dedup.model_copy(update={"threshold": 0.5})}),
-                             SimulatorSynthesizer(), seed=0, progress=False)
+    strict = synthesize_pool(
+        tiny_tree,
+        small_cfg().model_copy(update={"dedup": small_cfg().dedup.model_copy(update={"threshold": 0.5})}),
+        SimulatorSynthesizer(),
+        seed=0,
+        progress=False,
+    )
     assert strict.pool.height < loose.pool.height
     near = strict.rejects.filter(pl.col("stage") == "dedup")
     assert near.height and all("near_duplicate_of" in r[0] for r in near["reasons"])
@@ -88,10 +98,16 @@ def test_llm_synthesizer_over_http_records_every_bad_reply(tiny_tree):
         leaf = prompt.split("- ", 1)[1].split("\n")[0]
         k = sum(map(ord, leaf)) % 5
         slug = "_".join(leaf.split()[:4]).replace("-", "_")
-        api = {"name": slug, "description": leaf.capitalize() + ".",
-               "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "City."}},
-                              "required": ["city"]},
-               "returns": {"type": "object", "properties": {"value": {"type": "number"}}}}
+        api = {
+            "name": slug,
+            "description": leaf.capitalize() + ".",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string", "description": "City."}},
+                "required": ["city"],
+            },
+            "returns": {"type": "object", "properties": {"value": {"type": "number"}}},
+        }
         if k == 0:
             return "Sure! Here is the API:\n```json\n" + json.dumps(api) + "\n```\nHope it helps."
         if k == 1:
@@ -104,8 +120,17 @@ def test_llm_synthesizer_over_http_records_every_bad_reply(tiny_tree):
 
     cfg = small_cfg().model_copy(update={"n_apis": 30, "oversample": 1.0})
     with ChatTestServer(responder=responder, faults=FaultPlan(p_500=0.2, seed=1)) as srv:
-        backend = OpenAIBackend(base_url=srv.base_url, model="m", api_key_env="TOOLKILN_TEST_KEY", concurrency=4,
-                                timeout_s=5, max_retries=4, backoff_s=0.01, max_backoff_s=0.05, cache_dir=None)
+        backend = OpenAIBackend(
+            base_url=srv.base_url,
+            model="m",
+            api_key_env="TOOLKILN_TEST_KEY",
+            concurrency=4,
+            timeout_s=5,
+            max_retries=4,
+            backoff_s=0.01,
+            max_backoff_s=0.05,
+            cache_dir=None,
+        )
         res = synthesize_pool(tiny_tree, cfg, LLMSynthesizer(backend, model="m"), seed=0, progress=False)
     m = res.metrics
     assert m["candidates"] == 30 == res.pool.height + res.rejects.height
@@ -135,8 +160,17 @@ def test_dead_endpoint_becomes_recorded_rejections(tiny_tree):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # the port is now closed: connections are refused
-    backend = OpenAIBackend(base_url=f"http://127.0.0.1:{port}/v1", model="m", api_key_env="TOOLKILN_TEST_KEY",
-                            concurrency=2, timeout_s=1, max_retries=1, backoff_s=0.01, max_backoff_s=0.02, cache_dir=None)
+    backend = OpenAIBackend(
+        base_url=f"http://127.0.0.1:{port}/v1",
+        model="m",
+        api_key_env="TOOLKILN_TEST_KEY",
+        concurrency=2,
+        timeout_s=1,
+        max_retries=1,
+        backoff_s=0.01,
+        max_backoff_s=0.02,
+        cache_dir=None,
+    )
     cfg = small_cfg().model_copy(update={"n_apis": 6, "oversample": 1.0, "seed_examples": 0})
     res = synthesize_pool(tiny_tree, cfg, LLMSynthesizer(backend, model="m"), seed=0, progress=False)
     assert res.pool.height == 0 and res.rejects.height == 6
@@ -146,8 +180,14 @@ def test_dead_endpoint_becomes_recorded_rejections(tiny_tree):
 
 def test_minhash_minilm_confirms_candidates_by_cosine_and_embeds_only_them():
     # 6 APIs: 0~1 share most tokens (a candidate), 2~3 too, 4 and 5 share nothing with anyone
-    sets = [{"get", "weather", "city", "forecast"}, {"get", "weather", "city", "forecast", "daily"},
-            {"book", "hotel", "room", "night"}, {"book", "hotel", "room", "nights"}, {"x1", "x2"}, {"y1", "y2"}]
+    sets = [
+        {"get", "weather", "city", "forecast"},
+        {"get", "weather", "city", "forecast", "daily"},
+        {"book", "hotel", "room", "night"},
+        {"book", "hotel", "room", "nights"},
+        {"x1", "x2"},
+        {"y1", "y2"},
+    ]
     texts = [f"t{i}" for i in range(6)]
     vec = {"t0": [1, 0], "t1": [1, 0], "t2": [1, 0], "t3": [0, 1]}  # 0~1 same meaning, 2~3 orthogonal
     seen = []
@@ -169,8 +209,13 @@ def test_minhash_minilm_pairs_are_minilm_pairs(tiny_tree):
     from toolkiln.embed import embed_texts
     from toolkiln.synth.dedup import api_text
 
-    res = synthesize_pool(tiny_tree, small_cfg(dedup={"method": "minhash", "threshold": 1.0, "embed_sample": 0}),
-                          SimulatorSynthesizer(), seed=0, progress=False)
+    res = synthesize_pool(
+        tiny_tree,
+        small_cfg(dedup={"method": "minhash", "threshold": 1.0, "embed_sample": 0}),
+        SimulatorSynthesizer(),
+        seed=0,
+        progress=False,
+    )
     df = res.pool
     pn = [list(json.loads(p)["properties"]) for p in df["parameters"]]
     sets = [api_tokens(n, d, p) for n, d, p in zip(df["name"], df["description"], pn)]
@@ -240,31 +285,45 @@ def test_candidate_shards_split_domains_and_quota_and_one_shard_is_the_unsharded
         mine = [r for r in rows if uid0 <= r["uid"] < uid0 + q]
         assert {r["domain"] for r in mine} <= {d.slug for d in sub.domains}
     # one shard: exactly the unsharded generation of the same seed
-    one, _, _ = generate_candidate_shards(tiny_tree, small_cfg(shards=1), SimulatorSynthesizer(), 3, 100, progress=False)
+    one, _, _ = generate_candidate_shards(
+        tiny_tree, small_cfg(shards=1), SimulatorSynthesizer(), 3, 100, progress=False
+    )
     ref, _, _ = generate_candidates(tiny_tree, small_cfg(), SimulatorSynthesizer(), 3, 100, progress=False)
     assert one == ref
 
 
-def test_simulator_seeds_cost_no_requests_and_show_an_example(tiny_tree):
+def test_simulator_seeds_cost_no_requests_and_show_an_example(repo_root):
     """seed_source: simulator fills the example buffer without asking the LLM; JSON mode goes on the wire."""
     from toolkiln.llm.http import OpenAIBackend
     from toolkiln.testing.chatserver import ChatTestServer
 
+    from toolkiln.synth.tree import load_tree
+
+    tree = load_tree(repo_root / "data" / "api_context_tree")
+    tree = tree.only([d.slug for d in tree.domains[:6]])
     bodies = []
 
     def responder(body):
         bodies.append(body)
         return "{}"  # every candidate is a recorded rejection; what matters here is what was asked
 
-    for source, extra in (("synthesizer", 2 * len(tiny_tree.domains)), ("simulator", 0)):
+    for source, extra in (("synthesizer", len(tree.domains)), ("simulator", 0)):
         bodies.clear()
-        cfg = small_cfg().model_copy(update={"n_apis": 6, "oversample": 1.0, "seed_examples": 2,
-                                             "seed_source": source})
+        cfg = small_cfg().model_copy(
+            update={"n_apis": 6, "oversample": 1.0, "seed_examples": 1, "seed_source": source, "shards": 1}
+        )
         with ChatTestServer(responder=responder) as srv:
-            backend = OpenAIBackend(base_url=srv.base_url, model="m", api_key_env="TOOLKILN_TEST_KEY",
-                                    concurrency=2, timeout_s=5, max_retries=0, cache_dir=None)
-            res = synthesize_pool(tiny_tree, cfg, LLMSynthesizer(backend, model="m"), seed=0, progress=False)
+            backend = OpenAIBackend(
+                base_url=srv.base_url,
+                model="m",
+                api_key_env="TOOLKILN_TEST_KEY",
+                concurrency=2,
+                timeout_s=5,
+                max_retries=0,
+                cache_dir=None,
+            )
+            res = synthesize_pool(tree, cfg, LLMSynthesizer(backend, model="m"), seed=0, progress=False)
         assert len(bodies) == 6 + extra and res.rejects.height == 6
         assert all(b["response_format"] == {"type": "json_object"} for b in bodies)
-        if source == "simulator":  # every request shows a well-formed API of its domain as the example
+        if source == "simulator":  # one seed per domain: every request, whatever its domain, shows an example
             assert all("as an example of the expected style" in b["messages"][-1]["content"] for b in bodies)

@@ -30,6 +30,13 @@ def test_tiny_tree_loads(tiny_tree):
     assert [d.slug for d in tiny_tree.domains] == ["finance", "weather"]  # sorted by file name: deterministic
 
 
+def test_tree_cut_to_named_domains(tiny_tree):
+    assert [d.slug for d in tiny_tree.only(["weather"]).domains] == ["weather"]
+    assert tiny_tree.only([]) is tiny_tree
+    with pytest.raises(TreeError, match=r"unknown domain slugs \['sports'\]; the tree has \['finance', 'weather'\]"):
+        tiny_tree.only(["weather", "sports"])
+
+
 @pytest.mark.parametrize("content, match", [
     ("domain: X\nslug: x\n", r"missing key 'categories'"),
     ("domain: X\nslug: Bad Slug\ncategories: []\n", r"slug: 'Bad Slug' is not a lowercase"),

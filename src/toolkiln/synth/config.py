@@ -75,6 +75,11 @@ class SynthConfig(Section):
     )
     buffer_size: int = Field(256, ge=1, description="Example buffer capacity (per domain) for evolution.")
     seed_examples: int = Field(4, ge=0, description="Seed APIs put into each domain's buffer before synthesis.")
+    domains: list[str] = Field(
+        [],
+        description="Domain slugs of the context tree to synthesise for ([] = every domain); a small run keeps a "
+        "few so that its APIs share domains (dialogs draw same-domain distractors).",
+    )
     seed_source: Literal["synthesizer", "simulator"] = Field(
         "synthesizer",
         description="Who writes the seed APIs: the synthesiser itself (with an LLM: seed_examples requests per "

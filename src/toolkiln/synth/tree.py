@@ -57,6 +57,17 @@ class ContextTree:
     def n_functionalities(self) -> int:
         return sum(len(c.functionalities) for d in self.domains for c in d.categories)
 
+    def only(self, slugs: list[str] | tuple[str, ...]) -> "ContextTree":
+        """The tree cut to the domains ``slugs`` names (all of it when empty); an unknown slug is an error
+        naming the known ones."""
+        if not slugs:
+            return self
+        unknown = [s for s in slugs if s not in self._by_slug]
+        if unknown:
+            raise TreeError(f"synth.domains: unknown domain slugs {unknown}; the tree has {sorted(self._by_slug)}")
+        keep = set(slugs)
+        return ContextTree(tuple(d for d in self.domains if d.slug in keep))
+
     def stats(self) -> dict[str, int]:
         return {"domains": len(self.domains), "categories": self.n_categories,
                 "functionalities": self.n_functionalities}
