@@ -27,7 +27,9 @@ KEY_ENV = "TOOLKILN_TEST_LLM_KEY"
 
 
 def reqs(n: int, prefix: str = "q") -> list[ChatRequest]:
-    return [ChatRequest(messages=({"role": "user", "content": f"{prefix}{i}"},), model="m", tag=f"t{i}") for i in range(n)]
+    return [
+        ChatRequest(messages=({"role": "user", "content": f"{prefix}{i}"},), model="m", tag=f"t{i}") for i in range(n)
+    ]
 
 
 def backend(srv: ChatTestServer, **kw) -> OpenAIBackend:
@@ -96,11 +98,18 @@ def test_transient_faults_are_retried(kind):
     assert sorted(counts.values()) == [3] * 5
 
 
-@pytest.mark.parametrize("kind,reason", [
-    ("500", "HTTP 500"), ("429", "HTTP 429 rate limited"), ("hang", "timeout after 0.2s"),
-    ("not_json", "not JSON"), ("truncated", "not JSON"), ("no_choices", "no 'choices'"),
-    ("disconnect", "connection error"),
-])
+@pytest.mark.parametrize(
+    "kind,reason",
+    [
+        ("500", "HTTP 500"),
+        ("429", "HTTP 429 rate limited"),
+        ("hang", "timeout after 0.2s"),
+        ("not_json", "not JSON"),
+        ("truncated", "not JSON"),
+        ("no_choices", "no 'choices'"),
+        ("disconnect", "connection error"),
+    ],
+)
 def test_retries_are_bounded_and_failures_carry_reasons(kind, reason):
     with ChatTestServer(faults=FaultPlan(schedule=always(kind), hang_s=5.0, retry_after_s=0.01)) as srv:
         rs = backend(srv, timeout_s=0.2, max_retries=2).chat_many(reqs(3))
@@ -111,7 +120,9 @@ def test_retries_are_bounded_and_failures_carry_reasons(kind, reason):
     assert sorted(counts.values()) == [3, 3, 3]
 
 
-@pytest.mark.parametrize("kind,reason", [("400", "HTTP 400 (not retried)"), ("no_content", "choice 0 has no text content")])
+@pytest.mark.parametrize(
+    "kind,reason", [("400", "HTTP 400 (not retried)"), ("no_content", "choice 0 has no text content")]
+)
 def test_final_failures_are_not_retried(kind, reason):
     with ChatTestServer(faults=FaultPlan(schedule=always(kind))) as srv:
         rs = backend(srv).chat_many(reqs(3))
@@ -120,8 +131,17 @@ def test_final_failures_are_not_retried(kind, reason):
 
 
 def test_mixed_random_faults_every_request_gets_a_result(tmp_path):
-    plan = FaultPlan(seed=3, p_500=0.15, p_429=0.1, p_hang=0.05, p_slow=0.1, p_malformed=0.15,
-                     hang_s=5.0, slow_s=0.05, retry_after_s=0.01)
+    plan = FaultPlan(
+        seed=3,
+        p_500=0.15,
+        p_429=0.1,
+        p_hang=0.05,
+        p_slow=0.1,
+        p_malformed=0.15,
+        hang_s=5.0,
+        slow_s=0.05,
+        retry_after_s=0.01,
+    )
     with ChatTestServer(faults=plan) as srv:
         rs = backend(srv, timeout_s=0.3, max_retries=4).chat_many(reqs(40))
         counts = srv.counts
@@ -276,7 +296,9 @@ def test_interrupted_run_resumes_without_reasking(tmp_path):
 
 def test_trace_keeps_raw_traffic(tmp_path):
     trace = tmp_path / "trace.jsonl"
-    with ChatTestServer(faults=FaultPlan(schedule=lambda body, a: "400" if body["messages"][0]["content"] == "q1" else None)) as srv:
+    with ChatTestServer(
+        faults=FaultPlan(schedule=lambda body, a: "400" if body["messages"][0]["content"] == "q1" else None)
+    ) as srv:
         backend(srv, trace_path=trace).chat_many(reqs(3))
     rows = {r["tag"]: r for r in map(json.loads, trace.read_text().splitlines())}
     assert set(rows) == {"t0", "t1", "t2"}
@@ -290,7 +312,9 @@ def test_trace_keeps_raw_traffic(tmp_path):
         assert len(trace.read_text().splitlines()) == 4
         backend(srv, trace_path=trace).chat_many(reqs(2, prefix="fresh"))
     assert [json.loads(r)["request"]["messages"][0]["content"] for r in trace.read_text().splitlines()] in (
-        ["fresh0", "fresh1"], ["fresh1", "fresh0"])  # a new trace holds its own run only
+        ["fresh0", "fresh1"],
+        ["fresh1", "fresh0"],
+    )  # a new trace holds its own run only
 
 
 def test_api_key_never_leaks(tmp_path, caplog, monkeypatch):
@@ -328,7 +352,13 @@ def test_make_backend():
     b = make_backend(cfg, LLMRuntime(concurrency=3, timeout_s=7.0, max_retries=2, cache_dir=""))
     assert isinstance(b, OpenAIBackend)
     assert (b.url, b.model, b.concurrency, b.timeout_s, b.max_retries, b.cache) == (
-        "http://127.0.0.1:1234/v1/chat/completions", "qwen", 3, 7.0, 2, None)
+        "http://127.0.0.1:1234/v1/chat/completions",
+        "qwen",
+        3,
+        7.0,
+        2,
+        None,
+    )
     with pytest.raises(ValueError, match="not a local model folder"):
         make_backend(LLMConfig(backend="transformers", model="no/such/folder"))
 
@@ -356,8 +386,10 @@ def test_circuit_breaker_stops_hammering_a_dead_endpoint():
         sent = srv.total_requests
     assert sent == 3  # three failed requests, then nothing more reached the server
     assert [r.error.startswith("gave up after 1 attempt: HTTP 503") for r in rs[:3]] == [True] * 3
-    assert all(not r.ok and r.error.startswith("circuit_open: the endpoint failed 3 consecutive requests")
-               for r in rs[3:] + later)
+    assert all(
+        not r.ok and r.error.startswith("circuit_open: the endpoint failed 3 consecutive requests")
+        for r in rs[3:] + later
+    )
     assert b.stats == {"ok": 0, "cached": 0, "failed": 3, "circuit_open": 22}
 
 

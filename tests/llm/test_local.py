@@ -18,8 +18,10 @@ SENTENCES = [
     "the tool returns sunny and warm",
     "book a table for two at noon",
 ]
-TEMPLATE = ("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }} {% endfor %}"
-            "{% if add_generation_prompt %}[assistant] {% endif %}")
+TEMPLATE = (
+    "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }} {% endfor %}"
+    "{% if add_generation_prompt %}[assistant] {% endif %}"
+)
 
 
 def _build(folder, *, chat_template: str | None) -> None:
@@ -29,17 +31,29 @@ def _build(folder, *, chat_template: str | None) -> None:
     specials = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
     tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(SENTENCES + ["[user] [assistant] [system] < | > user assistant system"],
-                            trainers.WordLevelTrainer(special_tokens=specials))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]",
-                                   bos_token="[BOS]", eos_token="[EOS]")
+    tok.train_from_iterator(
+        SENTENCES + ["[user] [assistant] [system] < | > user assistant system"],
+        trainers.WordLevelTrainer(special_tokens=specials),
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", bos_token="[BOS]", eos_token="[EOS]"
+    )
     if chat_template:
         fast.chat_template = chat_template
     fast.save_pretrained(folder)
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
-                      pad_token_id=fast.pad_token_id, bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id)
+    cfg = LlamaConfig(
+        vocab_size=len(fast),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=fast.pad_token_id,
+        bos_token_id=fast.bos_token_id,
+        eos_token_id=fast.eos_token_id,
+    )
     LlamaForCausalLM(cfg).save_pretrained(folder)
 
 
@@ -58,7 +72,9 @@ def plain_model_dir(tmp_path_factory):
 
 
 def _req(text: str, **kw) -> ChatRequest:
-    return ChatRequest(messages=({"role": "system", "content": "the assistant"}, {"role": "user", "content": text}), **kw)
+    return ChatRequest(
+        messages=({"role": "system", "content": "the assistant"}, {"role": "user", "content": text}), **kw
+    )
 
 
 PROMPTS = ["weather in paris", "book a table for two at noon please", "the tool", "calls get_weather with city paris"]
@@ -91,7 +107,9 @@ def test_sampling_n_and_seed(model_dir):
 
 
 def test_greedy_n_gives_n_copies_in_mixed_batches(model_dir):
-    one, two = TransformersBackend(model_dir).chat_many([_req("the tool", max_tokens=4), _req("the tool", n=2, max_tokens=4)])
+    one, two = TransformersBackend(model_dir).chat_many(
+        [_req("the tool", max_tokens=4), _req("the tool", n=2, max_tokens=4)]
+    )
     assert one.ok and two.ok and len(one.texts) == 1 and two.texts == one.texts * 2
 
 
@@ -101,7 +119,9 @@ def test_repeated_request_is_generated_once(model_dir, monkeypatch):
     rows = []
     real = backend._model.generate
     monkeypatch.setattr(backend._model, "generate", lambda **kw: rows.append(kw["input_ids"].shape[0]) or real(**kw))
-    a, b, c = backend.chat_many([_req("the tool", max_tokens=3), _req("paris", max_tokens=3), _req("the tool", max_tokens=3)])
+    a, b, c = backend.chat_many(
+        [_req("the tool", max_tokens=3), _req("paris", max_tokens=3), _req("the tool", max_tokens=3)]
+    )
     assert rows == [2]  # two distinct prompts in one batch
     assert a.texts == c.texts and a.key == c.key and a.texts is not c.texts
 
@@ -179,11 +199,13 @@ def test_json_mode_prefills_the_brace_and_batches_apart(model_dir, monkeypatch):
     rows = []
     real = backend._model.generate
     monkeypatch.setattr(
-        backend._model, "generate", lambda **kw: rows.append((kw["input_ids"].shape[0], "stopping_criteria" in kw))
-        or real(**kw)
+        backend._model,
+        "generate",
+        lambda **kw: rows.append((kw["input_ids"].shape[0], "stopping_criteria" in kw)) or real(**kw),
     )
-    plain, js = backend.chat_many([_req("the tool", max_tokens=4), _req("the tool", max_tokens=4,
-                                                                         response_format="json_object")])
+    plain, js = backend.chat_many(
+        [_req("the tool", max_tokens=4), _req("the tool", max_tokens=4, response_format="json_object")]
+    )
     assert plain.ok and js.ok and plain.key != js.key
     # one generate call per mode: JSON mode carries the stop rule, the plain request does not
     assert sorted(rows) == [(1, False), (1, True)]

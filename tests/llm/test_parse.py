@@ -5,17 +5,22 @@ import pytest
 from toolkiln.llm.parse import extract_json
 
 
-@pytest.mark.parametrize("text,expected", [
-    ('{"a": 1}', {"a": 1}),
-    ('Sure! Here is the API:\n{"name": "get_weather", "parameters": {"city": "str"}}\nLet me know.',
-     {"name": "get_weather", "parameters": {"city": "str"}}),
-    ('```json\n[{"name": "f", "arguments": {}}]\n```', [{"name": "f", "arguments": {}}]),
-    ('```\n{"x": [1, 2, {"y": null}]}\n```\ntrailing commentary {not json}', {"x": [1, 2, {"y": None}]}),
-    ('Braces in prose {like this} come first, then {"k": "v"}', {"k": "v"}),
-    ('{"a": 1} and a second {"b": 2}', {"a": 1}),
-    ('  \n[1, 2]  ', [1, 2]),
-    ('{"s": "unicode ✓ and \\"quotes\\" and } braces"}', {"s": 'unicode ✓ and "quotes" and } braces'}),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ('{"a": 1}', {"a": 1}),
+        (
+            'Sure! Here is the API:\n{"name": "get_weather", "parameters": {"city": "str"}}\nLet me know.',
+            {"name": "get_weather", "parameters": {"city": "str"}},
+        ),
+        ('```json\n[{"name": "f", "arguments": {}}]\n```', [{"name": "f", "arguments": {}}]),
+        ('```\n{"x": [1, 2, {"y": null}]}\n```\ntrailing commentary {not json}', {"x": [1, 2, {"y": None}]}),
+        ('Braces in prose {like this} come first, then {"k": "v"}', {"k": "v"}),
+        ('{"a": 1} and a second {"b": 2}', {"a": 1}),
+        ("  \n[1, 2]  ", [1, 2]),
+        ('{"s": "unicode ✓ and \\"quotes\\" and } braces"}', {"s": 'unicode ✓ and "quotes" and } braces'}),
+    ],
+)
 def test_finds_first_json(text, expected):
     assert extract_json(text) == (expected, None)
 
@@ -37,16 +42,19 @@ def test_expect_object_skips_arrays_whole():
     assert extract_json('{"a": [1]}', expect="array")[0] is None
 
 
-@pytest.mark.parametrize("text,reason", [
-    (None, "no text"),
-    ("", "empty text"),
-    ("   ", "empty text"),
-    ("I cannot help with that.", "no JSON object or array found"),
-    ('{"a": 1,}', "invalid JSON starting at char 0"),
-    ('Here: {"name": "f", "args": {"x": 1', "invalid JSON starting at char 6"),
-    ("```json\n{'single': 'quotes'}\n```", "in ```json block: invalid JSON"),
-    ("42", "no JSON object or array found"),
-])
+@pytest.mark.parametrize(
+    "text,reason",
+    [
+        (None, "no text"),
+        ("", "empty text"),
+        ("   ", "empty text"),
+        ("I cannot help with that.", "no JSON object or array found"),
+        ('{"a": 1,}', "invalid JSON starting at char 0"),
+        ('Here: {"name": "f", "args": {"x": 1', "invalid JSON starting at char 6"),
+        ("```json\n{'single': 'quotes'}\n```", "in ```json block: invalid JSON"),
+        ("42", "no JSON object or array found"),
+    ],
+)
 def test_failures_carry_reasons(text, reason):
     obj, err = extract_json(text)
     assert obj is None and reason in err, err
@@ -64,11 +72,14 @@ def test_many_braces_stay_bounded():
     assert obj is None and "invalid JSON" in err
 
 
-@pytest.mark.parametrize("text", [
-    '{"name": "f", "parameters": {"type": "object", "properties": {}}, "returns": {"type": "obj',  # truncated
-    '{"name": "f", "parameters": {"type": "object"},}',  # trailing comma
-    '{\n// the API\n"name": "f", "parameters": {"type": "object"}}',  # a comment
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"name": "f", "parameters": {"type": "object", "properties": {}}, "returns": {"type": "obj',  # truncated
+        '{"name": "f", "parameters": {"type": "object"},}',  # trailing comma
+        '{\n// the API\n"name": "f", "parameters": {"type": "object"}}',  # a comment
+    ],
+)
 def test_a_broken_value_is_refused_not_replaced_by_an_object_nested_in_it(text):
     obj, err = extract_json(text, expect="object")
     assert obj is None and "invalid JSON starting at char" in err, obj

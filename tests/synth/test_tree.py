@@ -37,16 +37,28 @@ def test_tree_cut_to_named_domains(tiny_tree):
         tiny_tree.only(["weather", "sports"])
 
 
-@pytest.mark.parametrize("content, match", [
-    ("domain: X\nslug: x\n", r"missing key 'categories'"),
-    ("domain: X\nslug: Bad Slug\ncategories: []\n", r"slug: 'Bad Slug' is not a lowercase"),
-    ("domain: X\nslug: x\ncategories: []\n", r"categories: empty"),
-    ("domain: X\nslug: x\ncategories:\n  - {name: A, slug: a, functionalities: []}\n", r"categories\[0\]\.functionalities"),
-    ("domain: X\nslug: x\ncategories:\n  - {name: A, slug: a, functionalities: [ok thing], extra: 1}\n", r"unknown keys \['extra'\]"),
-    ("domain: X\nslug: x\ncategories:\n  - {name: A, slug: a, functionalities: [f g]}\n  - {name: B, slug: a, functionalities: [h i]}\n", r"duplicate category slug"),
-    ("- just\n- a list\n", r"expected a mapping"),
-    ("domain: [unclosed\n", r"invalid YAML"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("domain: X\nslug: x\n", r"missing key 'categories'"),
+        ("domain: X\nslug: Bad Slug\ncategories: []\n", r"slug: 'Bad Slug' is not a lowercase"),
+        ("domain: X\nslug: x\ncategories: []\n", r"categories: empty"),
+        (
+            "domain: X\nslug: x\ncategories:\n  - {name: A, slug: a, functionalities: []}\n",
+            r"categories\[0\]\.functionalities",
+        ),
+        (
+            "domain: X\nslug: x\ncategories:\n  - {name: A, slug: a, functionalities: [ok thing], extra: 1}\n",
+            r"unknown keys \['extra'\]",
+        ),
+        (
+            "domain: X\nslug: x\ncategories:\n  - {name: A, slug: a, functionalities: [f g]}\n  - {name: B, slug: a, functionalities: [h i]}\n",
+            r"duplicate category slug",
+        ),
+        ("- just\n- a list\n", r"expected a mapping"),
+        ("domain: [unclosed\n", r"invalid YAML"),
+    ],
+)
 def test_malformed_tree_file(tmp_path, content, match):
     (tmp_path / "bad.yaml").write_text(content)
     with pytest.raises(TreeError, match=match) as e:

@@ -42,20 +42,23 @@ USER_SYSTEM = (
     "You play the USER in a conversation with an AI assistant that can call tools. Write the user's next message "
     "only, the way a real person would type it: vary the wording, be natural, and say every value you are given "
     "(you may use its 'say_as' form). Never mention values listed under 'omit'. Reply with one JSON object and "
-    'nothing else: {"utterance": "<the message>"}.')
+    'nothing else: {"utterance": "<the message>"}.'
+)
 ASSISTANT_SYSTEM = (
     "You play the ASSISTANT in a conversation where you can call the functions listed in 'tools'. Follow "
     "'system_prompt'. Decide the assistant's next turn and reply with one JSON object and nothing else:\n"
     '- to call functions: {"thought": {"tool": "<function name(s)>", "why": "<why these calls>", "arguments": '
     '{"<argument>": "<where its value comes from: which user turn, the system prompt, or which earlier result>"}}, '
     '"tool_calls": [{"name": "<function>", "arguments": {"<argument>": <JSON value>}}]}\n'
-    '- to reply in text (ask for a missing required argument, say that no function fits, or summarise results): '
+    "- to reply in text (ask for a missing required argument, say that no function fits, or summarise results): "
     '{"content": "<the reply>"}\n'
-    "With several calls in one turn, key the thought's arguments as '<call index>.<argument>'.")
+    "With several calls in one turn, key the thought's arguments as '<call index>.<argument>'."
+)
 TOOL_SYSTEM = (
     "You simulate the execution of an API. Given its documentation and one call, reply with the result it returns "
     "and nothing else: one JSON value that conforms to the API's 'returns' JSON Schema. If 'must_include' names "
-    "fields (a dotted path, [0] = first array item), give them exactly those values.")
+    "fields (a dotted path, [0] = first array item), give them exactly those values."
+)
 
 
 def _tool_doc(api: dict) -> dict:
@@ -90,14 +93,29 @@ class _LLMBase:
         self.temperature = temperature
         self.max_tokens = max_tokens
 
-    def _req(self, st, system: str, payload: dict, tag: str, n: int = 1, temperature: float | None = None,
-             json_object: bool = True) -> ChatRequest:
-        return ChatRequest(messages=({"role": "system", "content": system},
-                                     {"role": "user", "content": json.dumps(payload, ensure_ascii=False, default=str)}),
-                           model=self.model, temperature=self.temperature if temperature is None else temperature,
-                           max_tokens=self.max_tokens, n=n, seed=(st.plan.seed + 7919 * st.pos) % (2 ** 31),
-                           tag=f"{tag}:slot{st.slot}:a{st.plan.attempt}:p{st.pos}",
-                           response_format="json_object" if json_object else None)
+    def _req(
+        self,
+        st,
+        system: str,
+        payload: dict,
+        tag: str,
+        n: int = 1,
+        temperature: float | None = None,
+        json_object: bool = True,
+    ) -> ChatRequest:
+        return ChatRequest(
+            messages=(
+                {"role": "system", "content": system},
+                {"role": "user", "content": json.dumps(payload, ensure_ascii=False, default=str)},
+            ),
+            model=self.model,
+            temperature=self.temperature if temperature is None else temperature,
+            max_tokens=self.max_tokens,
+            n=n,
+            seed=(st.plan.seed + 7919 * st.pos) % (2**31),
+            tag=f"{tag}:slot{st.slot}:a{st.plan.attempt}:p{st.pos}",
+            response_format="json_object" if json_object else None,
+        )
 
 
 class LLMUser(_LLMBase):
@@ -108,7 +126,9 @@ class LLMUser(_LLMBase):
         elif ex.follow_up:
             task = "Write a short follow-up asking for the same thing again, changing only the value given."
         else:
-            task = "Write the user's request for these tasks." + (" Do not give the values under 'omit'." if ex.brief.get("omit") else "")
+            task = "Write the user's request for these tasks." + (
+                " Do not give the values under 'omit'." if ex.brief.get("omit") else ""
+            )
         payload = {"instruction": task, "brief": ex.brief, "conversation": _conversation(st.messages)}
         return [self._req(st, USER_SYSTEM, payload, "user")]
 
@@ -123,7 +143,9 @@ class LLMUser(_LLMBase):
         if not isinstance(utt, str) or not utt.strip():
             return Outcome(reject="user: reply has no non-empty 'utterance' string")
         ex = st.plan.exchanges[ph.ex]
-        ctx = Context.of([st.plan.system] + [m["content"] for m in st.messages if m["role"] in ("user", "tool")] + [utt])
+        ctx = Context.of(
+            [st.plan.system] + [m["content"] for m in st.messages if m["role"] in ("user", "tool")] + [utt]
+        )
         own = Context.of([utt])
         if ph.kind == "user_answer":
             ans = ex.brief.get("answer") or {}
@@ -135,9 +157,15 @@ class LLMUser(_LLMBase):
                 if not grounded(m["value"], ctx, {}):
                     return Outcome(reject=f"user: value {p}={m['value']!r} is missing from the utterance")
         for p in ex.brief.get("omit", []):
-            for call in (ex.stages[0] if ex.stages else []):
-                if p in call.arguments and grounded(call.arguments[p], own, {}) and not isinstance(call.arguments[p], bool):
-                    return Outcome(reject=f"user: leaked {p}={call.arguments[p]!r}, which it had to leave for the clarification")
+            for call in ex.stages[0] if ex.stages else []:
+                if (
+                    p in call.arguments
+                    and grounded(call.arguments[p], own, {})
+                    and not isinstance(call.arguments[p], bool)
+                ):
+                    return Outcome(
+                        reject=f"user: leaked {p}={call.arguments[p]!r}, which it had to leave for the clarification"
+                    )
         return Outcome([{"role": "user", "content": utt}])
 
 
@@ -170,8 +198,11 @@ def parse_action(text: str | None) -> Action:
         missing = _uncovered(calls, th["arguments"])
         if missing:
             return Action("invalid", error=f"thought gives no source for arguments {missing}")
-        th = {"tool": th.get("tool") or ", ".join(dict.fromkeys(c["name"] for c in calls)), "why": th["why"],
-              "arguments": th["arguments"]}
+        th = {
+            "tool": th.get("tool") or ", ".join(dict.fromkeys(c["name"] for c in calls)),
+            "why": th["why"],
+            "arguments": th["arguments"],
+        }
         return Action("calls", calls, thought=th)
     content = obj.get("content")
     if isinstance(content, str) and content.strip():
@@ -181,8 +212,12 @@ def parse_action(text: str | None) -> Action:
 
 def _uncovered(calls: list[dict], sources: dict) -> list[str]:
     """Arguments with no source in the thought ('<i>.<arg>' or, covering every call, plain '<arg>')."""
-    return [f"{i}.{p}" if len(calls) > 1 else p for i, c in enumerate(calls) for p in c["arguments"]
-            if f"{i}.{p}" not in sources and p not in sources]
+    return [
+        f"{i}.{p}" if len(calls) > 1 else p
+        for i, c in enumerate(calls)
+        for p in c["arguments"]
+        if f"{i}.{p}" not in sources and p not in sources
+    ]
 
 
 class LLMAssistant(_LLMBase):
@@ -191,13 +226,24 @@ class LLMAssistant(_LLMBase):
         self.voting = voting
 
     def requests(self, st, ph) -> list[ChatRequest]:
-        payload = {"system_prompt": st.plan.system, "tools": [_tool_doc(st.pool.apis[i].api) for i in st.plan.tools],
-                   "conversation": _conversation(st.messages)}
+        payload = {
+            "system_prompt": st.plan.system,
+            "tools": [_tool_doc(st.pool.apis[i].api) for i in st.plan.tools],
+            "conversation": _conversation(st.messages),
+        }
         if ph.kind == "summary":
             payload["instruction"] = "The function results are in; reply to the user in text."
             return [self._req(st, ASSISTANT_SYSTEM, payload, "assistant")]
-        return [self._req(st, ASSISTANT_SYSTEM, payload, "assistant", n=self.voting.n,
-                          temperature=self.voting.temperature if self.voting.n > 1 else None)]
+        return [
+            self._req(
+                st,
+                ASSISTANT_SYSTEM,
+                payload,
+                "assistant",
+                n=self.voting.n,
+                temperature=self.voting.temperature if self.voting.n > 1 else None,
+            )
+        ]
 
     def respond(self, st, ph, results: Sequence[ChatResult]) -> Outcome:
         res = results[0]
@@ -206,17 +252,23 @@ class LLMAssistant(_LLMBase):
         if ph.kind == "summary":
             a = parse_action(res.texts[0] if res.texts else None)
             if a.kind != "text":
-                return Outcome(reject=f"assistant: summary expected, got {a.kind}" + (f" ({a.error})" if a.error else ""))
+                return Outcome(
+                    reject=f"assistant: summary expected, got {a.kind}" + (f" ({a.error})" if a.error else "")
+                )
             return Outcome([{"role": "assistant", "content": a.content}])
         samples = [parse_action(t) for t in res.texts[: self.voting.n]]
         if len(samples) < self.voting.n:
             samples += [Action("invalid", error=f"backend returned {len(res.texts)} of {self.voting.n} samples")] * (
-                self.voting.n - len(samples))
+                self.voting.n - len(samples)
+            )
         winner, record = vote(samples, self.voting.min_agreement)
         if winner is None:
             errs = sorted({s.error for s in samples if s.kind == "invalid"})
-            return Outcome(reject=f"vote: the {ph.expect} decision got {record['top']} of {record['n']} samples agreeing"
-                                  + (f"; unusable samples: {errs[:2]}" if errs else ""), votes=record)
+            return Outcome(
+                reject=f"vote: the {ph.expect} decision got {record['top']} of {record['n']} samples agreeing"
+                + (f"; unusable samples: {errs[:2]}" if errs else ""),
+                votes=record,
+            )
         problem = self._against_plan(st, ph, winner)
         if problem:
             return Outcome(reject=f"plan_mismatch: {problem}", votes=record)
@@ -246,14 +298,20 @@ class LLMTool(_LLMBase):
         reqs = []
         for i, call in enumerate(st.last_calls()):
             api = st.pool.by_name.get(call["name"])
-            doc = {"name": call["name"], "description": api.api.get("description", "") if api else "",
-                   "returns": api.api.get("returns", {}) if api else {}}
+            doc = {
+                "name": call["name"],
+                "description": api.api.get("description", "") if api else "",
+                "returns": api.api.get("returns", {}) if api else {},
+            }
             must = {path: v for path, v in st.links_for(ph, i)}
             # JSON mode only where the result must be an object: a scalar or array result stays free text
             returns = doc["returns"] if isinstance(doc["returns"], dict) else {}
             obj = returns.get("type", "object") == "object"
-            reqs.append(self._req(st, TOOL_SYSTEM, {"api": doc, "call": call, "must_include": must}, f"tool{i}",
-                                  json_object=obj))
+            reqs.append(
+                self._req(
+                    st, TOOL_SYSTEM, {"api": doc, "call": call, "must_include": must}, f"tool{i}", json_object=obj
+                )
+            )
         return reqs
 
     def respond(self, st, ph, results: Sequence[ChatResult]) -> Outcome:
@@ -276,23 +334,34 @@ class LLMTool(_LLMBase):
             if isinstance(returns, dict) and returns:
                 probs = result_problems(value, returns)
                 if probs:
-                    return Outcome(reject=f"tool_result_schema: {call['name']} result does not conform to its returns "
-                                          f"schema ({probs[0]})")
+                    return Outcome(
+                        reject=f"tool_result_schema: {call['name']} result does not conform to its returns "
+                        f"schema ({probs[0]})"
+                    )
             for path, want in st.links_for(ph, i):
                 got = get_path(value, path)
                 if got is MISSING or got != want:
-                    return Outcome(reject=f"tool_result_link: {call['name']} result lacks {path}={want!r} "
-                                          f"(got {None if got is MISSING else got!r})")
+                    return Outcome(
+                        reject=f"tool_result_link: {call['name']} result lacks {path}={want!r} "
+                        f"(got {None if got is MISSING else got!r})"
+                    )
             turns.append({"role": "tool", "name": call["name"], "content": json.dumps(value, ensure_ascii=False)})
         return Outcome(turns)
 
 
-def llm_agents(cfg_voting: VotingConfig, llm_cfg: Any, roles: Sequence[str] = ("user", "assistant", "tool"),
-               simulators: dict | None = None) -> dict:
+def llm_agents(
+    cfg_voting: VotingConfig,
+    llm_cfg: Any,
+    roles: Sequence[str] = ("user", "assistant", "tool"),
+    simulators: dict | None = None,
+) -> dict:
     """The agents for ``roles`` as LLM agents over the backend configured in ``params.llm``; others from ``simulators``."""
     common = {"model": llm_cfg.model, "temperature": llm_cfg.temperature, "max_tokens": llm_cfg.max_tokens}
-    make = {"user": lambda: LLMUser(**common), "assistant": lambda: LLMAssistant(cfg_voting, **common),
-            "tool": lambda: LLMTool(**common)}
+    make = {
+        "user": lambda: LLMUser(**common),
+        "assistant": lambda: LLMAssistant(cfg_voting, **common),
+        "tool": lambda: LLMTool(**common),
+    }
     out = dict(simulators or {})
     for r in roles:
         out[r] = make[r]()

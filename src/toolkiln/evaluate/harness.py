@@ -44,14 +44,25 @@ HARNESS_ERRORS = ("not_generated", "bad_input")
 ALL_ERROR_TYPES = ERROR_TYPES + HARNESS_ERRORS
 
 SAMPLE_SCHEMA = {
-    "id": pl.Utf8, "group": pl.Utf8, "output": pl.Utf8, "calls": pl.Utf8, "parse_error": pl.Utf8,
-    "correct": pl.Boolean, "error_type": pl.Utf8, "detail": pl.Utf8, "partial_credit": pl.Float64,
-    "n_gold_calls": pl.Int64, "n_pred_calls": pl.Int64, "gold": pl.Utf8, "split_target": pl.Utf8,
+    "id": pl.Utf8,
+    "group": pl.Utf8,
+    "output": pl.Utf8,
+    "calls": pl.Utf8,
+    "parse_error": pl.Utf8,
+    "correct": pl.Boolean,
+    "error_type": pl.Utf8,
+    "detail": pl.Utf8,
+    "partial_credit": pl.Float64,
+    "n_gold_calls": pl.Int64,
+    "n_pred_calls": pl.Int64,
+    "gold": pl.Utf8,
+    "split_target": pl.Utf8,
 }
 
 
-def judge(parsed: ParseResult, possible_answer: Sequence[Mapping] | None, func_docs: Sequence[Mapping],
-          category: str) -> MatchResult:
+def judge(
+    parsed: ParseResult, possible_answer: Sequence[Mapping] | None, func_docs: Sequence[Mapping], category: str
+) -> MatchResult:
     """BFCL verdict on a parsed output; a refused call (unsafe/positional) still counts as *a call* for (ir)relevance."""
     if parsed.refused and "relevance" in category:
         if "irrelevance" in category:
@@ -65,6 +76,7 @@ def _json(calls: list[dict] | None) -> str | None:
 
 
 # -- prompts ----------------------------------------------------------------------------------------------------------
+
 
 def dialog_prompt(row: Mapping, style: Any = None) -> dict:
     """System + ``messages[:target_turn]`` + tools, exactly as the policy is trained on them (policy.render).
@@ -86,26 +98,59 @@ def _score_rows(items: list[dict], outputs: list[str | None], strict: bool) -> l
     """items: {id, group, category, docs, answer, gold_calls, gold} -> per-sample rows."""
     rows = []
     for it, out in zip(items, outputs):
-        row = {"id": it["id"], "group": it["group"], "output": out, "gold": it["gold"],
-               "split_target": it.get("split_target"),
-               "n_gold_calls": len(it["gold_calls"] or []) if it["gold_calls"] is not None else None}
+        row = {
+            "id": it["id"],
+            "group": it["group"],
+            "output": out,
+            "gold": it["gold"],
+            "split_target": it.get("split_target"),
+            "n_gold_calls": len(it["gold_calls"] or []) if it["gold_calls"] is not None else None,
+        }
         if it.get("bad_input"):
-            rows.append({**row, "calls": None, "parse_error": None, "correct": False, "error_type": "bad_input",
-                         "detail": it["bad_input"], "partial_credit": None, "n_pred_calls": None,
-                         "n_gold_calls": None})
+            rows.append(
+                {
+                    **row,
+                    "calls": None,
+                    "parse_error": None,
+                    "correct": False,
+                    "error_type": "bad_input",
+                    "detail": it["bad_input"],
+                    "partial_credit": None,
+                    "n_pred_calls": None,
+                    "n_gold_calls": None,
+                }
+            )
             continue
         if out is None:
-            rows.append({**row, "calls": None, "parse_error": it.get("skip_reason") or "not generated",
-                         "correct": False, "error_type": "not_generated", "detail": it.get("skip_reason") or "",
-                         "partial_credit": 0.0, "n_pred_calls": None})
+            rows.append(
+                {
+                    **row,
+                    "calls": None,
+                    "parse_error": it.get("skip_reason") or "not generated",
+                    "correct": False,
+                    "error_type": "not_generated",
+                    "detail": it.get("skip_reason") or "",
+                    "partial_credit": 0.0,
+                    "n_pred_calls": None,
+                }
+            )
             continue
         parsed = parse_calls(out, strict=strict)
         try:
             verdict = judge(parsed, it["answer"], it["docs"], it["category"])
         except ValueError as exc:  # the gold references a function the docs lack: a data error, not a model error
-            rows.append({**row, "calls": _json(parsed.calls), "parse_error": parsed.error, "correct": False,
-                         "error_type": "bad_input", "detail": str(exc), "partial_credit": None,
-                         "n_pred_calls": len(parsed.calls) if parsed.calls is not None else None})
+            rows.append(
+                {
+                    **row,
+                    "calls": _json(parsed.calls),
+                    "parse_error": parsed.error,
+                    "correct": False,
+                    "error_type": "bad_input",
+                    "detail": str(exc),
+                    "partial_credit": None,
+                    "n_pred_calls": len(parsed.calls) if parsed.calls is not None else None,
+                }
+            )
             continue
         if verdict.error_type == "unparsable" and is_text_reply(out):
             # A text answer is a decision (abstain, ask), not a broken call list: keep the two apart in errors.csv.
@@ -117,9 +162,18 @@ def _score_rows(items: list[dict], outputs: list[str | None], strict: bool) -> l
         credit = partial_credit(parsed.calls, it["gold_calls"]) if it["gold_calls"] is not None else None
         if verdict.correct and credit is not None:
             credit = 1.0  # BFCL-equivalent values (e.g. "" optional, string normal form) earn full credit
-        rows.append({**row, "calls": _json(parsed.calls), "parse_error": parsed.error, "correct": verdict.correct,
-                     "error_type": verdict.error_type, "detail": verdict.detail, "partial_credit": credit,
-                     "n_pred_calls": len(parsed.calls) if parsed.calls is not None else None})
+        rows.append(
+            {
+                **row,
+                "calls": _json(parsed.calls),
+                "parse_error": parsed.error,
+                "correct": verdict.correct,
+                "error_type": verdict.error_type,
+                "detail": verdict.detail,
+                "partial_credit": credit,
+                "n_pred_calls": len(parsed.calls) if parsed.calls is not None else None,
+            }
+        )
     return rows
 
 
@@ -131,11 +185,14 @@ def summarise(df: pl.DataFrame) -> dict:
         n = d.height
         errs = Counter(e for e in d["error_type"].to_list() if e)
         pc = d["partial_credit"].drop_nulls()
-        return {"n": n, "accuracy": float(d["correct"].sum()) / n if n else 0.0,
-                "correct_unparsable": int((d["correct"] & (d["detail"] == UNPARSABLE_NO_CALL)).sum()),
-                "partial_credit": float(pc.mean()) if pc.len() else None,  # None: no gold calls to grade against
-                "unparsable_rate": errs.get("unparsable", 0) / n if n else 0.0,
-                "error_types": {e: errs.get(e, 0) for e in ALL_ERROR_TYPES if errs.get(e, 0)}}
+        return {
+            "n": n,
+            "accuracy": float(d["correct"].sum()) / n if n else 0.0,
+            "correct_unparsable": int((d["correct"] & (d["detail"] == UNPARSABLE_NO_CALL)).sum()),
+            "partial_credit": float(pc.mean()) if pc.len() else None,  # None: no gold calls to grade against
+            "unparsable_rate": errs.get("unparsable", 0) / n if n else 0.0,
+            "error_types": {e: errs.get(e, 0) for e in ALL_ERROR_TYPES if errs.get(e, 0)},
+        }
 
     out = block(scored)
     out["n_bad_input"] = df.height - scored.height
@@ -195,12 +252,13 @@ def select_dialogs(rows: list[dict], cfg: EvaluateConfig, seed: int) -> list[dic
         rng = random.Random(seed)
         rows = [r for t in sorted(by_type) for r in rng.sample(by_type[t], min(cfg.samples_per_type, len(by_type[t])))]
     if cfg.max_samples and len(rows) > cfg.max_samples:
-        rows = rows[:cfg.max_samples]
+        rows = rows[: cfg.max_samples]
     return rows
 
 
-def evaluate_dialogs(dialogs_df: pl.DataFrame, generate_fn: GenerateFn, cfg: EvaluateConfig,
-                     style: Any = None, seed: int = 0) -> tuple[pl.DataFrame, dict]:
+def evaluate_dialogs(
+    dialogs_df: pl.DataFrame, generate_fn: GenerateFn, cfg: EvaluateConfig, style: Any = None, seed: int = 0
+) -> tuple[pl.DataFrame, dict]:
     """Score ``generate_fn`` on dialog rows (schema.DIALOG_SCHEMA); metrics per dialog ``type``.
 
     A row whose prompt or target cannot be read is recorded as ``bad_input`` (and
@@ -209,9 +267,16 @@ def evaluate_dialogs(dialogs_df: pl.DataFrame, generate_fn: GenerateFn, cfg: Eva
     rows = select_dialogs(dialogs_df.to_dicts(), cfg, seed)
     items, prompts, asked = [], [], []
     for r in rows:
-        it = {"id": str(r.get("id")), "group": r.get("type") or "?", "gold": r.get("target") or "",
-              "category": "parallel_multiple", "answer": None, "gold_calls": None, "docs": [],
-              "split_target": split_target(r)}
+        it = {
+            "id": str(r.get("id")),
+            "group": r.get("type") or "?",
+            "gold": r.get("target") or "",
+            "category": "parallel_multiple",
+            "answer": None,
+            "gold_calls": None,
+            "docs": [],
+            "split_target": split_target(r),
+        }
         items.append(it)
         try:
             prompt = dialog_prompt(r, style)
@@ -242,22 +307,44 @@ def evaluate_dialogs(dialogs_df: pl.DataFrame, generate_fn: GenerateFn, cfg: Eva
     return df, _with_generation(summarise(df), generate_fn, len(prompts))
 
 
-def evaluate_bfcl(categories: Sequence[str], generate_fn: GenerateFn, cfg: EvaluateConfig, seed: int = 0,
-                  limit: int | None = None) -> tuple[pl.DataFrame, dict]:
+def evaluate_bfcl(
+    categories: Sequence[str], generate_fn: GenerateFn, cfg: EvaluateConfig, seed: int = 0, limit: int | None = None
+) -> tuple[pl.DataFrame, dict]:
     """Score ``generate_fn`` on BFCL categories with BFCL's prompt; metrics per category."""
     items, prompts = [], []
     for cat in categories:
         for e in bfcl.load_category(cat, limit=cfg.bfcl_limit if limit is None else limit, seed=seed):
             gt = e["ground_truth"]
-            gold_calls = [{"name": n, "arguments": {k: next((o for o in v if o != ""), None) for k, v in a.items()
-                                                    if any(o != "" for o in v)}}
-                          for item in gt for n, a in item.items()]
+            gold_calls = [
+                {
+                    "name": n,
+                    "arguments": {
+                        k: next((o for o in v if o != ""), None) for k, v in a.items() if any(o != "" for o in v)
+                    },
+                }
+                for item in gt
+                for n, a in item.items()
+            ]
             relevance = cat == "live_relevance"  # "some call" is right, but no particular one
-            items.append({"id": e["id"], "group": cat, "category": cat, "docs": e["function"], "answer": gt,
-                          "gold_calls": None if relevance else gold_calls,
-                          "gold": format_calls(gold_calls) if gold_calls else ""})
-            prompts.append({"messages": bfcl.prompt_messages(e), "tools": None,
-                            "call_names": [f["name"] for f in e["function"]], "call_docs": e["function"]})
+            items.append(
+                {
+                    "id": e["id"],
+                    "group": cat,
+                    "category": cat,
+                    "docs": e["function"],
+                    "answer": gt,
+                    "gold_calls": None if relevance else gold_calls,
+                    "gold": format_calls(gold_calls) if gold_calls else "",
+                }
+            )
+            prompts.append(
+                {
+                    "messages": bfcl.prompt_messages(e),
+                    "tools": None,
+                    "call_names": [f["name"] for f in e["function"]],
+                    "call_docs": e["function"],
+                }
+            )
     outputs = _generate(prompts, generate_fn, "BFCL")
     _attach_skips(items, generate_fn)
     df = _frame(_score_rows(items, outputs, cfg.bfcl_strict_parse))
@@ -265,6 +352,7 @@ def evaluate_bfcl(categories: Sequence[str], generate_fn: GenerateFn, cfg: Evalu
 
 
 # -- generation with a local checkpoint -------------------------------------------------------------------------------
+
 
 def _string_step(st: list, ch: str) -> bool:
     """One character of a call-list scanner whose state keeps the open quote at ``st[2]`` and the escape flag at
@@ -422,7 +510,7 @@ class ToolNameConstraint:
         for s in targets:
             if not s.startswith(cur):
                 continue
-            r = s[len(cur):]
+            r = s[len(cur) :]
             for sp in lead:
                 for k in range(1, len(r)):  # tokens that end inside the name (not at its "(")
                     ids.update(self.by_text.get(sp + r[:k], ()))
@@ -495,8 +583,9 @@ def prompt_tool_names(prompt: Mapping) -> list[str]:
     return names
 
 
-def score_continuations(model, head: Sequence[int], conts: Sequence[Sequence[int]], pad: int, device: str,
-                        cache=None) -> list[list[float]]:
+def score_continuations(
+    model, head: Sequence[int], conts: Sequence[Sequence[int]], pad: int, device: str, cache=None
+) -> list[list[float]]:
     """The log-prob of every token of each continuation in ``conts`` after ``head``, in one right-padded forward
     pass (raw log-probs, no temperature). ``cache``: the KV cache of whatever precedes ``head`` (copied and
     repeated per continuation here); ``head`` must hold at least one token."""
@@ -543,14 +632,14 @@ class NgramDrafts:
             end = len(self.seq) - 1  # the n-grams ending just before the new token now have a continuation
             for n in range(1, self.max_n + 1):
                 if end - n >= 0:
-                    self.last[tuple(self.seq[end - n:end])] = end
+                    self.last[tuple(self.seq[end - n : end])] = end
 
     def draft(self, k: int) -> list[int]:
         size = len(self.seq)
         for n in range(min(self.max_n, size), 0, -1):
-            j = self.last.get(tuple(self.seq[size - n:]))
+            j = self.last.get(tuple(self.seq[size - n :]))
             if j is not None:
-                return self.seq[j:j + k]
+                return self.seq[j : j + k]
         return []
 
 
@@ -594,22 +683,41 @@ class HFGenerator:
       greedy decoding's.
     """
 
-    def __init__(self, checkpoint: str | Path, *, batch_size: int = 8, max_new_tokens: int = 128, device: str = "cpu",
-                 dtype: str = "float32", max_prompt_tokens: int = 0, prefix_cache: bool = True,
-                 stop_at_call_end: bool = True, min_prefix: int = 16, constrain_names: bool = False, model=None,
-                 tokenizer=None, prompt_lookup: int = 0, rank_tools: bool = False, call_style=None,
-                 call_bias: float = 0.0) -> None:
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        *,
+        batch_size: int = 8,
+        max_new_tokens: int = 128,
+        device: str = "cpu",
+        dtype: str = "float32",
+        max_prompt_tokens: int = 0,
+        prefix_cache: bool = True,
+        stop_at_call_end: bool = True,
+        min_prefix: int = 16,
+        constrain_names: bool = False,
+        model=None,
+        tokenizer=None,
+        prompt_lookup: int = 0,
+        rank_tools: bool = False,
+        call_style=None,
+        call_bias: float = 0.0,
+    ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         path = Path(checkpoint)
         if model is None and not (path / "config.json").is_file():
-            raise ValueError(f"checkpoint {str(checkpoint)!r}: not a Hugging Face model folder (no config.json); "
-                             "evaluation loads local folders only")
+            raise ValueError(
+                f"checkpoint {str(checkpoint)!r}: not a Hugging Face model folder (no config.json); "
+                "evaluation loads local folders only"
+            )
         tok = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(path, local_files_only=True)
         if not getattr(tok, "chat_template", None):
-            raise ValueError(f"checkpoint {str(checkpoint)!r}: its tokenizer has no chat template; the evaluator "
-                             "renders prompts (tools, turns) with tokenizer.apply_chat_template")
+            raise ValueError(
+                f"checkpoint {str(checkpoint)!r}: its tokenizer has no chat template; the evaluator "
+                "renders prompts (tools, turns) with tokenizer.apply_chat_template"
+            )
         tok.padding_side = "left"  # every prompt must end where generation starts
         if tok.pad_token is None:
             if tok.eos_token is None:
@@ -636,8 +744,9 @@ class HFGenerator:
         self._bias = CallBias(tok, call_bias) if call_bias else None
 
     def render(self, prompt: Mapping) -> str:
-        return self.tok.apply_chat_template(list(prompt["messages"]), tools=prompt.get("tools") or None,
-                                            add_generation_prompt=True, tokenize=False)
+        return self.tok.apply_chat_template(
+            list(prompt["messages"]), tools=prompt.get("tools") or None, add_generation_prompt=True, tokenize=False
+        )
 
     def _prefix(self, seqs: list[list[int]]):
         """(prefix length, its KV cache) when the prompts share at least ``min_prefix`` tokens, else (0, None)."""
@@ -667,8 +776,8 @@ class HFGenerator:
         for r, seq in enumerate(seqs):
             x[r, :p] = torch.tensor(seq[:p], dtype=torch.long)
             att[r, :p] = 1
-            x[r, p + width - (len(seq) - p):] = torch.tensor(seq[p:], dtype=torch.long)
-            att[r, p + width - (len(seq) - p):] = 1
+            x[r, p + width - (len(seq) - p) :] = torch.tensor(seq[p:], dtype=torch.long)
+            att[r, p + width - (len(seq) - p) :] = 1
         kwargs = {}
         if cache is not None:
             c = copy.deepcopy(cache)
@@ -685,8 +794,10 @@ class HFGenerator:
         fits = []
         for i, x in enumerate(ids):
             if self.max_prompt_tokens and len(x) > self.max_prompt_tokens:
-                self.skipped[i] = (f"prompt of {len(x)} tokens exceeds {self.max_prompt_tokens} (the model's context "
-                                   f"minus max_new_tokens={self.max_new_tokens})")
+                self.skipped[i] = (
+                    f"prompt of {len(x)} tokens exceeds {self.max_prompt_tokens} (the model's context "
+                    f"minus max_new_tokens={self.max_new_tokens})"
+                )
             else:
                 fits.append(i)
         if self.stop_at_call_end and self._stopper is None:
@@ -699,17 +810,23 @@ class HFGenerator:
         for i, text in zip(fits, texts):
             out[i] = text
         ranked = self._rank_first_calls(prompts, ids, fits, out, counts) if self.rank_tools else None
-        self.stats = {"prompts": len(fits), "seconds": time.perf_counter() - t0, "shared_prefix_tokens": p,
-                      "prompt_tokens": sum(len(ids[i]) for i in fits), "new_tokens": counts["new_tokens"],
-                      "truncated": counts["truncated"]}
+        self.stats = {
+            "prompts": len(fits),
+            "seconds": time.perf_counter() - t0,
+            "shared_prefix_tokens": p,
+            "prompt_tokens": sum(len(ids[i]) for i in fits),
+            "new_tokens": counts["new_tokens"],
+            "truncated": counts["truncated"],
+        }
         if self.prompt_lookup:
             self.stats["prompt_lookup"] = {k: counts[k] for k in ("forward_passes", "drafted", "accepted")}
         if ranked is not None:
             self.stats["rank_tools"] = ranked
         return out
 
-    def _generate_ids(self, seqs: list[list[int]], prompts: list[dict], counts: dict[str, int],
-                      heads: list[str] | None = None) -> tuple[list[str], int]:
+    def _generate_ids(
+        self, seqs: list[list[int]], prompts: list[dict], counts: dict[str, int], heads: list[str] | None = None
+    ) -> tuple[list[str], int]:
         """Greedy continuations of token sequences (length-sorted into batches here); ``heads``: text each
         sequence already holds of its answer (the stop rule reads it). Returns (texts in input order, the shared
         prefix length)."""
@@ -722,7 +839,7 @@ class HFGenerator:
         eos, pad = self.tok.eos_token_id, self.tok.pad_token_id
         with tqdm(total=len(seqs), desc="generate", unit="prompt", disable=len(seqs) < 2 * self.batch_size) as bar:
             for s in range(0, len(order), self.batch_size):
-                batch = order[s:s + self.batch_size]
+                batch = order[s : s + self.batch_size]
                 x, att, kwargs = self.batch_inputs([seqs[i] for i in batch], p, cache)
                 if self._stopper is not None:
                     self._stopper.state = None
@@ -742,11 +859,19 @@ class HFGenerator:
                     new = self._lookup_generate(x, att, kwargs.get("cache"), p, counts)
                 else:
                     with torch.no_grad():
-                        gen = self.model.generate(input_ids=x.to(self.device), attention_mask=att.to(self.device),
-                                                  do_sample=False, max_new_tokens=self.max_new_tokens,
-                                                  pad_token_id=pad, eos_token_id=eos, temperature=None, top_p=None,
-                                                  top_k=None, **kwargs)
-                    new = gen[:, x.shape[1]:]
+                        gen = self.model.generate(
+                            input_ids=x.to(self.device),
+                            attention_mask=att.to(self.device),
+                            do_sample=False,
+                            max_new_tokens=self.max_new_tokens,
+                            pad_token_id=pad,
+                            eos_token_id=eos,
+                            temperature=None,
+                            top_p=None,
+                            top_k=None,
+                            **kwargs,
+                        )
+                    new = gen[:, x.shape[1] :]
                 counts["new_tokens"] += int((new != pad).sum())
                 # a row still writing when the budget ran out: an unparsable verdict there may be the budget's fault
                 if new.shape[1] >= self.max_new_tokens:
@@ -757,8 +882,9 @@ class HFGenerator:
                 bar.update(len(batch))
         return texts, p
 
-    def _rank_first_calls(self, prompts: list[dict], ids: list[list[int]], fits: list[int],
-                          out: list[str | None], counts: dict[str, int]) -> dict[str, int]:
+    def _rank_first_calls(
+        self, prompts: list[dict], ids: list[list[int]], fits: list[int], out: list[str | None], counts: dict[str, int]
+    ) -> dict[str, int]:
         """``rank_tools`` (class docstring): re-choose the first call's tool of every call-list answer by the
         likelihood of each offered tool's whole opening; rows whose greedy opening lost are written again."""
         import torch
@@ -826,29 +952,38 @@ class HFGenerator:
         pos = mask.sum(dim=1).tolist()  # a row's next position = its number of real tokens
         with torch.no_grad():
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            res = self.model(input_ids=x[:, p:].to(dev), attention_mask=mask, position_ids=positions[:, p:],
-                             cache=cache, use_cache=True, logits_to_keep=1)
+            res = self.model(
+                input_ids=x[:, p:].to(dev),
+                attention_mask=mask,
+                position_ids=positions[:, p:],
+                cache=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
             cache = res.cache
             counts["forward_passes"] += 1
             for r, t in enumerate(res.logits[:, -1].float().argmax(-1).tolist()):
                 emit(r, [t])
             while not all(done):
                 # each live row: its last token (not yet in the cache) and a draft that cannot overrun the budget
-                feed = [[] if done[r] else [outs[r][-1], *drafts[r].draft(min(k, budget - len(outs[r]) - 1))]
-                        for r in range(b)]
+                feed = [
+                    [] if done[r] else [outs[r][-1], *drafts[r].draft(min(k, budget - len(outs[r]) - 1))]
+                    for r in range(b)
+                ]
                 width = max(len(f) for f in feed)
                 inp = torch.full((b, width), pad, dtype=torch.long)
                 block = torch.zeros((b, width), dtype=mask.dtype)
                 pids = torch.zeros((b, width), dtype=torch.long)
                 for r, f in enumerate(feed):
                     if f:
-                        inp[r, :len(f)] = torch.tensor(f, dtype=torch.long)
-                        block[r, :len(f)] = 1
-                        pids[r, :len(f)] = torch.arange(pos[r], pos[r] + len(f))
+                        inp[r, : len(f)] = torch.tensor(f, dtype=torch.long)
+                        block[r, : len(f)] = 1
+                        pids[r, : len(f)] = torch.arange(pos[r], pos[r] + len(f))
                 base = mask.shape[1]
                 mask = torch.cat([mask, block.to(dev)], dim=1)
-                res = self.model(input_ids=inp.to(dev), attention_mask=mask, position_ids=pids.to(dev), cache=cache,
-                                 use_cache=True)
+                res = self.model(
+                    input_ids=inp.to(dev), attention_mask=mask, position_ids=pids.to(dev), cache=cache, use_cache=True
+                )
                 cache = res.cache
                 greedy = res.logits.float().argmax(-1).tolist()
                 counts["forward_passes"] += 1
@@ -858,7 +993,7 @@ class HFGenerator:
                     d, a = f[1:], 0
                     while a < len(d) and d[a] == greedy[r][a]:
                         a += 1
-                    mask[r, base + 1 + a:] = 0  # rejected drafts stay in the cache, never attended to again
+                    mask[r, base + 1 + a :] = 0  # rejected drafts stay in the cache, never attended to again
                     pos[r] += 1 + a
                     counts["drafted"] += len(d)
                     counts["accepted"] += a
@@ -866,7 +1001,7 @@ class HFGenerator:
         width = max(len(o) for o in outs)
         new = torch.full((b, width), pad, dtype=torch.long)
         for r, o in enumerate(outs):
-            new[r, :len(o)] = torch.tensor(o, dtype=torch.long)
+            new[r, : len(o)] = torch.tensor(o, dtype=torch.long)
         return new
 
 
@@ -877,18 +1012,33 @@ class EvalReport:
     metrics: dict
 
 
-def run_evaluation(checkpoint: str | Path, dialogs_df: pl.DataFrame | None, cfg: EvaluateConfig, *, seed: int = 0,
-                   generate_fn: GenerateFn | None = None) -> EvalReport:
+def run_evaluation(
+    checkpoint: str | Path,
+    dialogs_df: pl.DataFrame | None,
+    cfg: EvaluateConfig,
+    *,
+    seed: int = 0,
+    generate_fn: GenerateFn | None = None,
+) -> EvalReport:
     """The ``evaluate`` stage: one checkpoint on the synthetic test split and the configured BFCL categories."""
     style = None
     if generate_fn is None:
         from toolkiln.policy.render import CallStyle
 
         style = CallStyle.load(checkpoint)  # how this checkpoint was trained to write calls
-        generate_fn = HFGenerator(checkpoint, batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens,
-                                  device=cfg.device, dtype=cfg.dtype, max_prompt_tokens=cfg.max_prompt_tokens,
-                                  constrain_names=cfg.constrain_names, prompt_lookup=cfg.prompt_lookup,
-                                  rank_tools=cfg.rank_tools, call_style=style, call_bias=cfg.call_bias)
+        generate_fn = HFGenerator(
+            checkpoint,
+            batch_size=cfg.batch_size,
+            max_new_tokens=cfg.max_new_tokens,
+            device=cfg.device,
+            dtype=cfg.dtype,
+            max_prompt_tokens=cfg.max_prompt_tokens,
+            constrain_names=cfg.constrain_names,
+            prompt_lookup=cfg.prompt_lookup,
+            rank_tools=cfg.rank_tools,
+            call_style=style,
+            call_bias=cfg.call_bias,
+        )
     metrics: dict[str, Any] = {}
     dialogs = bfcl_df = None
     if dialogs_df is not None:

@@ -34,13 +34,18 @@ class ChatRequest:
 
     def __post_init__(self) -> None:
         if self.response_format not in RESPONSE_FORMATS:
-            raise ValueError(f"ChatRequest.response_format: got {self.response_format!r}; expected one of "
-                             f"{RESPONSE_FORMATS}")
+            raise ValueError(
+                f"ChatRequest.response_format: got {self.response_format!r}; expected one of {RESPONSE_FORMATS}"
+            )
 
     def payload(self) -> dict[str, Any]:
         """The JSON body sent to a chat-completions endpoint."""
-        body: dict[str, Any] = {"model": self.model, "messages": list(self.messages),
-                                "temperature": self.temperature, "n": self.n}
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": list(self.messages),
+            "temperature": self.temperature,
+            "n": self.n,
+        }
         if self.max_tokens is not None:
             body["max_tokens"] = self.max_tokens
         if self.seed is not None:

@@ -40,13 +40,25 @@ def render_fallback(messages: Sequence[dict]) -> str:
 class TransformersBackend:
     """Batched generation with a local ``AutoModelForCausalLM`` folder."""
 
-    def __init__(self, model_path: str | Path, *, device: str = "cpu", batch_size: int = 8, max_new_tokens: int = 256,
-                 dtype: str | None = None, default_seed: int = 0, cache_dir: str | Path | None = None,
-                 trace_path: str | Path | None = None, trace_append: bool = False) -> None:
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        device: str = "cpu",
+        batch_size: int = 8,
+        max_new_tokens: int = 256,
+        dtype: str | None = None,
+        default_seed: int = 0,
+        cache_dir: str | Path | None = None,
+        trace_path: str | Path | None = None,
+        trace_append: bool = False,
+    ) -> None:
         path = Path(model_path)
         if not (path / "config.json").is_file():
-            raise ValueError(f"llm.model: {str(model_path)!r} is not a local model folder (no config.json there); "
-                             "the transformers backend loads local folders only and never downloads")
+            raise ValueError(
+                f"llm.model: {str(model_path)!r} is not a local model folder (no config.json there); "
+                "the transformers backend loads local folders only and never downloads"
+            )
         if batch_size < 1:
             raise ValueError(f"TransformersBackend.batch_size: got {batch_size}; expected >= 1")
         if max_new_tokens < 1:
@@ -65,7 +77,9 @@ class TransformersBackend:
         self._texts: list[str] | None = None  # token id -> text, for the JSON-mode stop rule
 
     def __repr__(self) -> str:
-        return f"TransformersBackend(model_path={self.model_name!r}, device={self.device!r}, batch_size={self.batch_size})"
+        return (
+            f"TransformersBackend(model_path={self.model_name!r}, device={self.device!r}, batch_size={self.batch_size})"
+        )
 
     # -- loading -----------------------------------------------------------------
     def _load(self) -> None:
@@ -108,8 +122,9 @@ class TransformersBackend:
         for i, (req, eff) in enumerate(zip(requests, effective)):
             entry = self.cache.get(eff.key()) if self.cache is not None else None
             if entry is not None:
-                results[i] = ChatResult(key=req.key(), ok=True, texts=list(entry["texts"]), cached=True,
-                                        usage=entry.get("usage"))
+                results[i] = ChatResult(
+                    key=req.key(), ok=True, texts=list(entry["texts"]), cached=True, usage=entry.get("usage")
+                )
                 self._trace(req, eff, results[i], entry.get("response"))
             elif eff.key() in first_of:  # asked once per batch, as the cache would answer a rerun
                 repeats[first_of[eff.key()]].append(i)
@@ -137,11 +152,18 @@ class TransformersBackend:
                 results[i] = res
                 if res.ok and self.cache is not None:
                     try:
-                        self.cache.put(effective[i].key(), request=effective[i].payload(), texts=res.texts,
-                                       usage=res.usage, response={"texts": res.texts, "usage": res.usage})
+                        self.cache.put(
+                            effective[i].key(),
+                            request=effective[i].payload(),
+                            texts=res.texts,
+                            usage=res.usage,
+                            response={"texts": res.texts, "usage": res.usage},
+                        )
                     except OSError as exc:
                         log.warning("could not write LLM cache entry %s: %s", effective[i].key()[:12], exc)
-                self._trace(requests[i], effective[i], res, {"texts": res.texts, "usage": res.usage} if res.ok else None)
+                self._trace(
+                    requests[i], effective[i], res, {"texts": res.texts, "usage": res.usage} if res.ok else None
+                )
             bar.update(len(idx))
         for i, later in repeats.items():
             for j in later:
@@ -172,7 +194,7 @@ class TransformersBackend:
         out = []
         for members in groups.values():
             members = sorted(members, key=lambda i: sum(len(str(m.get("content") or "")) for m in reqs[i].messages))
-            out.extend(members[s:s + self.batch_size] for s in range(0, len(members), self.batch_size))
+            out.extend(members[s : s + self.batch_size] for s in range(0, len(members), self.batch_size))
         return out
 
     def _context_problem(self, rendered: tuple[str, bool], eff: ChatRequest) -> str | None:
@@ -187,25 +209,39 @@ class TransformersBackend:
         n_prompt = len(self._tok(rendered[0], add_special_tokens=rendered[1])["input_ids"])
         max_new = eff.max_tokens or self.max_new_tokens
         if n_prompt + max_new > limit:
-            return (f"prompt of {n_prompt} tokens + max_tokens {max_new} exceeds the model's context of {limit} "
-                    f"positions ({self.model_name})")
+            return (
+                f"prompt of {n_prompt} tokens + max_tokens {max_new} exceeds the model's context of {limit} "
+                f"positions ({self.model_name})"
+            )
         return None
 
-    def _generate(self, effs: list[ChatRequest], reqs: list[ChatRequest],
-                  rendered: list[tuple[str, bool]]) -> list[ChatResult]:
+    def _generate(
+        self, effs: list[ChatRequest], reqs: list[ChatRequest], rendered: list[tuple[str, bool]]
+    ) -> list[ChatResult]:
         t0 = time.perf_counter()
         try:
             texts, usages = self._generate_texts(effs, rendered)
         except Exception as exc:  # noqa: BLE001 - OOM, a prompt longer than the model's context: recorded per request
             log.warning("local generation failed for a batch of %d: %s: %s", len(effs), type(exc).__name__, exc)
-            return [ChatResult(key=r.key(), ok=False, error=f"local generation failed: {type(exc).__name__}: {exc}",
-                               attempts=1, latency_s=time.perf_counter() - t0) for r in reqs]
+            return [
+                ChatResult(
+                    key=r.key(),
+                    ok=False,
+                    error=f"local generation failed: {type(exc).__name__}: {exc}",
+                    attempts=1,
+                    latency_s=time.perf_counter() - t0,
+                )
+                for r in reqs
+            ]
         dt = time.perf_counter() - t0
-        return [ChatResult(key=r.key(), ok=True, texts=t, attempts=1, latency_s=dt, usage=u)
-                for r, t, u in zip(reqs, texts, usages)]
+        return [
+            ChatResult(key=r.key(), ok=True, texts=t, attempts=1, latency_s=dt, usage=u)
+            for r, t, u in zip(reqs, texts, usages)
+        ]
 
-    def _generate_texts(self, effs: list[ChatRequest],
-                        rendered: list[tuple[str, bool]]) -> tuple[list[list[str]], list[dict]]:
+    def _generate_texts(
+        self, effs: list[ChatRequest], rendered: list[tuple[str, bool]]
+    ) -> tuple[list[list[str]], list[dict]]:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
@@ -224,12 +260,19 @@ class TransformersBackend:
             # Sampling as greedy decoding of Gumbel-perturbed logits, each row with its own generator seeded by
             # its request's seed and sample index: a request's samples do not depend on the batch it shares
             # (so requests with different seeds batch together) and the global RNG is never touched.
-            seeds = [_row_seed(e.seed if e.seed is not None else self.default_seed, j)
-                     for e in effs for j in range(gen_n)]
+            seeds = [
+                _row_seed(e.seed if e.seed is not None else self.default_seed, j) for e in effs for j in range(gen_n)
+            ]
             gen_kwargs["logits_processor"] = LogitsProcessorList([GumbelSampler(seeds, first.temperature, self.device)])
-        gc = GenerationConfig(max_new_tokens=first.max_tokens or self.max_new_tokens, do_sample=False,
-                              temperature=None, top_p=None, top_k=None, pad_token_id=tok.pad_token_id,
-                              eos_token_id=eos)
+        gc = GenerationConfig(
+            max_new_tokens=first.max_tokens or self.max_new_tokens,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=eos,
+        )
         prefill = _prefill(first)
         if prefill:
             stop = JSONReplyEnd(self._token_texts(), enc["input_ids"].shape[0], prefill)
@@ -252,8 +295,13 @@ class TransformersBackend:
                 seqs = seqs * effs[b].n
                 completion *= effs[b].n
             texts.append(seqs)
-            usages.append({"prompt_tokens": int(prompt_tokens[b]), "completion_tokens": int(completion),
-                           "total_tokens": int(prompt_tokens[b] + completion)})
+            usages.append(
+                {
+                    "prompt_tokens": int(prompt_tokens[b]),
+                    "completion_tokens": int(completion),
+                    "total_tokens": int(prompt_tokens[b] + completion),
+                }
+            )
         return texts, usages
 
     def _token_texts(self) -> list[str]:
@@ -266,8 +314,15 @@ class TransformersBackend:
     def _trace(self, req: ChatRequest, eff: ChatRequest, result: ChatResult, response: Any) -> None:
         if self.trace is None:
             return
-        row = {"key": result.key, "cache_key": eff.key(), "tag": req.tag, "request": eff.payload(),
-               "attempts": result.attempts, "latency_s": round(result.latency_s, 6), "cached": result.cached}
+        row = {
+            "key": result.key,
+            "cache_key": eff.key(),
+            "tag": req.tag,
+            "request": eff.payload(),
+            "attempts": result.attempts,
+            "latency_s": round(result.latency_s, 6),
+            "cached": result.cached,
+        }
         if result.ok:
             row["response"] = response
         else:

@@ -33,8 +33,7 @@ class SynthOutcome:
 class APISynthesizer(Protocol):
     name: str
 
-    def realise(self, specs: Sequence[APISpec]) -> list[SynthOutcome]:
-        ...
+    def realise(self, specs: Sequence[APISpec]) -> list[SynthOutcome]: ...
 
 
 # ----------------------------------------------------------------- simulator
@@ -42,13 +41,92 @@ class APISynthesizer(Protocol):
 _WORD = re.compile(r"[a-z0-9]+")
 
 
-_SPLIT = {"of", "for", "by", "with", "to", "in", "on", "from", "at", "against", "between", "across", "within", "using",
-          "via", "into", "over", "under", "per", "about", "after", "before", "during", "when", "where", "that", "which",
-          "and", "or", "as", "based", "given", "near", "around", "since", "until"}
-_GENERIC_HEADS = {"results", "result", "list", "details", "detail", "status", "number", "information", "info", "data",
-                  "summary", "history", "count", "value", "values", "metadata", "settings", "report", "statistics", "stats"}
-_ARTICLES = {"a", "an", "the", "its", "their", "your", "his", "her", "our", "my", "all", "any", "each", "every", "some",
-             "current", "specific", "specified", "given", "new", "existing", "completed", "selected", "particular"}
+_SPLIT = {
+    "of",
+    "for",
+    "by",
+    "with",
+    "to",
+    "in",
+    "on",
+    "from",
+    "at",
+    "against",
+    "between",
+    "across",
+    "within",
+    "using",
+    "via",
+    "into",
+    "over",
+    "under",
+    "per",
+    "about",
+    "after",
+    "before",
+    "during",
+    "when",
+    "where",
+    "that",
+    "which",
+    "and",
+    "or",
+    "as",
+    "based",
+    "given",
+    "near",
+    "around",
+    "since",
+    "until",
+}
+_GENERIC_HEADS = {
+    "results",
+    "result",
+    "list",
+    "details",
+    "detail",
+    "status",
+    "number",
+    "information",
+    "info",
+    "data",
+    "summary",
+    "history",
+    "count",
+    "value",
+    "values",
+    "metadata",
+    "settings",
+    "report",
+    "statistics",
+    "stats",
+}
+_ARTICLES = {
+    "a",
+    "an",
+    "the",
+    "its",
+    "their",
+    "your",
+    "his",
+    "her",
+    "our",
+    "my",
+    "all",
+    "any",
+    "each",
+    "every",
+    "some",
+    "current",
+    "specific",
+    "specified",
+    "given",
+    "new",
+    "existing",
+    "completed",
+    "selected",
+    "particular",
+}
 
 
 def object_words(leaf: str, k: int = 3) -> list[str]:
@@ -74,32 +152,67 @@ def _returns_for(cls: str, obj: str, rng: random.Random) -> dict:
         "id": {"type": "string", "description": f"Identifier of the {obj}."},
         "name": {"type": "string", "description": f"Display name of the {obj}."},
     }
-    extra = rng.choice([
-        {"updated_at": {"type": "string", "format": "date-time", "description": "Last update time."}},
-        {"score": {"type": "number", "description": "Relevance or quality score."}},
-        {"url": {"type": "string", "format": "uri", "description": "Link to the resource."}},
-        {"status": {"type": "string", "description": "Current status."}},
-    ])
+    extra = rng.choice(
+        [
+            {"updated_at": {"type": "string", "format": "date-time", "description": "Last update time."}},
+            {"score": {"type": "number", "description": "Relevance or quality score."}},
+            {"url": {"type": "string", "format": "uri", "description": "Link to the resource."}},
+            {"status": {"type": "string", "description": "Current status."}},
+        ]
+    )
     item_props.update(extra)
     if cls == "list":
-        return {"type": "object", "description": f"Matching {obj} records.", "properties": {
-            "results": {"type": "array", "description": f"The {obj} records.", "items": {"type": "object", "properties": item_props}},
-            "total": {"type": "integer", "description": "Total number of matches."}}}
+        return {
+            "type": "object",
+            "description": f"Matching {obj} records.",
+            "properties": {
+                "results": {
+                    "type": "array",
+                    "description": f"The {obj} records.",
+                    "items": {"type": "object", "properties": item_props},
+                },
+                "total": {"type": "integer", "description": "Total number of matches."},
+            },
+        }
     if cls in ("create", "update"):
-        return {"type": "object", "description": f"The {'created' if cls == 'create' else 'updated'} {obj}.", "properties": {
-            "id": {"type": "string", "description": f"Identifier of the {obj}."},
-            "status": {"type": "string", "description": "Resulting status.", "enum": ["ok", "pending", "queued"]},
-            "timestamp": {"type": "string", "format": "date-time", "description": "When the change was applied."}}}
+        return {
+            "type": "object",
+            "description": f"The {'created' if cls == 'create' else 'updated'} {obj}.",
+            "properties": {
+                "id": {"type": "string", "description": f"Identifier of the {obj}."},
+                "status": {"type": "string", "description": "Resulting status.", "enum": ["ok", "pending", "queued"]},
+                "timestamp": {"type": "string", "format": "date-time", "description": "When the change was applied."},
+            },
+        }
     if cls == "delete":
-        return {"type": "object", "description": "Outcome of the operation.", "properties": {
-            "success": {"type": "boolean", "description": "Whether the operation succeeded."},
-            "message": {"type": "string", "description": "Human-readable outcome."}}}
+        return {
+            "type": "object",
+            "description": "Outcome of the operation.",
+            "properties": {
+                "success": {"type": "boolean", "description": "Whether the operation succeeded."},
+                "message": {"type": "string", "description": "Human-readable outcome."},
+            },
+        }
     if cls == "compute":
-        return {"type": "object", "description": "Computed result.", "properties": {
-            "value": {"type": "number", "description": "The computed value."},
-            "unit": {"type": "string", "description": "Unit of the value."},
-            "details": {"type": "object", "description": "Intermediate values.", "properties": {
-                "inputs_used": {"type": "array", "items": {"type": "string"}, "description": "Inputs considered."}}}}}
+        return {
+            "type": "object",
+            "description": "Computed result.",
+            "properties": {
+                "value": {"type": "number", "description": "The computed value."},
+                "unit": {"type": "string", "description": "Unit of the value."},
+                "details": {
+                    "type": "object",
+                    "description": "Intermediate values.",
+                    "properties": {
+                        "inputs_used": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "Inputs considered.",
+                        }
+                    },
+                },
+            },
+        }
     return {"type": "object", "description": f"The requested {obj} data.", "properties": item_props}
 
 
@@ -111,7 +224,9 @@ def _name_variants(verb: str, obj: list[str], spec: APISpec, style: dict) -> lis
         cores.append(f"{v}_{'_'.join(obj)}")
         if len(obj) > 1:
             cores.append(f"{v}_{'_'.join(obj[-2:])}")
-    cores += [f"{c}_{sfx}" for c in cores[:2] for sfx in ("v2", "detailed", "by_" + spec.category.split("_")[0], "advanced")]
+    cores += [
+        f"{c}_{sfx}" for c in cores[:2] for sfx in ("v2", "detailed", "by_" + spec.category.split("_")[0], "advanced")
+    ]
     ns_cat = spec.category
     ns_dom = spec.domain.split("_")[0]
     out = []
@@ -129,8 +244,12 @@ def house_style(example: dict | None, rng: random.Random) -> dict:
         return {"dotted": rng.random() < 0.3, "verb_index": rng.randrange(3), "shared": []}
     props = example.get("parameters", {}).get("properties", {})
     shared = [n for n in ("language", "limit", "page", "fields", "timezone", "include_details") if n in props]
-    return {"dotted": "." in example["name"], "verb_index": rng.randrange(3), "shared": shared[:1],
-            "example": example["name"]}
+    return {
+        "dotted": "." in example["name"],
+        "verb_index": rng.randrange(3),
+        "shared": shared[:1],
+        "example": example["name"],
+    }
 
 
 def base_api(spec: APISpec, rng: random.Random, style: dict) -> dict:
@@ -141,8 +260,15 @@ def base_api(spec: APISpec, rng: random.Random, style: dict) -> dict:
     obj = object_words(leaf)
     obj_phrase = " ".join(obj)
     params: dict = {"type": "object", "properties": {}, "required": []}
-    api = {"name": "", "description": "", "parameters": params, "returns": _returns_for(cls, obj_phrase, rng),
-           "domain": spec.domain, "category": spec.category, "functionalities": [leaf]}
+    api = {
+        "name": "",
+        "description": "",
+        "parameters": params,
+        "returns": _returns_for(cls, obj_phrase, rng),
+        "domain": spec.domain,
+        "category": spec.category,
+        "functionalities": [leaf],
+    }
     tpls = match_templates(leaf)
     for i, t in enumerate(tpls):
         params["properties"][t.name] = json.loads(json.dumps(t.schema))
@@ -169,9 +295,15 @@ def base_api(spec: APISpec, rng: random.Random, style: dict) -> dict:
         tpl = GENERIC.get(name)
         if tpl and name not in params["properties"]:
             params["properties"][name] = json.loads(json.dumps(tpl.schema))
-    openers = ["{Leaf}.", "{Leaf} in the {cat} service.", "{Leaf}; part of {dom} {cat}.", "{Leaf}. Results are returned as JSON."]
-    api["description"] = rng.choice(openers).format(Leaf=leaf[0].upper() + leaf[1:], cat=spec.category_name.lower(),
-                                                    dom=spec.domain_name)
+    openers = [
+        "{Leaf}.",
+        "{Leaf} in the {cat} service.",
+        "{Leaf}; part of {dom} {cat}.",
+        "{Leaf}. Results are returned as JSON.",
+    ]
+    api["description"] = rng.choice(openers).format(
+        Leaf=leaf[0].upper() + leaf[1:], cat=spec.category_name.lower(), dom=spec.domain_name
+    )
     api["_verb"] = verb
     api["_obj"] = obj
     return api
@@ -233,8 +365,11 @@ OP_INSTRUCTIONS = {
 
 
 def build_prompt(spec: APISpec) -> list[dict]:
-    lines = [f"Domain: {spec.domain_name}", f"Category: {spec.category_name}",
-             "Functionalities the API must provide:"] + [f"- {leaf}" for leaf in spec.leaves]
+    lines = [
+        f"Domain: {spec.domain_name}",
+        f"Category: {spec.category_name}",
+        "Functionalities the API must provide:",
+    ] + [f"- {leaf}" for leaf in spec.leaves]
     lines.append(f"Diversity level: {spec.level} of 3 ({['simple', 'moderate', 'rich'][spec.level - 1]}).")
     wanted = sorted({OP_INSTRUCTIONS[o] for o in spec.ops})
     if wanted:
@@ -261,9 +396,18 @@ class LLMSynthesizer:
         from toolkiln.llm.base import ChatRequest
         from toolkiln.llm.parse import extract_json
 
-        reqs = [ChatRequest(messages=tuple(build_prompt(s)), model=self.model, temperature=self.temperature,
-                            max_tokens=self.max_tokens, seed=s.seed, tag=f"api:{s.uid}",
-                            response_format="json_object") for s in specs]
+        reqs = [
+            ChatRequest(
+                messages=tuple(build_prompt(s)),
+                model=self.model,
+                temperature=self.temperature,
+                max_tokens=self.max_tokens,
+                seed=s.seed,
+                tag=f"api:{s.uid}",
+                response_format="json_object",
+            )
+            for s in specs
+        ]
         results = self.backend.chat_many(reqs, desc="synthesize_apis (llm)")
         out = []
         for spec, req, res in zip(specs, reqs, results):
@@ -273,8 +417,11 @@ class LLMSynthesizer:
                 continue
             obj, err = extract_json(res.texts[0])
             if err is not None or not isinstance(obj, dict):
-                out.append(SynthOutcome(spec, None, f"unparsable: {err or 'not a JSON object'}",
-                                        {**trace, "text": res.texts[0][:500]}))
+                out.append(
+                    SynthOutcome(
+                        spec, None, f"unparsable: {err or 'not a JSON object'}", {**trace, "text": res.texts[0][:500]}
+                    )
+                )
                 continue
             try:
                 api = normalize_api(obj)

@@ -69,8 +69,11 @@ class ContextTree:
         return ContextTree(tuple(d for d in self.domains if d.slug in keep))
 
     def stats(self) -> dict[str, int]:
-        return {"domains": len(self.domains), "categories": self.n_categories,
-                "functionalities": self.n_functionalities}
+        return {
+            "domains": len(self.domains),
+            "categories": self.n_categories,
+            "functionalities": self.n_functionalities,
+        }
 
 
 def _req(mapping: dict, key: str, kind: type, where: str):
@@ -84,7 +87,9 @@ def _req(mapping: dict, key: str, kind: type, where: str):
 
 def parse_domain(data: object, where: str) -> Domain:
     if not isinstance(data, dict):
-        raise TreeError(f"{where}: expected a mapping with domain/slug/description/categories, got {type(data).__name__}")
+        raise TreeError(
+            f"{where}: expected a mapping with domain/slug/description/categories, got {type(data).__name__}"
+        )
     unknown = set(data) - {"domain", "slug", "description", "categories"}
     if unknown:
         raise TreeError(f"{where}: unknown keys {sorted(unknown)}")
@@ -113,7 +118,9 @@ def parse_domain(data: object, where: str) -> Domain:
         leaves = _req(c, "functionalities", list, cw)
         bad = [j for j, f in enumerate(leaves) if not isinstance(f, str) or not f.strip()]
         if bad or not leaves:
-            raise TreeError(f"{cw}.functionalities: must be a non-empty list of non-empty strings (bad items {bad[:5]})")
+            raise TreeError(
+                f"{cw}.functionalities: must be a non-empty list of non-empty strings (bad items {bad[:5]})"
+            )
         cats.append(Category(_req(c, "name", str, cw), cslug, tuple(f.strip() for f in leaves)))
     return Domain(name, slug, desc if isinstance(desc, str) else "", tuple(cats))
 

@@ -62,9 +62,13 @@ class DialogView:
     @classmethod
     def from_row(cls, row: dict) -> "DialogView":
         tools = json.loads(row["tools"])
-        return cls(id=row["id"], type=row["type"], system=row["system"] or "",
-                   tools={t["name"]: t for t in tools if isinstance(t, dict) and "name" in t},
-                   messages=json.loads(row["messages"]))
+        return cls(
+            id=row["id"],
+            type=row["type"],
+            system=row["system"] or "",
+            tools={t["name"]: t for t in tools if isinstance(t, dict) and "name" in t},
+            messages=json.loads(row["messages"]),
+        )
 
     def call_turns(self) -> list[int]:
         return [i for i, m in enumerate(self.messages) if m.get("role") == "assistant" and m.get("tool_calls")]
@@ -83,8 +87,15 @@ class DialogView:
         groups: dict[int, list[int]] = {}
         for t in self.call_turns():
             groups.setdefault(request_for(self.messages, t)[1], []).append(t)
-        return [(intent_text(request_for(self.messages, g[0])[0],
-                             [c for t in g for c in self.messages[t]["tool_calls"]]), g) for g in groups.values()]
+        return [
+            (
+                intent_text(
+                    request_for(self.messages, g[0])[0], [c for t in g for c in self.messages[t]["tool_calls"]]
+                ),
+                g,
+            )
+            for g in groups.values()
+        ]
 
 
 class ModelJudge(Protocol):
@@ -102,11 +113,30 @@ _WORDS.update({"a couple": 2, "a dozen": 12, "dozen": 12, "twenty": 20, "thirty"
 # one pass for every number word (longest first, so "a dozen" wins over "dozen"; both mean 12): a search per word
 # was a quarter of the model layer's own time
 _WORDS_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _WORDS), key=len, reverse=True)) + r")\b")
-_MONTHS = {m: i + 1 for i, m in enumerate(["january", "february", "march", "april", "may", "june", "july", "august",
-                                            "september", "october", "november", "december"])}
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        [
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        ]
+    )
+}
 _MONTHS.update({m[:3]: i for m, i in list(_MONTHS.items())})
-_DATE_TEXT_RE = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?([a-z]{3,9})\.?,?\s+(\d{4})\b|"
-                           r"\b([a-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b")
+_DATE_TEXT_RE = re.compile(
+    r"\b(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?([a-z]{3,9})\.?,?\s+(\d{4})\b|"
+    r"\b([a-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b"
+)
 _ISO_DATE_RE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})")
 
 
@@ -148,7 +178,11 @@ def grounded(value: Any, ctx: Context, schema: dict | None) -> bool:
     schema = schema if isinstance(schema, dict) else {}
     if value is None or isinstance(value, bool):
         return True  # a flag's value is an intent reading, not a fact that can be made up
-    if isinstance(schema.get("enum"), list) and value in schema["enum"] or ("default" in schema and value == schema["default"]):
+    if (
+        isinstance(schema.get("enum"), list)
+        and value in schema["enum"]
+        or ("default" in schema and value == schema["default"])
+    ):
         return True
     if isinstance(value, list):
         return all(grounded(v, ctx, schema.get("items")) for v in value)
@@ -192,7 +226,11 @@ def request_for(messages: list[dict], turn: int) -> tuple[str, int]:
     start = 0
     for i in range(turn - 1, -1, -1):
         m = messages[i]
-        if m.get("role") == "assistant" and not m.get("tool_calls") and not str(m.get("content", "")).rstrip().endswith("?"):
+        if (
+            m.get("role") == "assistant"
+            and not m.get("tool_calls")
+            and not str(m.get("content", "")).rstrip().endswith("?")
+        ):
             start = i + 1
             break
     users = [str(messages[i].get("content", "")) for i in range(start, turn) if messages[i].get("role") == "user"]
@@ -216,8 +254,10 @@ class EmbeddedJudge:
         if self.encoder not in ("minilm", "static"):
             raise ValueError(f"embedded judge: encoder {self.encoder!r}; expected 'minilm' or 'static'")
         if self.encoder == "static" and not self.static_encoder:
-            raise ValueError("embedded judge: verify.model.encoder is 'static' but no distilled encoder folder was "
-                             "given (the verify stage's --static-encoder, made by the distill_encoder stage)")
+            raise ValueError(
+                "embedded judge: verify.model.encoder is 'static' but no distilled encoder folder was "
+                "given (the verify stage's --static-encoder, made by the distill_encoder stage)"
+            )
 
     def preload(self, texts: Sequence[str], embeddings: np.ndarray, encoder: str = "minilm") -> int:
         """Seed the by-text cache with embeddings made elsewhere (the pool's, embedded once where it is built:
@@ -265,18 +305,28 @@ class EmbeddedJudge:
     def for_shard(self, dialogs: Sequence[DialogView]) -> "EmbeddedJudge":
         """A judge for a shard of prepared dialogs: the same settings and just the vectors it reads
         (what a Dask worker is sent)."""
-        return EmbeddedJudge(intent_margin=self.intent_margin, batch_size=self.batch_size,
-                             embed_dtype=self.embed_dtype, name=self.name, encoder=self.encoder,
-                             static_encoder=self.static_encoder,
-                             _emb={t: self._emb[t] for t in self.texts(dialogs) if t in self._emb})
+        return EmbeddedJudge(
+            intent_margin=self.intent_margin,
+            batch_size=self.batch_size,
+            embed_dtype=self.embed_dtype,
+            name=self.name,
+            encoder=self.encoder,
+            static_encoder=self.static_encoder,
+            _emb={t: self._emb[t] for t in self.texts(dialogs) if t in self._emb},
+        )
 
     def judge(self, dialogs: Sequence[DialogView]) -> list[dict[str, Verdict]]:
         self._embed(self.texts(dialogs))
         out = []
         for d in dialogs:
             try:
-                out.append({"hallucination": self.hallucination(d), "consistency": self.consistency(d),
-                            "tool_response": self.tool_response(d)})
+                out.append(
+                    {
+                        "hallucination": self.hallucination(d),
+                        "consistency": self.consistency(d),
+                        "tool_response": self.tool_response(d),
+                    }
+                )
             except Exception as exc:  # noqa: BLE001 - a malformed dialog is a recorded outcome
                 v = Verdict("judge_error", f"{type(exc).__name__}: {exc}")
                 out.append({s: v for s in MODEL_SUBCHECKS})
@@ -288,13 +338,17 @@ class EmbeddedJudge:
             return Verdict("skipped", "no calls")
         bad = []
         for t in turns:
-            ctx = Context.of([d.system] + [str(m.get("content", "")) for m in d.messages[:t] if m.get("role") in ("user", "tool")])
+            ctx = Context.of(
+                [d.system] + [str(m.get("content", "")) for m in d.messages[:t] if m.get("role") in ("user", "tool")]
+            )
             for c in d.messages[t]["tool_calls"]:
                 props = ((d.tools.get(c.get("name")) or {}).get("parameters") or {}).get("properties") or {}
                 for k, v in (c.get("arguments") or {}).items():
                     if not grounded(v, ctx, props.get(k)):
-                        bad.append(f"turn {t}: {c.get('name')}.{k}={short(v)} is not grounded in the user turns, "
-                                   "system prompt or earlier tool results")
+                        bad.append(
+                            f"turn {t}: {c.get('name')}.{k}={short(v)} is not grounded in the user turns, "
+                            "system prompt or earlier tool results"
+                        )
         return Verdict("fail", "; ".join(bad)) if bad else Verdict("pass")
 
     def consistency(self, d: DialogView) -> Verdict:
@@ -315,8 +369,10 @@ class EmbeddedJudge:
                 s = float(sims[names.index(n)])
                 if s < kth - self.intent_margin:
                     best = names[int(np.argmax(sims))]
-                    bad.append(f"turn {group[0]}: {n} (similarity {s:.2f}) does not match the request as well as "
-                               f"{best} ({float(sims.max()):.2f})")
+                    bad.append(
+                        f"turn {group[0]}: {n} (similarity {s:.2f}) does not match the request as well as "
+                        f"{best} ({float(sims.max()):.2f})"
+                    )
         return Verdict("fail", "; ".join(bad)) if bad else Verdict("pass")
 
     def tool_response(self, d: DialogView) -> Verdict:
@@ -349,24 +405,42 @@ class EmbeddedJudge:
 
 
 # ---------------------------------------------------------------- LLM judge
-JUDGE_SYSTEM = ("You verify synthetic tool-use training data. Answer only with a JSON object "
-                '{"verdict": "pass" or "fail", "reason": "<one sentence>"}.')
+JUDGE_SYSTEM = (
+    "You verify synthetic tool-use training data. Answer only with a JSON object "
+    '{"verdict": "pass" or "fail", "reason": "<one sentence>"}.'
+)
 QUESTIONS = {
     "hallucination": "Hallucination check: is EVERY argument value in the assistant's tool calls stated in the user "
-                     "turns, the system prompt or an earlier tool result (or fixed by the API's enum/default)? "
-                     "'fail' if any value is made up.",
+    "turns, the system prompt or an earlier tool result (or fixed by the API's enum/default)? "
+    "'fail' if any value is made up.",
     "consistency": "Consistency check: does the assistant's final response (its tool calls, or its text when it makes "
-                   "no call) do what the user asked, using the right API(s) for the request? 'fail' otherwise.",
+    "no call) do what the user asked, using the right API(s) for the request? 'fail' otherwise.",
     "tool_response": "Tool-response check: is every tool result plausible for the call that produced it and does it "
-                     "fit the API's declared returns schema? 'fail' otherwise.",
+    "fit the API's declared returns schema? 'fail' otherwise.",
 }
-_VERDICT_WORDS = {"pass": "pass", "yes": "pass", "true": "pass", "valid": "pass", "ok": "pass",
-                  "fail": "fail", "no": "fail", "false": "fail", "invalid": "fail"}
+_VERDICT_WORDS = {
+    "pass": "pass",
+    "yes": "pass",
+    "true": "pass",
+    "valid": "pass",
+    "ok": "pass",
+    "fail": "fail",
+    "no": "fail",
+    "false": "fail",
+    "invalid": "fail",
+}
 
 
 def render_dialog(d: DialogView) -> str:
-    tools = [{"name": a.get("name"), "description": a.get("description"), "parameters": a.get("parameters"),
-              "returns": a.get("returns")} for a in d.tools.values()]
+    tools = [
+        {
+            "name": a.get("name"),
+            "description": a.get("description"),
+            "parameters": a.get("parameters"),
+            "returns": a.get("returns"),
+        }
+        for a in d.tools.values()
+    ]
     lines = [f"System prompt: {d.system}", f"Tools: {json.dumps(tools, ensure_ascii=False)}", "Conversation:"]
     for i, m in enumerate(d.messages):
         role = m.get("role")
@@ -387,7 +461,7 @@ def parse_verdict(text: str | None) -> Verdict:
     dec = json.JSONDecoder()
     for m in re.finditer(r"\{", text):
         try:
-            obj, _ = dec.raw_decode(text[m.start():])
+            obj, _ = dec.raw_decode(text[m.start() :])
         except json.JSONDecodeError:
             continue
         if isinstance(obj, dict):
@@ -411,15 +485,25 @@ class LLMJudge:
 
     def requests(self, d: DialogView) -> dict[str, ChatRequest]:
         body = render_dialog(d)
-        return {s: ChatRequest(messages=({"role": "system", "content": JUDGE_SYSTEM},
-                                         {"role": "user", "content": f"{body}\n\n{q}"}),
-                               model=self.model, temperature=0.0, max_tokens=self.max_tokens, tag=f"judge:{s}:{d.id}",
-                               response_format="json_object")
-                for s, q in QUESTIONS.items()}
+        return {
+            s: ChatRequest(
+                messages=({"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": f"{body}\n\n{q}"}),
+                model=self.model,
+                temperature=0.0,
+                max_tokens=self.max_tokens,
+                tag=f"judge:{s}:{d.id}",
+                response_format="json_object",
+            )
+            for s, q in QUESTIONS.items()
+        }
 
     def judge(self, dialogs: Sequence[DialogView]) -> list[dict[str, Verdict]]:
-        plan = [(j, s, r) for j, d in enumerate(dialogs) for s, r in self.requests(d).items()
-                if not (s != "consistency" and not d.call_turns())]
+        plan = [
+            (j, s, r)
+            for j, d in enumerate(dialogs)
+            for s, r in self.requests(d).items()
+            if not (s != "consistency" and not d.call_turns())
+        ]
         results = self.backend.chat_many([r for _, _, r in plan], desc="model-layer judge") if plan else []
         out: list[dict[str, Verdict]] = [{s: Verdict("skipped", "no calls") for s in MODEL_SUBCHECKS} for _ in dialogs]
         for (j, s, _), res in zip(plan, results):
@@ -430,8 +514,9 @@ class LLMJudge:
         return out
 
 
-def make_judge(cfg: Any, llm_cfg: Any, runtime: Any = None, *, trace_path: str | None = None,
-               static_encoder: str | None = None) -> ModelJudge:
+def make_judge(
+    cfg: Any, llm_cfg: Any, runtime: Any = None, *, trace_path: str | None = None, static_encoder: str | None = None
+) -> ModelJudge:
     """The judge ``verify.model`` asks for (``auto``: the LLM unless ``llm.backend`` is the simulator).
 
     ``static_encoder``: the distilled encoder's folder, needed when ``verify.model.encoder`` is ``static``."""
@@ -439,14 +524,21 @@ def make_judge(cfg: Any, llm_cfg: Any, runtime: Any = None, *, trace_path: str |
     if kind == "auto":
         kind = "embedded" if llm_cfg.backend == "simulator" else "llm"
     if kind == "embedded":
-        return EmbeddedJudge(intent_margin=cfg.intent_margin, batch_size=cfg.batch_size, embed_dtype=cfg.embed_dtype,
-                             encoder=cfg.encoder, static_encoder=static_encoder if cfg.encoder == "static" else None)
+        return EmbeddedJudge(
+            intent_margin=cfg.intent_margin,
+            batch_size=cfg.batch_size,
+            embed_dtype=cfg.embed_dtype,
+            encoder=cfg.encoder,
+            static_encoder=static_encoder if cfg.encoder == "static" else None,
+        )
     from toolkiln.llm import make_backend
 
     backend = make_backend(llm_cfg, runtime, trace_path=trace_path)
     if backend is None:
-        raise ValueError("verify.model.judge: got 'llm' but llm.backend is 'simulator'; set llm.backend to "
-                         "'openai' or 'transformers', or use judge: embedded")
+        raise ValueError(
+            "verify.model.judge: got 'llm' but llm.backend is 'simulator'; set llm.backend to "
+            "'openai' or 'transformers', or use judge: embedded"
+        )
     return LLMJudge(backend=backend, model=llm_cfg.model)
 
 
@@ -462,25 +554,42 @@ def parse_views(df: pl.DataFrame) -> tuple[list[DialogView | None], dict[int, st
     return views, bad_rows
 
 
-def model_checks(df: pl.DataFrame, judge: ModelJudge, *, unparsable: str = "reject",
-                 parsed: tuple[list[DialogView | None], dict[int, str]] | None = None) -> pl.DataFrame:
+def model_checks(
+    df: pl.DataFrame,
+    judge: ModelJudge,
+    *,
+    unparsable: str = "reject",
+    parsed: tuple[list[DialogView | None], dict[int, str]] | None = None,
+) -> pl.DataFrame:
     """``df`` plus ``ok_model_<check>``, ``model_outcomes`` (JSON per row), ``model_reasons`` and ``ok_model``.
 
     ``parsed``: :func:`parse_views` of ``df`` when the caller has it already."""
     views, bad_rows = parsed if parsed is not None else parse_views(df)
     verdicts = judge.judge([v for v in views if v is not None]) if any(v is not None for v in views) else []
     it = iter(verdicts)
-    per_row = [next(it) if v is not None else {s: Verdict("judge_error", bad_rows[i]) for s in MODEL_SUBCHECKS}
-               for i, v in enumerate(views)]
+    per_row = [
+        next(it) if v is not None else {s: Verdict("judge_error", bad_rows[i]) for s in MODEL_SUBCHECKS}
+        for i, v in enumerate(views)
+    ]
     soft = {"pass", "skipped"} | ({"judge_unparsable", "judge_error"} if unparsable == "keep" else set())
-    cols = {f"ok_model_{s}": pl.Series(f"ok_model_{s}", [r[s].outcome in soft for r in per_row], dtype=pl.Boolean)
-            for s in MODEL_SUBCHECKS}
-    reasons = [[f"ok_model_{s}: {r[s].outcome}: {r[s].reason}" for s in MODEL_SUBCHECKS if r[s].outcome not in ("pass", "skipped")]
-               for r in per_row]
+    cols = {
+        f"ok_model_{s}": pl.Series(f"ok_model_{s}", [r[s].outcome in soft for r in per_row], dtype=pl.Boolean)
+        for s in MODEL_SUBCHECKS
+    }
+    reasons = [
+        [
+            f"ok_model_{s}: {r[s].outcome}: {r[s].reason}"
+            for s in MODEL_SUBCHECKS
+            if r[s].outcome not in ("pass", "skipped")
+        ]
+        for r in per_row
+    ]
     outcomes = [json.dumps({s: r[s].outcome for s in MODEL_SUBCHECKS}) for r in per_row]
-    return df.with_columns(*cols.values(), pl.Series("model_reasons", reasons, dtype=pl.List(pl.Utf8)),
-                           pl.Series("model_outcomes", outcomes, dtype=pl.Utf8)
-                           ).with_columns(ok_model=pl.all_horizontal(list(MODEL_CHECKS)))
+    return df.with_columns(
+        *cols.values(),
+        pl.Series("model_reasons", reasons, dtype=pl.List(pl.Utf8)),
+        pl.Series("model_outcomes", outcomes, dtype=pl.Utf8),
+    ).with_columns(ok_model=pl.all_horizontal(list(MODEL_CHECKS)))
 
 
 def _shard_checks(job: tuple[pl.DataFrame, ModelJudge, str, tuple]) -> pl.DataFrame:
@@ -489,8 +598,9 @@ def _shard_checks(job: tuple[pl.DataFrame, ModelJudge, str, tuple]) -> pl.DataFr
     return model_checks(part, judge, unparsable=unparsable, parsed=parsed)
 
 
-def sharded_model_checks(df: pl.DataFrame, judge: ModelJudge, *, unparsable: str = "reject", shard_size: int = 2000,
-                         runtime: Any = None) -> pl.DataFrame:
+def sharded_model_checks(
+    df: pl.DataFrame, judge: ModelJudge, *, unparsable: str = "reject", shard_size: int = 2000, runtime: Any = None
+) -> pl.DataFrame:
     """:func:`model_checks` over shards of ``shard_size`` rows, run where ``runtime`` says
     (:func:`toolkiln.scaleout.map_shards`), concatenated in shard order.
 
@@ -507,9 +617,8 @@ def sharded_model_checks(df: pl.DataFrame, judge: ModelJudge, *, unparsable: str
     judge.prepare([v for v in views if v is not None])
     jobs = []
     for lo in range(0, df.height, shard_size):
-        part = views[lo:lo + shard_size]
+        part = views[lo : lo + shard_size]
         parsed = (part, {i - lo: r for i, r in bad_rows.items() if lo <= i < lo + shard_size})
-        jobs.append((df.slice(lo, shard_size), judge.for_shard([v for v in part if v is not None]), unparsable,
-                     parsed))
+        jobs.append((df.slice(lo, shard_size), judge.for_shard([v for v in part if v is not None]), unparsable, parsed))
     parts = map_shards(_shard_checks, jobs, runtime, name="verify-model-layer", task_name="verify-shard")
     return pl.concat(parts, how="vertical")
