@@ -12,6 +12,9 @@ Reports, per layer, what passed and the top rejection reasons: API synthesis (va
 asked for), dialog generation (kept dialogs of the attempts), the rule layer and the model layer (pass
 rates next to ToolACE's 67.9 / 91.1 / 61.8 and the simulator's, read from the committed
 ``reports/verify/metrics.json``), the requests each stage made and the yield per request, seconds per stage.
+When API synthesis yields fewer than ``--min-apis`` valid APIs, the dialog and verify stages run on the
+simulator's pool of the same domains instead (recorded as ``dialog_pool``): each layer is then measured on
+its own, the user / assistant / tool agents and the judge still all being the local model.
 Answers are cached under the scratch folder, so a rerun resumes (``--fresh`` starts over).
 
     python bench/local_llm_data.py [--threads 2] [--fresh]
@@ -40,8 +43,9 @@ from bench.common import record, table  # noqa: E402
 TOOLACE = {"rules": 0.679, "model": 0.911, "final": 0.618}  # ToolACE Table 1: pass rates of its LLM-made data
 
 
-def stage_commands(d: Path, params: Path) -> dict[str, list[str]]:
-    """The three stages' commands (dvc.yaml's, with every output under the scratch folder ``d``)."""
+def stage_commands(d: Path, params: Path, pool: Path, embeddings: Path) -> dict[str, list[str]]:
+    """The three stages' commands (dvc.yaml's, with every output under the scratch folder ``d``); the dialog and
+    verify stages read the API pool ``pool`` (and its MiniLM ``embeddings``)."""
     py = sys.executable
     return {
         "synthesize_apis": [
@@ -74,7 +78,7 @@ def stage_commands(d: Path, params: Path) -> dict[str, list[str]]:
             "--params",
             str(params),
             "--pool",
-            str(d / "api_pool.parquet"),
+            str(pool),
             "--dialogs",
             str(d / "dialogs.parquet"),
             "--rejects",
@@ -96,9 +100,9 @@ def stage_commands(d: Path, params: Path) -> dict[str, list[str]]:
             "--dialogs",
             str(d / "dialogs.parquet"),
             "--apis",
-            str(d / "api_pool.parquet"),
+            str(pool),
             "--api-embeddings",
-            str(d / "api_embeddings.parquet"),
+            str(embeddings),
             "--static-encoder",
             "checkpoints/static_encoder",
             "--expectations",
@@ -125,6 +129,22 @@ def stage_commands(d: Path, params: Path) -> dict[str, list[str]]:
             str(d / "verify_docs"),
         ],
     }
+
+
+def choose_dialog_pool(d: Path, params, min_apis: int) -> dict:
+    """The pool the dialog agents draw on: the LLM-written one when it has ``min_apis`` valid APIs, else the
+    simulator's pool (``data/api_pool.parquet``) cut to the profile's domains, so that the user, assistant, tool
+    and judge agents are still measured when API synthesis yields too little to build dialogs from."""
+    import polars as pl
+
+    llm = pl.read_parquet(d / "api_pool.parquet") if (d / "api_pool.parquet").exists() else None
+    if llm is not None and llm.height >= min_apis:
+        return {"source": "llm", "apis": llm.height}
+    sim = pl.read_parquet(ROOT / "data" / "api_pool.parquet")
+    if params.synth.domains:
+        sim = sim.filter(pl.col("domain").is_in(params.synth.domains))
+    sim.write_parquet(d / "simulator_pool.parquet")
+    return {"source": "simulator", "apis": sim.height, "llm_apis": 0 if llm is None else llm.height}
 
 
 def trace_counts(path: Path) -> dict:
@@ -174,6 +194,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--scratch", default="checkpoints/local_llm_data", help="outputs, traces and the LLM cache")
     ap.add_argument("--fresh", action="store_true", help="drop the scratch folder (and its LLM cache) first")
+    ap.add_argument(
+        "--min-apis",
+        type=int,
+        default=24,
+        help="below this many valid LLM-written APIs the dialog agents draw on the simulator's pool of the same domains",
+    )
     ap.add_argument("--out", default="local_llm_data")
     args = ap.parse_args(argv)
 
@@ -195,7 +221,16 @@ def main(argv: list[str] | None = None) -> dict:
 
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT / "src")}
     stages: dict[str, dict] = {}
-    for name, cmd in stage_commands(d, d / "params.yaml").items():
+    dialog_pool = {"source": "llm", "apis": None}
+    for name in ("synthesize_apis", "generate_dialogs", "verify"):
+        if name == "generate_dialogs":
+            dialog_pool = choose_dialog_pool(d, params, args.min_apis)
+            print(f"dialogs draw on the {dialog_pool['source']} pool ({dialog_pool['apis']} APIs)", flush=True)
+        pool = d / ("api_pool.parquet" if dialog_pool["source"] == "llm" else "simulator_pool.parquet")
+        emb = (
+            d / "api_embeddings.parquet" if dialog_pool["source"] == "llm" else ROOT / "data" / "api_embeddings.parquet"
+        )
+        cmd = stage_commands(d, d / "params.yaml", pool, emb)[name]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - t0
@@ -241,7 +276,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "passed": dia.get("n_dialogs"),
                 "rate": dia["n_dialogs"] / dia["n_attempts"] if dia.get("n_attempts") else None,
                 "requests": traces["generate_dialogs"]["requests"],
-                "top_reasons": list(dia.get("reject_reasons", {}).items())[:5],
+                "top_reasons": top_reasons(d / "dialog_rejects.parquet"),
             }
         )
     if ver:
@@ -269,6 +304,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seed": args.seed,
         "threads": args.threads,
         "stages": stages,
+        "dialog_pool": dialog_pool,
         "traces": traces,
         "layers": rows,
         "yield": {

@@ -422,4 +422,12 @@ def test_json_mode_is_sent_as_openai_response_format():
     assert "response_format" not in ChatRequest(messages=req.messages).payload()
     assert req.key() != ChatRequest(messages=req.messages).key()
     with pytest.raises(ValueError, match="response_format"):
+        ChatRequest(messages=req.messages, response_format="xml")
+    with pytest.raises(ValueError, match="a JSON Schema dict goes with response_format='json_schema'"):
         ChatRequest(messages=req.messages, response_format="json_schema")
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+    structured = ChatRequest(messages=req.messages, response_format="json_schema", schema=schema)
+    assert structured.payload()["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "reply", "schema": schema},
+    }

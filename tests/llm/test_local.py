@@ -217,7 +217,7 @@ def test_json_reply_end_stops_each_row_at_its_closing_brace():
     from toolkiln.llm.local import JSONReplyEnd
 
     table = ["{", '"a"', ": ", "1", "}", '"}"', "}\n", "x"]
-    stop = JSONReplyEnd(table, rows=2, prefill="{")
+    stop = JSONReplyEnd(table, ["{", "{"])
     ids = torch.zeros((2, 1), dtype=torch.long)
     seq = [[1, 1], [2, 2], [3, 5], [4, 3], [7, 6]]  # row 0: {"a": 1}  row 1: {"a": "}"1}\n
     done = []
@@ -253,3 +253,16 @@ def test_gumbel_sampler_draws_from_the_softmax():
     assert abs(freq[0] - 0.7) < 0.03 and abs(freq[1] - 0.2) < 0.03 and abs(freq[2] - 0.1) < 0.03
     with pytest.raises(ValueError, match="temperature"):
         GumbelSampler([0], temperature=0.0)
+
+
+def test_json_schema_prefills_the_first_required_key():
+    from toolkiln.llm.local import _prefill
+
+    schema = {"type": "object", "properties": {"utterance": {"type": "string"}}, "required": ["utterance"]}
+    msgs = ({"role": "user", "content": "hi"},)
+    assert _prefill(ChatRequest(messages=msgs, response_format="json_schema", schema=schema)) == '{"utterance": "'
+    nums = {"properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    assert _prefill(ChatRequest(messages=msgs, response_format="json_schema", schema=nums)) == '{"n": '
+    assert _prefill(ChatRequest(messages=msgs, response_format="json_schema", schema={})) == "{"
+    assert _prefill(ChatRequest(messages=msgs, response_format="json_object")) == "{"
+    assert _prefill(ChatRequest(messages=msgs)) == ""

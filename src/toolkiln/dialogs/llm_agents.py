@@ -44,6 +44,8 @@ USER_SYSTEM = (
     "(you may use its 'say_as' form). Never mention values listed under 'omit'. Reply with one JSON object and "
     'nothing else: {"utterance": "<the message>"}.'
 )
+# the user's reply as a JSON Schema (structured outputs; a local model is handed the opening `{"utterance": "`)
+USER_SCHEMA = {"type": "object", "properties": {"utterance": {"type": "string"}}, "required": ["utterance"]}
 ASSISTANT_SYSTEM = (
     "You play the ASSISTANT in a conversation where you can call the functions listed in 'tools'. Follow "
     "'system_prompt'. Decide the assistant's next turn and reply with one JSON object and nothing else:\n"
@@ -102,6 +104,7 @@ class _LLMBase:
         n: int = 1,
         temperature: float | None = None,
         json_object: bool = True,
+        schema: dict | None = None,
     ) -> ChatRequest:
         return ChatRequest(
             messages=(
@@ -114,7 +117,8 @@ class _LLMBase:
             n=n,
             seed=(st.plan.seed + 7919 * st.pos) % (2**31),
             tag=f"{tag}:slot{st.slot}:a{st.plan.attempt}:p{st.pos}",
-            response_format="json_object" if json_object else None,
+            response_format="json_schema" if schema else "json_object" if json_object else None,
+            schema=schema,
         )
 
 
@@ -130,7 +134,7 @@ class LLMUser(_LLMBase):
                 " Do not give the values under 'omit'." if ex.brief.get("omit") else ""
             )
         payload = {"instruction": task, "brief": ex.brief, "conversation": _conversation(st.messages)}
-        return [self._req(st, USER_SYSTEM, payload, "user")]
+        return [self._req(st, USER_SYSTEM, payload, "user", schema=USER_SCHEMA)]
 
     def respond(self, st, ph, results: Sequence[ChatResult]) -> Outcome:
         text, err = _first_text(results[0])

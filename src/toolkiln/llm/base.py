@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, Sequence
 
 
-RESPONSE_FORMATS = (None, "json_object")
+RESPONSE_FORMATS = (None, "json_object", "json_schema")
 
 
 @dataclass(frozen=True)
@@ -29,13 +29,20 @@ class ChatRequest:
     tag: str = ""  # free-form label (agent name, sample id) kept for tracing; not part of the cache key
     # "json_object": the reply must be one JSON object (OpenAI's JSON mode, sent as
     # ``response_format: {"type": "json_object"}``); a local backend starts the reply with "{" and stops at
-    # the brace that closes it. None: free text.
+    # the brace that closes it. "json_schema": one object matching ``schema`` (OpenAI's structured outputs);
+    # a local backend also writes the first required key for the model. None: free text.
     response_format: str | None = None
+    schema: dict | None = None
 
     def __post_init__(self) -> None:
         if self.response_format not in RESPONSE_FORMATS:
             raise ValueError(
                 f"ChatRequest.response_format: got {self.response_format!r}; expected one of {RESPONSE_FORMATS}"
+            )
+        if (self.response_format == "json_schema") != isinstance(self.schema, dict):
+            raise ValueError(
+                "ChatRequest.schema: a JSON Schema dict goes with response_format='json_schema' and only with it; "
+                f"got response_format={self.response_format!r}, schema of type {type(self.schema).__name__}"
             )
 
     def payload(self) -> dict[str, Any]:
@@ -50,7 +57,9 @@ class ChatRequest:
             body["max_tokens"] = self.max_tokens
         if self.seed is not None:
             body["seed"] = self.seed
-        if self.response_format is not None:
+        if self.response_format == "json_schema":
+            body["response_format"] = {"type": "json_schema", "json_schema": {"name": "reply", "schema": self.schema}}
+        elif self.response_format is not None:
             body["response_format"] = {"type": self.response_format}
         return body
 

@@ -17,6 +17,7 @@ as the HTTP backend.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from pathlib import Path
@@ -186,9 +187,9 @@ class TransformersBackend:
             r = reqs[i]
             max_new = r.max_tokens or self.max_new_tokens
             if r.temperature == 0:
-                gkey: tuple = ("greedy", max_new, r.response_format)
+                gkey: tuple = ("greedy", max_new, bool(_prefill(r)))
             else:
-                gkey = ("sample", max_new, r.temperature, r.n, r.response_format)
+                gkey = ("sample", max_new, r.temperature, r.n, bool(_prefill(r)))
             groups.setdefault(gkey, []).append(i)
         # Neighbours of similar prompt size waste less padding; message length is a cheap proxy.
         out = []
@@ -273,9 +274,9 @@ class TransformersBackend:
             pad_token_id=tok.pad_token_id,
             eos_token_id=eos,
         )
-        prefill = _prefill(first)
-        if prefill:
-            stop = JSONReplyEnd(self._token_texts(), enc["input_ids"].shape[0], prefill)
+        prefills = [_prefill(e) for e in effs]
+        if prefills[0]:  # a JSON-mode batch (see _batches)
+            stop = JSONReplyEnd(self._token_texts(), [p for p in prefills for _ in range(gen_n)])
             gen_kwargs["stopping_criteria"] = StoppingCriteriaList([stop])
         with torch.no_grad():
             out = model.generate(**enc, generation_config=gc, **gen_kwargs)
@@ -289,7 +290,7 @@ class TransformersBackend:
         for b in range(len(effs)):
             rows = range(b * gen_n, (b + 1) * gen_n)
             # JSON mode: the reply is the prefilled "{" and what follows, cut at the brace that closes it
-            seqs = [json_prefix(prefill + decoded[j]).strip() if prefill else decoded[j].strip() for j in rows]
+            seqs = [json_prefix(prefills[b] + decoded[j]).strip() if prefills[b] else decoded[j].strip() for j in rows]
             completion = sum(_generated_length(new[j].tolist(), eos_ids, tok.pad_token_id) for j in rows)
             if greedy and effs[b].n > 1:  # greedy batches mix values of n
                 seqs = seqs * effs[b].n
@@ -362,18 +363,29 @@ class GumbelSampler:
 
 
 def _prefill(req: ChatRequest) -> str:
-    """What the reply is started with: ``{`` in JSON mode (the model continues an object), else nothing."""
-    return "{" if req.response_format == "json_object" else ""
+    """What the reply is started with: ``{`` in JSON mode (the model continues an object); with a schema also
+    its first required key (and the opening quote of a string value): ``{"utterance": "``. Every valid reply
+    may start so (JSON objects are unordered), and a small model that would otherwise pick its own keys
+    continues the one the schema asks for. Nothing for free text."""
+    if req.response_format == "json_object":
+        return "{"
+    if req.response_format != "json_schema":
+        return ""
+    required = [k for k in (req.schema or {}).get("required", []) if isinstance(k, str)]
+    if not required:
+        return "{"
+    prop = ((req.schema or {}).get("properties") or {}).get(required[0]) or {}
+    return "{" + json.dumps(required[0]) + ": " + ('"' if prop.get("type") == "string" else "")
 
 
 class JSONReplyEnd:
     """Per-row stopping criterion for JSON mode: a row is done once its reply (prefill included) has closed its
     first object, strings respected (:class:`toolkiln.llm.parse.BracketScanner`)."""
 
-    def __init__(self, token_texts: list[str], rows: int, prefill: str) -> None:
+    def __init__(self, token_texts: list[str], prefills: list[str]) -> None:
         self.text = token_texts
-        self.scan = [BracketScanner() for _ in range(rows)]
-        for sc in self.scan:
+        self.scan = [BracketScanner() for _ in prefills]
+        for sc, prefill in zip(self.scan, prefills):
             sc.feed(prefill)
 
     def __call__(self, input_ids, scores, **kwargs):

@@ -355,6 +355,18 @@ SYSTEM_PROMPT = (
     "(enum, minimum, maximum, pattern, format, items, properties, required, default)."
 )
 
+# the reply's shape as a JSON Schema (structured outputs); a local model is handed the opening `{"name": "`
+API_REPLY_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "description": {"type": "string"},
+        "parameters": {"type": "object"},
+        "returns": {"type": "object"},
+    },
+    "required": ["name", "description", "parameters"],
+}
+
 OP_INSTRUCTIONS = {
     "add_functionality": "cover all the listed functionalities in one API",
     "add_parameters": "add one or two useful optional parameters",
@@ -404,7 +416,8 @@ class LLMSynthesizer:
                 max_tokens=self.max_tokens,
                 seed=s.seed,
                 tag=f"api:{s.uid}",
-                response_format="json_object",
+                response_format="json_schema",
+                schema=API_REPLY_SCHEMA,
             )
             for s in specs
         ]

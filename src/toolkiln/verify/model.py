@@ -409,6 +409,11 @@ JUDGE_SYSTEM = (
     "You verify synthetic tool-use training data. Answer only with a JSON object "
     '{"verdict": "pass" or "fail", "reason": "<one sentence>"}.'
 )
+VERDICT_SCHEMA = {
+    "type": "object",
+    "properties": {"verdict": {"type": "string", "enum": ["pass", "fail"]}, "reason": {"type": "string"}},
+    "required": ["verdict", "reason"],
+}
 QUESTIONS = {
     "hallucination": "Hallucination check: is EVERY argument value in the assistant's tool calls stated in the user "
     "turns, the system prompt or an earlier tool result (or fixed by the API's enum/default)? "
@@ -492,7 +497,8 @@ class LLMJudge:
                 temperature=0.0,
                 max_tokens=self.max_tokens,
                 tag=f"judge:{s}:{d.id}",
-                response_format="json_object",
+                response_format="json_schema",
+                schema=VERDICT_SCHEMA,
             )
             for s, q in QUESTIONS.items()
         }
