@@ -14,7 +14,9 @@ rates next to ToolACE's 67.9 / 91.1 / 61.8 and the simulator's, read from the co
 ``reports/verify/metrics.json``), the requests each stage made and the yield per request, seconds per stage.
 When API synthesis yields fewer than ``--min-apis`` valid APIs, the dialog and verify stages run on the
 simulator's pool of the same domains instead (recorded as ``dialog_pool``): each layer is then measured on
-its own, the user / assistant / tool agents and the judge still all being the local model.
+its own, the user / assistant / tool agents and the judge still all being the local model. Likewise, with
+fewer than ``--min-dialogs`` LLM-written dialogs, verify checks a seeded sample of the simulator's dialogs
+of those domains (``--verify-sample``), the local model as its judge.
 Answers are cached under the scratch folder, so a rerun resumes (``--fresh`` starts over).
 
     python bench/local_llm_data.py [--threads 2] [--fresh]
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,9 +46,9 @@ from bench.common import record, table  # noqa: E402
 TOOLACE = {"rules": 0.679, "model": 0.911, "final": 0.618}  # ToolACE Table 1: pass rates of its LLM-made data
 
 
-def stage_commands(d: Path, params: Path, pool: Path, embeddings: Path) -> dict[str, list[str]]:
+def stage_commands(d: Path, params: Path, pool: Path, embeddings: Path, dialogs: Path) -> dict[str, list[str]]:
     """The three stages' commands (dvc.yaml's, with every output under the scratch folder ``d``); the dialog and
-    verify stages read the API pool ``pool`` (and its MiniLM ``embeddings``)."""
+    verify stages read the API pool ``pool`` (and its MiniLM ``embeddings``), verify checks ``dialogs``."""
     py = sys.executable
     return {
         "synthesize_apis": [
@@ -98,7 +101,7 @@ def stage_commands(d: Path, params: Path, pool: Path, embeddings: Path) -> dict[
             "--params",
             str(params),
             "--dialogs",
-            str(d / "dialogs.parquet"),
+            str(dialogs),
             "--apis",
             str(pool),
             "--api-embeddings",
@@ -147,6 +150,23 @@ def choose_dialog_pool(d: Path, params, min_apis: int) -> dict:
     return {"source": "simulator", "apis": sim.height, "llm_apis": 0 if llm is None else llm.height}
 
 
+def choose_verify_input(d: Path, params, min_dialogs: int, sample: int, seed: int) -> dict:
+    """What verify checks: the LLM-written dialogs when there are ``min_dialogs``, else a seeded sample of the
+    simulator's dialogs (``data/dialogs.parquet``) of the profile's domains: the judge is the local model either
+    way, so its model layer is measured even when the dialog agents keep nothing."""
+    import polars as pl
+
+    llm = pl.read_parquet(d / "dialogs.parquet") if (d / "dialogs.parquet").exists() else None
+    if llm is not None and llm.height >= min_dialogs:
+        return {"source": "llm", "dialogs": llm.height}
+    sim = pl.read_parquet(ROOT / "data" / "dialogs.parquet")
+    if params.synth.domains:
+        sim = sim.filter(pl.col("domain").is_in(params.synth.domains))
+    sim = sim.sample(n=min(sample, sim.height), seed=seed, shuffle=True)
+    sim.write_parquet(d / "simulator_dialogs.parquet")
+    return {"source": "simulator", "dialogs": sim.height, "llm_dialogs": 0 if llm is None else llm.height}
+
+
 def trace_counts(path: Path) -> dict:
     """Requests in a stage's LLM trace: generated, answered from the cache, failed; completion tokens."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
@@ -180,6 +200,9 @@ def top_reasons(path: Path, k: int = 5) -> list[tuple[str, int]]:
 
 def _head(reason: str) -> str:
     """A reason without its per-row detail: 'unparsable: invalid JSON at char 12' -> 'unparsable: invalid JSON'."""
+    if reason.startswith("duplicate_name"):
+        return "duplicate_name (an earlier API's name, often the example's)"
+    reason = re.sub(r"value \S+=.* is missing from", "a value is missing from", reason)
     for sep in (" (", " at char", ": got", " starting"):
         if sep in reason:
             reason = reason[: reason.index(sep)]
@@ -200,6 +223,14 @@ def main(argv: list[str] | None = None) -> dict:
         default=24,
         help="below this many valid LLM-written APIs the dialog agents draw on the simulator's pool of the same domains",
     )
+    ap.add_argument(
+        "--min-dialogs",
+        type=int,
+        default=8,
+        help="below this many LLM-written dialogs verify (the rule layer and the local model as judge) checks a "
+        "seeded sample of the simulator's dialogs of the same domains instead",
+    )
+    ap.add_argument("--verify-sample", type=int, default=40, help="simulator dialogs verify checks in that case")
     ap.add_argument("--out", default="local_llm_data")
     args = ap.parse_args(argv)
 
@@ -222,15 +253,21 @@ def main(argv: list[str] | None = None) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT / "src")}
     stages: dict[str, dict] = {}
     dialog_pool = {"source": "llm", "apis": None}
+    verify_input = {"source": "llm", "dialogs": None}
     for name in ("synthesize_apis", "generate_dialogs", "verify"):
         if name == "generate_dialogs":
             dialog_pool = choose_dialog_pool(d, params, args.min_apis)
             print(f"dialogs draw on the {dialog_pool['source']} pool ({dialog_pool['apis']} APIs)", flush=True)
-        pool = d / ("api_pool.parquet" if dialog_pool["source"] == "llm" else "simulator_pool.parquet")
-        emb = (
-            d / "api_embeddings.parquet" if dialog_pool["source"] == "llm" else ROOT / "data" / "api_embeddings.parquet"
-        )
-        cmd = stage_commands(d, d / "params.yaml", pool, emb)[name]
+        if name == "verify":
+            verify_input = choose_verify_input(d, params, args.min_dialogs, args.verify_sample, args.seed)
+            print(f"verify checks {verify_input['dialogs']} {verify_input['source']} dialogs", flush=True)
+            if verify_input["source"] == "simulator" and dialog_pool["source"] == "llm":
+                dialog_pool = choose_dialog_pool(d, params, 10**9)  # the simulator's dialogs call its APIs
+        sim = dialog_pool["source"] == "simulator"
+        pool = d / ("simulator_pool.parquet" if sim else "api_pool.parquet")
+        emb = ROOT / "data" / "api_embeddings.parquet" if sim else d / "api_embeddings.parquet"
+        dialogs = d / ("simulator_dialogs.parquet" if verify_input["source"] == "simulator" else "dialogs.parquet")
+        cmd = stage_commands(d, d / "params.yaml", pool, emb, dialogs)[name]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - t0
@@ -305,6 +342,7 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": args.threads,
         "stages": stages,
         "dialog_pool": dialog_pool,
+        "verify_input": verify_input,
         "traces": traces,
         "layers": rows,
         "yield": {
