@@ -307,9 +307,11 @@ class TransformersBackend:
 
     def _token_texts(self) -> list[str]:
         if self._texts is None:
-            from toolkiln.evaluate.harness import token_texts
-
-            self._texts = token_texts(self._tok)
+            # the same table as toolkiln.evaluate.harness.token_texts, built here so that the data stages (which
+            # use this backend) do not import the evaluation harness and its dependencies
+            tok = self._tok
+            vocab = tok.convert_ids_to_tokens(list(range(len(tok))))
+            self._texts = [tok.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
         return self._texts
 
     def _trace(self, req: ChatRequest, eff: ChatRequest, result: ChatResult, response: Any) -> None:
