@@ -293,28 +293,33 @@ def main(argv: list[str] | None = None) -> dict:
         )
     }
     sim = json.loads((ROOT / "reports" / "verify" / "metrics.json").read_text())["pass_rate"]
+
+    def layer(name: str, n_in, passed, stage: str, rejects: str) -> dict:
+        return {
+            "layer": name,
+            "in": n_in,
+            "passed": passed,
+            "rate": passed / n_in if n_in else None,
+            "requests": traces[stage]["requests"],
+            "top_reasons": top_reasons(d / rejects),
+        }
+
     rows = []
     if syn:
         rows.append(
-            {
-                "layer": "API synthesis",
-                "in": syn.get("candidates"),
-                "passed": syn.get("n_apis"),
-                "rate": syn["n_apis"] / syn["candidates"] if syn.get("candidates") else None,
-                "requests": traces["synthesize_apis"]["requests"],
-                "top_reasons": top_reasons(d / "api_rejects.parquet"),
-            }
+            layer(
+                "API synthesis", syn.get("candidates"), syn.get("n_apis", 0), "synthesize_apis", "api_rejects.parquet"
+            )
         )
     if dia:
         rows.append(
-            {
-                "layer": "dialog generation",
-                "in": dia.get("n_attempts"),
-                "passed": dia.get("n_dialogs"),
-                "rate": dia["n_dialogs"] / dia["n_attempts"] if dia.get("n_attempts") else None,
-                "requests": traces["generate_dialogs"]["requests"],
-                "top_reasons": top_reasons(d / "dialog_rejects.parquet"),
-            }
+            layer(
+                "dialog generation",
+                dia.get("n_attempts"),
+                dia.get("n_dialogs", 0),
+                "generate_dialogs",
+                "dialog_rejects.parquet",
+            )
         )
     if ver:
         pr = ver.get("pass_rate", {})
