@@ -134,37 +134,38 @@ def stage_commands(d: Path, params: Path, pool: Path, embeddings: Path, dialogs:
     }
 
 
-def choose_dialog_pool(d: Path, params, min_apis: int) -> dict:
+def _fallback(
+    d: Path, params, produced: str, simulator: str, minimum: int | None, unit: str, sample: int = 0, seed: int = 0
+) -> dict:
+    """The scratch folder's ``produced`` table when it has ``minimum`` rows, else the simulator's ``data/<simulator>``
+    cut to the profile's domains (a seeded ``sample`` of it when given), written to ``simulator_<simulator>`` in
+    ``d``; ``minimum=None`` takes the simulator's table whatever was produced. Returns which, and the row counts."""
+    import polars as pl
+
+    llm = pl.read_parquet(d / produced) if (d / produced).exists() else None
+    if minimum is not None and llm is not None and llm.height >= minimum:
+        return {"source": "llm", unit: llm.height}
+    sim = pl.read_parquet(ROOT / "data" / simulator)
+    if params.synth.domains:
+        sim = sim.filter(pl.col("domain").is_in(params.synth.domains))
+    if sample:
+        sim = sim.sample(n=min(sample, sim.height), seed=seed, shuffle=True)
+    sim.write_parquet(d / f"simulator_{simulator.removeprefix('api_')}")
+    return {"source": "simulator", unit: sim.height, f"llm_{unit}": 0 if llm is None else llm.height}
+
+
+def choose_dialog_pool(d: Path, params, min_apis: int | None) -> dict:
     """The pool the dialog agents draw on: the LLM-written one when it has ``min_apis`` valid APIs, else the
     simulator's pool (``data/api_pool.parquet``) cut to the profile's domains, so that the user, assistant, tool
     and judge agents are still measured when API synthesis yields too little to build dialogs from."""
-    import polars as pl
-
-    llm = pl.read_parquet(d / "api_pool.parquet") if (d / "api_pool.parquet").exists() else None
-    if llm is not None and llm.height >= min_apis:
-        return {"source": "llm", "apis": llm.height}
-    sim = pl.read_parquet(ROOT / "data" / "api_pool.parquet")
-    if params.synth.domains:
-        sim = sim.filter(pl.col("domain").is_in(params.synth.domains))
-    sim.write_parquet(d / "simulator_pool.parquet")
-    return {"source": "simulator", "apis": sim.height, "llm_apis": 0 if llm is None else llm.height}
+    return _fallback(d, params, "api_pool.parquet", "api_pool.parquet", min_apis, "apis")
 
 
 def choose_verify_input(d: Path, params, min_dialogs: int, sample: int, seed: int) -> dict:
     """What verify checks: the LLM-written dialogs when there are ``min_dialogs``, else a seeded sample of the
     simulator's dialogs (``data/dialogs.parquet``) of the profile's domains: the judge is the local model either
     way, so its model layer is measured even when the dialog agents keep nothing."""
-    import polars as pl
-
-    llm = pl.read_parquet(d / "dialogs.parquet") if (d / "dialogs.parquet").exists() else None
-    if llm is not None and llm.height >= min_dialogs:
-        return {"source": "llm", "dialogs": llm.height}
-    sim = pl.read_parquet(ROOT / "data" / "dialogs.parquet")
-    if params.synth.domains:
-        sim = sim.filter(pl.col("domain").is_in(params.synth.domains))
-    sim = sim.sample(n=min(sample, sim.height), seed=seed, shuffle=True)
-    sim.write_parquet(d / "simulator_dialogs.parquet")
-    return {"source": "simulator", "dialogs": sim.height, "llm_dialogs": 0 if llm is None else llm.height}
+    return _fallback(d, params, "dialogs.parquet", "dialogs.parquet", min_dialogs, "dialogs", sample, seed)
 
 
 def trace_counts(path: Path) -> dict:
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> dict:
             verify_input = choose_verify_input(d, params, args.min_dialogs, args.verify_sample, args.seed)
             print(f"verify checks {verify_input['dialogs']} {verify_input['source']} dialogs", flush=True)
             if verify_input["source"] == "simulator" and dialog_pool["source"] == "llm":
-                dialog_pool = choose_dialog_pool(d, params, 10**9)  # the simulator's dialogs call its APIs
+                dialog_pool = choose_dialog_pool(d, params, None)  # the simulator's dialogs call its APIs
         sim = dialog_pool["source"] == "simulator"
         pool = d / ("simulator_pool.parquet" if sim else "api_pool.parquet")
         emb = ROOT / "data" / "api_embeddings.parquet" if sim else d / "api_embeddings.parquet"
